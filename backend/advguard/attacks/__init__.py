@@ -1,0 +1,27 @@
+"""Adversarial attacks in pixel space [0, 1]; ``ATTACKS`` maps a name to its class."""
+
+from advguard.attacks.base import (
+    ATTACKS,
+    Attack,
+    AttackError,
+    attack_mode,
+    create_attack,
+    input_gradient,
+)
+from advguard.attacks.cw import CW
+from advguard.attacks.linf import BIM, FGSM, MIM, PGD, LinfGradientAttack
+
+__all__ = [
+    "ATTACKS",
+    "BIM",
+    "CW",
+    "FGSM",
+    "MIM",
+    "PGD",
+    "Attack",
+    "AttackError",
+    "LinfGradientAttack",
+    "attack_mode",
+    "create_attack",
+    "input_gradient",
+]

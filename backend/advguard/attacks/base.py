@@ -1,0 +1,177 @@
+"""What every attack shares: input checks, evaluation mode, frozen weights, seeding, registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class AttackError(ValueError):
+    """Invalid attack parameters or inputs; the message says which and why."""
+
+
+ATTACKS: dict[str, type[Attack]] = {}
+"""Lower-case attack name -> attack class (contract: ``ATTACKS["pgd"](model)`` works)."""
+
+
+def register(name: str):  # type: ignore[no-untyped-def]
+    """Class decorator that adds an attack to :data:`ATTACKS` under ``name``."""
+
+    def decorate(cls: type[Attack]) -> type[Attack]:
+        cls.name = name
+        ATTACKS[name] = cls
+        return cls
+
+    return decorate
+
+
+def create_attack(name: str, model: nn.Module, **params: Any) -> Attack:
+    """Build the attack registered as ``name``, turning bad names or parameters into
+    :class:`AttackError` (for CLI and API callers that take them from users)."""
+    if name not in ATTACKS:
+        raise AttackError(f"unknown attack {name!r}; available: {', '.join(sorted(ATTACKS))}")
+    try:
+        return ATTACKS[name](model, **params)
+    except TypeError as error:
+        raise AttackError(f"bad parameter for {name}: {error}") from error
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Return ``value`` or raise :class:`AttackError` if it is negative (or zero)."""
+    if not isinstance(value, int | float) or value != value:  # NaN fails value == value
+        raise AttackError(f"{name} must be a number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = "≥ 0" if allow_zero else "> 0"
+        raise AttackError(f"{name} must be {bound}, got {value}")
+    return float(value)
+
+
+def check_count(name: str, value: int) -> int:
+    """Return ``value`` or raise :class:`AttackError` unless it is a whole number ≥ 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AttackError(f"{name} must be a whole number ≥ 1, got {value!r}")
+    return value
+
+
+@contextmanager
+def attack_mode(model: nn.Module) -> Iterator[None]:
+    """Evaluation mode with weight gradients off for the duration, then restore both.
+
+    Freezing the weights makes the backward pass compute the input gradient only, which is
+    all an attack needs (about a third less work per step than ``loss.backward()``).
+    """
+    was_training = model.training
+    parameters = list(model.parameters())
+    needed_grad = [p.requires_grad for p in parameters]
+    model.eval()
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in zip(parameters, needed_grad, strict=True):
+            parameter.requires_grad_(flag)
+        model.train(was_training)
+
+
+class Attack(ABC):
+    """Base class: ``attack = Attack(model, **params)``; ``x_adv = attack(x, y)``.
+
+    ``x`` is float ``N×C×H×W`` in [0, 1]; ``y`` holds the true labels, or the target labels
+    when ``targeted=True``. The result has the shape, dtype and device of ``x`` and lies in
+    [0, 1]. The same ``seed`` gives the same result.
+    """
+
+    name: ClassVar[str] = "attack"
+    norm: ClassVar[str] = "linf"
+
+    def __init__(self, model: nn.Module, *, targeted: bool = False, seed: int = 0) -> None:
+        if not isinstance(model, nn.Module):
+            raise AttackError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.targeted = bool(targeted)
+        self.seed = int(seed)
+
+    def params(self) -> dict[str, object]:
+        """The attack's parameters, as recorded in manifests and reports."""
+        return {"targeted": self.targeted, "seed": self.seed}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check_inputs(x, y)
+        device = self._model_device()
+        with attack_mode(self.model):
+            images, labels = x.detach().to(device), y.detach().to(device)
+            self._check_labels(images, labels)
+            generator = torch.Generator(device=device).manual_seed(self.seed)
+            x_adv = self._run(images, labels, generator)
+        return x_adv.detach().to(device=x.device, dtype=x.dtype)
+
+    @abstractmethod
+    def _run(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+        """The attack itself, on validated inputs on the model's device."""
+
+    def _model_device(self) -> torch.device:
+        parameter = next(self.model.parameters(), None)
+        if parameter is None:
+            buffer = next(self.model.buffers(), None)
+            return buffer.device if buffer is not None else torch.device("cpu")
+        return parameter.device
+
+    def _check_inputs(self, x: Tensor, y: Tensor) -> None:
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise AttackError("x must be a floating-point tensor")
+        if x.ndim != 4:
+            raise AttackError(f"x must be N×C×H×W, got shape {tuple(x.shape)}")
+        if not isinstance(y, Tensor) or y.dtype not in (
+            torch.int64,
+            torch.int32,
+            torch.int16,
+            torch.uint8,
+        ):
+            raise AttackError("y must be an integer tensor of class indices")
+        if y.shape != (x.shape[0],):
+            raise AttackError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+        if x.numel() and (x.min() < 0 or x.max() > 1 or torch.isnan(x).any()):
+            raise AttackError("x must lie in [0, 1] (normalisation belongs inside the model)")
+        if y.numel() and y.min() < 0:
+            raise AttackError(f"labels must be ≥ 0, got {int(y.min())}")
+
+    def _check_labels(self, x: Tensor, y: Tensor) -> None:
+        """Refuse labels that are not class indices of the model (one-image probe)."""
+        if not y.numel():
+            return
+        with torch.no_grad():
+            num_classes = self.model(x[:1]).shape[1]
+        if int(y.max()) >= num_classes:
+            raise AttackError(
+                f"label {int(y.max())} is out of range for a model with {num_classes} classes"
+            )
+
+    def is_successful(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Per-image success: misclassified (untargeted) or classified as ``y`` (targeted)."""
+        predictions = logits.argmax(1)
+        return predictions == y if self.targeted else predictions != y
+
+
+def input_gradient(model: nn.Module, x: Tensor, y: Tensor, targeted: bool) -> tuple[Tensor, Tensor]:
+    """Gradient of the attack objective w.r.t. ``x`` (ascent direction), and the logits.
+
+    Untargeted: ascend the cross-entropy of the true class. Targeted: descend that of the
+    target, so the gradient is negated. Summed, not averaged, so one image's gradient does
+    not depend on the batch size.
+    """
+    x = x.detach().requires_grad_(True)
+    logits = model(x)
+    loss = F.cross_entropy(logits, y, reduction="sum")
+    (gradient,) = torch.autograd.grad(loss, x)
+    return (-gradient if targeted else gradient), logits.detach()

@@ -1,0 +1,86 @@
+"""Datasets: the bundled synthetic MRI set, folder/zip import, and the shared real MRI set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from advguard.config import get_settings
+from advguard.data.dataset import ImageDataset, split_holdout
+from advguard.data.folder import (
+    DatasetImportError,
+    FolderDataset,
+    SkippedFile,
+    check_zip_member,
+    load_image_folder,
+)
+from advguard.data.images import ImageDecodeError, decode_image, save_png, to_uint8
+
+BUNDLED = "bundled"
+REAL_MRI = "brain-mri-4class"
+
+
+def real_mri_path() -> Path:
+    """Where the real brain-MRI reference set is expected (``ADVGUARD_SHARED_DATA_DIR``)."""
+    return get_settings().shared_data_dir / REAL_MRI
+
+
+def load_dataset(
+    source: str | Path,
+    *,
+    image_size: int | None = None,
+    channels: int = 1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> FolderDataset:
+    """Load ``bundled``, ``brain-mri-4class`` or a folder/zip path, always with train and test.
+
+    A dataset without its own ``train``/``test`` folders gets a stratified hold-out of
+    ``test_fraction`` as its test split.
+    """
+    settings = get_settings()
+    size = image_size or settings.image_size
+    if str(source) == BUNDLED:
+        from advguard.data.synthetic import BUNDLED_CLASS_NAMES, make_bundled_dataset
+
+        splits = make_bundled_dataset(image_size=size, seed=seed)
+        return FolderDataset(splits=splits, class_names=list(BUNDLED_CLASS_NAMES))
+    path = real_mri_path() if str(source) == REAL_MRI else Path(source)
+    if str(source) == REAL_MRI and not path.exists():
+        raise DatasetImportError(
+            f"the real MRI set is not at {path}; set ADVGUARD_SHARED_DATA_DIR to its parent folder"
+        )
+    folder = load_image_folder(
+        path,
+        image_size=size,
+        channels=channels,
+        max_pixels=settings.max_image_pixels,
+        max_members=settings.max_archive_members,
+    )
+    if "train" not in folder.splits or "test" not in folder.splits:
+        pooled = (
+            folder.splits.get("all")
+            or folder.splits.get("train")
+            or next(iter(folder.splits.values()))
+        )
+        train, test = split_holdout(pooled, test_fraction, seed=seed)
+        folder.splits = {"train": train, "test": test}
+    return folder
+
+
+__all__ = [
+    "BUNDLED",
+    "REAL_MRI",
+    "DatasetImportError",
+    "FolderDataset",
+    "ImageDataset",
+    "ImageDecodeError",
+    "SkippedFile",
+    "check_zip_member",
+    "decode_image",
+    "load_dataset",
+    "load_image_folder",
+    "real_mri_path",
+    "save_png",
+    "split_holdout",
+    "to_uint8",
+]

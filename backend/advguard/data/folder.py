@@ -1,0 +1,192 @@
+"""Import folder-per-class image datasets from a directory or a zip archive.
+
+Accepted layouts (an optional single wrapping folder is ignored)::
+
+    root/<class>/<image>              -> one split named "all"
+    root/<split>/<class>/<image>      -> splits such as "train" and "test"
+"""
+
+from __future__ import annotations
+
+import functools
+import stat
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import torch
+
+from advguard.data.dataset import ImageDataset
+from advguard.data.images import IMAGE_SUFFIXES, ImageDecodeError, decode_image
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+class DatasetImportError(ValueError):
+    """The source cannot be imported as a whole; the message says why."""
+
+
+@dataclass
+class SkippedFile:
+    """A file left out of an import, with the reason."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class FolderDataset:
+    """The splits found in a folder dataset plus the files that could not be used."""
+
+    splits: dict[str, ImageDataset]
+    class_names: list[str]
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def _is_hidden(path: PurePosixPath) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in path.parts)
+
+
+def _directory_entries(root: Path) -> Iterator[tuple[PurePosixPath, Callable[[], bytes]]]:
+    for file in sorted(root.rglob("*")):
+        if file.is_symlink():
+            continue  # Links could point outside the dataset.
+        if file.is_file():
+            yield PurePosixPath(file.relative_to(root).as_posix()), file.read_bytes
+
+
+def check_zip_member(info: zipfile.ZipInfo) -> PurePosixPath:
+    """Return a zip member's path, refusing absolute paths, ``..`` parts and links."""
+    name = info.filename.replace("\\", "/")
+    path = PurePosixPath(name)
+    if path.is_absolute() or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise DatasetImportError(f"archive entry {info.filename!r} has an absolute path")
+    if ".." in path.parts:
+        raise DatasetImportError(f"archive entry {info.filename!r} points outside the archive")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise DatasetImportError(f"archive entry {info.filename!r} is a symbolic link")
+    return path
+
+
+def _zip_entries(
+    archive: zipfile.ZipFile, max_members: int
+) -> Iterator[tuple[PurePosixPath, Callable[[], bytes]]]:
+    members = archive.infolist()
+    if len(members) > max_members:
+        raise DatasetImportError(
+            f"archive has {len(members)} entries, over the limit of {max_members}"
+        )
+    for info in members:
+        path = check_zip_member(info)
+        if not info.is_dir():
+            yield path, functools.partial(archive.read, info)
+
+
+def _strip_wrapper(paths: list[PurePosixPath]) -> int:
+    """How many leading folders every path shares (a zip of ``dataset/`` wraps everything)."""
+    depth = 0
+    while paths and all(len(p.parts) > depth + 2 for p in paths):
+        first = paths[0].parts[depth]
+        if any(p.parts[depth] != first for p in paths):
+            break
+        depth += 1
+    return depth
+
+
+def load_image_folder(
+    source: str | Path,
+    *,
+    image_size: int = 128,
+    channels: int = 1,
+    max_pixels: int = 50_000_000,
+    max_members: int = 200_000,
+) -> FolderDataset:
+    """Load a folder-per-class dataset from a directory or a ``.zip`` file.
+
+    Images are padded to square, resized to ``image_size`` and converted to ``channels``
+    (1 or 3). Files that cannot be decoded are listed in ``skipped`` with the reason; the
+    import fails only when nothing usable is found.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise DatasetImportError(f"{source} does not exist")
+    if source.is_dir():
+        entries = list(_directory_entries(source))
+        return _build(entries, image_size, channels, max_pixels, str(source))
+    if not zipfile.is_zipfile(source):
+        raise DatasetImportError(f"{source} is neither a folder nor a zip archive")
+    try:
+        with zipfile.ZipFile(source) as archive:
+            entries = list(_zip_entries(archive, max_members))
+            return _build(entries, image_size, channels, max_pixels, str(source))
+    except zipfile.BadZipFile as error:
+        raise DatasetImportError(f"{source} is a damaged zip archive: {error}") from error
+
+
+def _build(
+    entries: list[tuple[PurePosixPath, Callable[[], bytes]]],
+    image_size: int,
+    channels: int,
+    max_pixels: int,
+    source_name: str,
+) -> FolderDataset:
+    skipped: list[SkippedFile] = []
+    visible = [(path, read) for path, read in entries if not _is_hidden(path)]
+    depth = _strip_wrapper([path for path, _ in visible])
+    has_splits = any(
+        len(path.parts) >= depth + 3 and path.parts[depth].lower() in SPLIT_NAMES
+        for path, _ in visible
+    )
+    # split -> class -> list of (relative name, reader)
+    found: dict[str, dict[str, list[tuple[str, Callable[[], bytes]]]]] = {}
+    for path, read in visible:
+        parts = path.parts[depth:]
+        name = str(path)
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append(SkippedFile(name, "not a PNG or JPEG file"))
+            continue
+        if has_splits and len(parts) == 3 and parts[0].lower() in SPLIT_NAMES:
+            split, class_name = parts[0].lower(), parts[1]
+        elif not has_splits and len(parts) == 2:
+            split, class_name = "all", parts[0]
+        else:
+            skipped.append(SkippedFile(name, "not inside a <class>/ folder"))
+            continue
+        found.setdefault(split, {}).setdefault(class_name, []).append((name, read))
+
+    class_names = sorted({c for classes in found.values() for c in classes})
+    if not class_names:
+        raise DatasetImportError(
+            f"no images found in {source_name}: expected <class>/<image> or "
+            "<split>/<class>/<image> with PNG or JPEG files"
+        )
+    splits: dict[str, ImageDataset] = {}
+    for split, classes in sorted(found.items()):
+        images, labels, files = [], [], []
+        for class_name, members in sorted(classes.items()):
+            for name, read in members:
+                try:
+                    image = decode_image(
+                        read(), channels=channels, size=image_size, max_pixels=max_pixels
+                    )
+                except ImageDecodeError as error:
+                    skipped.append(SkippedFile(name, str(error)))
+                    continue
+                images.append(image)
+                labels.append(class_names.index(class_name))
+                files.append(name)
+        if images:
+            splits[split] = ImageDataset(
+                images=torch.stack(images),
+                labels=torch.tensor(labels, dtype=torch.long),
+                class_names=class_names,
+                files=files,
+            )
+    if not splits:
+        raise DatasetImportError(f"none of the image files in {source_name} could be read")
+    if len(class_names) < 2:
+        raise DatasetImportError(
+            f"{source_name} has one class ({class_names[0]}); need two or more"
+        )
+    return FolderDataset(splits=splits, class_names=class_names, skipped=skipped)

@@ -1,0 +1,116 @@
+"""Decoding image files into float tensors in [0, 1]."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+class ImageDecodeError(ValueError):
+    """A file that is not a usable image; the message says why."""
+
+
+def _to_float_array(image: Image.Image, channels: int) -> np.ndarray:
+    """Pixels as float32 ``H×W×C`` in [0, 1], whatever the PIL mode."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max(initial=0) > 255 or image.mode != "I" else 255.0
+        array = np.clip(array / peak, 0.0, 1.0)[..., None]
+    elif image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min(initial=0)), float(array.max(initial=0))
+        array = ((array - low) / (high - low) if high > low else np.zeros_like(array))[..., None]
+    else:
+        if image.mode in ("RGBA", "LA", "PA") or (
+            image.mode == "P" and "transparency" in image.info
+        ):
+            # Composite transparency onto black, the background of a scan.
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+            image = Image.alpha_composite(background, rgba)
+        array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float64) / 255.0
+        if array.ndim == 2:
+            array = array[..., None]
+    if array.shape[-1] != channels:
+        array = (
+            np.repeat(array, channels, axis=-1)
+            if array.shape[-1] == 1
+            else array.mean(axis=-1, keepdims=True)
+        )
+    return array.astype(np.float32)
+
+
+def pad_to_square(image: Tensor) -> Tensor:
+    """Zero-pad a ``C×H×W`` image to a centred square (scan backgrounds are black)."""
+    height, width = image.shape[-2:]
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    return F.pad(image, (left, side - width - left, top, side - height - top))
+
+
+def resize_square(image: Tensor, size: int) -> Tensor:
+    """Pad ``C×H×W`` to a square and resize it to ``size×size`` (antialiased bilinear)."""
+    square = pad_to_square(image)
+    if square.shape[-1] == size:
+        return square
+    resized = F.interpolate(
+        square[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )[0]
+    return resized.clamp_(0.0, 1.0)
+
+
+def decode_image(
+    data: bytes, *, channels: int = 1, size: int | None = None, max_pixels: int = 50_000_000
+) -> Tensor:
+    """Decode PNG/JPEG bytes into a float32 ``C×H×W`` tensor in [0, 1].
+
+    Raises ``ImageDecodeError`` with a readable reason for empty, truncated, oversized or
+    unreadable files.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if not data:
+        raise ImageDecodeError("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageDecodeError(
+                    f"image is {width}×{height}, over the limit of {max_pixels} pixels"
+                )
+            image.load()
+    except ImageDecodeError:
+        raise
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as error:
+        raise ImageDecodeError(f"not a readable image ({error})") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(f"corrupt or truncated image ({error})") from error
+    array = _to_float_array(image, channels)
+    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    return resize_square(tensor, size) if size is not None else tensor
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """Quantise [0, 1] images to 8-bit the way a PNG writer does (round to nearest)."""
+    return (images.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+
+
+def save_png(image: Tensor, path: str) -> None:
+    """Write one ``C×H×W`` [0, 1] image as an 8-bit PNG."""
+    pixels = to_uint8(image).permute(1, 2, 0).numpy()
+    mode = "L" if pixels.shape[-1] == 1 else "RGB"
+    Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode=mode).save(path)

@@ -1,0 +1,21 @@
+"""Measuring attacks and models: per-image outcomes and robustness tables."""
+
+from advguard.evaluation.attack_run import AttackOutcome, random_targets, run_attack
+from advguard.evaluation.robustness import (
+    DEMO_EPSILONS,
+    RobustnessRow,
+    format_eps,
+    format_table,
+    robustness_table,
+)
+
+__all__ = [
+    "DEMO_EPSILONS",
+    "AttackOutcome",
+    "RobustnessRow",
+    "format_eps",
+    "format_table",
+    "random_targets",
+    "robustness_table",
+    "run_attack",
+]

@@ -1,0 +1,37 @@
+"""Classifier architectures, training and pickle-free saving/loading."""
+
+from advguard.models.cnn import ARCHITECTURE, ConvClassifier, ModelSpec, Normalize, build_model
+from advguard.models.io import (
+    ModelLoadError,
+    export_torchscript,
+    load_classifier,
+    load_model,
+    load_torchscript,
+    save_model,
+)
+from advguard.models.training import (
+    TrainConfig,
+    TrainHistory,
+    accuracy,
+    predict_logits,
+    train_classifier,
+)
+
+__all__ = [
+    "ARCHITECTURE",
+    "ConvClassifier",
+    "ModelLoadError",
+    "ModelSpec",
+    "Normalize",
+    "TrainConfig",
+    "TrainHistory",
+    "accuracy",
+    "build_model",
+    "export_torchscript",
+    "load_classifier",
+    "load_model",
+    "load_torchscript",
+    "predict_logits",
+    "save_model",
+    "train_classifier",
+]

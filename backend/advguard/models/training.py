@@ -1,0 +1,190 @@
+"""Training the classifier: augmentation, class weighting, validation and early stopping."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from advguard.data.dataset import ImageDataset
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`train_classifier`; defaults suit 1×128×128 MRI on a CPU."""
+
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.05
+    patience: int = 10
+    augment: bool = True
+    time_limit_s: float | None = None
+    seed: int = 0
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch results and the epoch whose weights were kept."""
+
+    epochs: list[EpochResult] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+
+    @property
+    def best_val_accuracy(self) -> float:
+        return self.epochs[self.best_epoch].val_accuracy if self.epochs else float("nan")
+
+
+def augment_batch(images: Tensor, generator: torch.Generator) -> Tensor:
+    """Random flips, small rotations, zoom and shifts, and contrast/brightness jitter.
+
+    Kept mild: a scan is never upside down, and lesions must stay in frame.
+    """
+    n = images.shape[0]
+    rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    angle = (rand(n) - 0.5) * math.radians(20)
+    scale = 1.0 + (rand(n) - 0.5) * 0.2
+    shift = (rand(n, 2) - 0.5) * 0.12
+    flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin, shift[:, 0]], 1),
+            torch.stack([sin * flip, cos, shift[:, 1]], 1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    contrast = 1.0 + (rand(n, 1, 1, 1) - 0.5) * 0.3
+    brightness = (rand(n, 1, 1, 1) - 0.5) * 0.1
+    return (warped * contrast + brightness).clamp_(0.0, 1.0)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
+    """Logits for ``images`` in evaluation mode, batched, on the model's device."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        outputs = [
+            model(images[i : i + batch_size].to(device)).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    finally:
+        model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def accuracy(model: nn.Module, dataset: ImageDataset) -> float:
+    """Top-1 accuracy of ``model`` on ``dataset``."""
+    predictions = predict_logits(model, dataset.images).argmax(1)
+    return float((predictions == dataset.labels).float().mean())
+
+
+def train_classifier(
+    model: nn.Module,
+    train: ImageDataset,
+    val: ImageDataset,
+    config: TrainConfig | None = None,
+    progress: Callable[[int, int, EpochResult], None] | None = None,
+    show_progress: bool = True,
+) -> TrainHistory:
+    """Train ``model`` in place and keep the weights of its best validation epoch.
+
+    Stops early once validation accuracy has not improved for ``config.patience`` epochs,
+    or when ``config.time_limit_s`` has passed. ``progress(epoch, total, result)`` is
+    called after every epoch (for job status); a tqdm bar is shown when ``show_progress``.
+    """
+    config = config or TrainConfig()
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # dropout and initialisation draw from the global generator
+    device = next(model.parameters()).device
+    counts = torch.bincount(train.labels, minlength=train.num_classes).clamp(min=1).float()
+    class_weights = (counts.sum() / (len(counts) * counts)).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=config.learning_rate,
+        total_steps=config.epochs * steps_per_epoch,
+        pct_start=0.15,
+    )
+    history = TrainHistory()
+    best_state = copy.deepcopy(model.state_dict())
+    started = time.perf_counter()
+    bar = tqdm(total=config.epochs, desc="training", unit="epoch", disable=not show_progress)
+    for epoch in range(config.epochs):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        total_loss = 0.0
+        for start in range(0, len(train), config.batch_size):
+            index = order[start : start + config.batch_size]
+            images = train.images[index]
+            if config.augment:
+                images = augment_batch(images, generator)
+            logits = model(images.to(device))
+            loss = F.cross_entropy(
+                logits,
+                train.labels[index].to(device),
+                weight=class_weights,
+                label_smoothing=config.label_smoothing,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(index)
+        val_logits = predict_logits(model, val.images)
+        result = EpochResult(
+            epoch=epoch,
+            train_loss=total_loss / len(train),
+            val_loss=float(F.cross_entropy(val_logits, val.labels)),
+            val_accuracy=float((val_logits.argmax(1) == val.labels).float().mean()),
+            seconds=time.perf_counter() - epoch_start,
+        )
+        history.epochs.append(result)
+        best = history.epochs[history.best_epoch] if history.best_epoch >= 0 else None
+        if best is None or (result.val_accuracy, -result.val_loss) > (
+            best.val_accuracy,
+            -best.val_loss,
+        ):
+            history.best_epoch = epoch
+            best_state = copy.deepcopy(model.state_dict())
+        bar.update(1)
+        bar.set_postfix(loss=f"{result.train_loss:.3f}", val_acc=f"{result.val_accuracy:.3f}")
+        if progress is not None:
+            progress(epoch + 1, config.epochs, result)
+        if epoch - history.best_epoch >= config.patience:
+            history.stopped_early = True
+            break
+        if config.time_limit_s is not None and time.perf_counter() - started > config.time_limit_s:
+            history.stopped_early = True
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return history

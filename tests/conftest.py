@@ -1,0 +1,53 @@
+"""Shared fixtures: a small classifier trained once per session on the bundled set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from advguard.data import ImageDataset, real_mri_path, split_holdout
+from advguard.data.synthetic import make_bundled_dataset
+from advguard.models import ModelSpec, TrainConfig, build_model, predict_logits, train_classifier
+
+torch.set_num_threads(2)
+
+
+@dataclass
+class TrainedModel:
+    model: nn.Module
+    spec: ModelSpec
+    test: ImageDataset
+    correct: ImageDataset  # test images the model classifies correctly
+
+
+@pytest.fixture(scope="session")
+def small_bundled() -> dict[str, ImageDataset]:
+    """The bundled synthetic set at 32×32, small enough for unit tests."""
+    return make_bundled_dataset(image_size=32, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_small(small_bundled: dict[str, ImageDataset]) -> TrainedModel:
+    """A compact CNN trained for a few seconds on the 32×32 bundled set."""
+    train, val = split_holdout(small_bundled["train"], 0.15, seed=0)
+    spec = ModelSpec(class_names=train.class_names, image_size=32, width=8, depth=3)
+    model = build_model(spec)
+    train_classifier(
+        model, train, val, TrainConfig(epochs=15, batch_size=32, patience=15), show_progress=False
+    )
+    test = small_bundled["test"]
+    predictions = predict_logits(model, test.images).argmax(1)
+    correct = test.subset(torch.nonzero(predictions == test.labels).squeeze(1))
+    return TrainedModel(model=model, spec=spec, test=test, correct=correct)
+
+
+@pytest.fixture(scope="session")
+def real_mri_dir():
+    """The real brain-MRI set beside the repository; tests skip when it is absent."""
+    path = real_mri_path()
+    if not (path / "train").is_dir():
+        pytest.skip(f"real MRI data not found at {path} (set ADVGUARD_SHARED_DATA_DIR)")
+    return path
