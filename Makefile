@@ -24,7 +24,7 @@ run: demo
 demo: install system-deps
 	$(VENV)/bin/advguard demo
 
-test: install system-deps
+test: install system-deps lint
 	$(PY) -m pytest
 
 lint: install
@@ -32,8 +32,12 @@ lint: install
 	$(VENV)/bin/ruff format --check --config backend/pyproject.toml backend tests bench
 	$(VENV)/bin/mypy --config-file backend/pyproject.toml backend/advguard
 
+# torchattacks is a comparison baseline only: installed --no-deps beside, never into, the venv.
+BENCH_SITE := .cache/bench-site
 bench: install system-deps
-	$(PY) bench/attacks.py
+	@[ -d $(BENCH_SITE)/torchattacks ] || $(PY) -m pip install --quiet --no-deps \
+		--target $(BENCH_SITE) torchattacks==3.5.1
+	PYTHONPATH=$(BENCH_SITE) $(PY) bench/attacks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache advguard-out .cache

@@ -33,10 +33,10 @@ def small_bundled() -> dict[str, ImageDataset]:
 def trained_small(small_bundled: dict[str, ImageDataset]) -> TrainedModel:
     """A compact CNN trained for a few seconds on the 32×32 bundled set."""
     train, val = split_holdout(small_bundled["train"], 0.15, seed=0)
-    spec = ModelSpec(class_names=train.class_names, image_size=32, width=8, depth=3)
+    spec = ModelSpec(class_names=train.class_names, image_size=32, width=8, stage_convs=[1, 1, 1])
     model = build_model(spec)
     train_classifier(
-        model, train, val, TrainConfig(epochs=15, batch_size=32, patience=15), show_progress=False
+        model, train, val, TrainConfig(epochs=15, batch_size=32, patience=15, augment=0.0), show_progress=False
     )
     test = small_bundled["test"]
     predictions = predict_logits(model, test.images).argmax(1)

@@ -162,28 +162,30 @@ def command_train(args: argparse.Namespace) -> None:
 
 def command_attack(args: argparse.Namespace) -> None:
     model, spec = load_classifier(args.model)
-    image_size = spec.image_size if spec else None
-    folder = load_dataset(args.data, image_size=image_size, seed=args.seed)
+    params = dict(args.param or [])
+    if args.eps is not None:
+        params["eps"] = args.eps
+    # Check the attack's parameters before the (slower) dataset import.
+    attack = create_attack(args.attack, model, targeted=args.targeted, seed=args.seed, **params)
+    folder = load_dataset(args.data, image_size=spec.image_size if spec else None, seed=args.seed)
     report_skipped(folder.skipped)
+    if spec is not None and spec.class_names != folder.class_names:
+        raise CommandError(
+            f"the model's classes {spec.class_names} differ from the dataset's {folder.class_names}"
+        )
     if args.split not in folder.splits:
         raise CommandError(f"split {args.split!r} not found; have {', '.join(folder.splits)}")
     dataset = folder.splits[args.split]
     if args.limit:
         dataset = dataset.subset(torch.arange(min(args.limit, len(dataset))))
-    params = dict(args.param or [])
-    if args.eps is not None:
-        params["eps"] = args.eps
-    attack = create_attack(args.attack, model, targeted=args.targeted, seed=args.seed, **params)
     targets = None
     if args.targeted:
-        if args.target_class is not None:
-            if args.target_class not in folder.class_names:
-                raise CommandError(
-                    f"unknown class {args.target_class!r}; have {folder.class_names}"
-                )
+        if args.target_class is None:
+            targets = random_targets(dataset.labels, len(folder.class_names), seed=args.seed)
+        elif args.target_class in folder.class_names:
             targets = torch.full_like(dataset.labels, folder.class_names.index(args.target_class))
         else:
-            targets = random_targets(dataset.labels, len(folder.class_names), seed=args.seed)
+            raise CommandError(f"unknown class {args.target_class!r}; have {folder.class_names}")
     outcome = run_attack(
         model, attack, dataset, targets=targets, batch_size=args.batch_size, quantize=True
     )

@@ -63,14 +63,17 @@ class LinfGradientAttack(Attack):
         momentum = torch.zeros_like(x) if self.decay > 0 else None
         for _ in range(self.steps):
             gradient, _ = input_gradient(self.model, x_adv, y, self.targeted)
-            if momentum is not None:
+            if momentum is None:
+                direction = gradient.sign_()
+            else:
                 # MIM: accumulate the L1-normalised gradient so one step's scale does not dominate.
                 l1 = gradient.abs().sum(dim=(1, 2, 3), keepdim=True).clamp_(min=1e-12)
-                momentum.mul_(self.decay).add_(gradient / l1)
-                gradient = momentum
+                momentum.mul_(self.decay).add_(gradient.div_(l1))
+                direction = momentum.sign()
             # max/min against the precomputed bounds is the projection onto the ball ∩ [0, 1];
-            # for one step from x it reproduces clip(x + eps·sign(g), 0, 1) bit for bit.
-            x_adv = torch.min(torch.max(x_adv + self.alpha * gradient.sign(), lower), upper)
+            # for one step from x it reproduces clip(x + eps·sign(g), 0, 1) bit for bit
+            # (alpha·sign(g) is exact, so the fused add rounds once, like the formula).
+            x_adv = torch.add(x_adv, direction, alpha=self.alpha).clamp_(lower, upper)
         return x_adv
 
 

@@ -133,7 +133,7 @@ def _build(
 ) -> FolderDataset:
     skipped: list[SkippedFile] = []
     visible = [(path, read) for path, read in entries if not _is_hidden(path)]
-    depth = _strip_wrapper([path for path, _ in visible])
+    depth = _strip_wrapper([path for path, _ in visible if path.suffix.lower() in IMAGE_SUFFIXES])
     has_splits = any(
         len(path.parts) >= depth + 3 and path.parts[depth].lower() in SPLIT_NAMES
         for path, _ in visible

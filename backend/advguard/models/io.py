@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -60,9 +61,13 @@ def export_torchscript(model: nn.Module, spec: ModelSpec, path: str | Path) -> P
     """Trace ``model`` to a TorchScript archive that embeds its description."""
     example = torch.rand(1, spec.in_channels, spec.image_size, spec.image_size)
     model = model.eval().cpu()
-    traced = torch.jit.trace(model, example)
     path = Path(path)
-    torch.jit.save(traced, str(path), _extra_files={SPEC_FILE: json.dumps(spec.to_dict())})
+    with warnings.catch_warnings():
+        # TorchScript is deprecated upstream but it is the portable, pickle-free format our
+        # users upload; keep producing it quietly until torch.export archives replace it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(model, example)
+        torch.jit.save(traced, str(path), _extra_files={SPEC_FILE: json.dumps(spec.to_dict())})
     return path
 
 
@@ -72,7 +77,9 @@ def load_torchscript(
     """Load a TorchScript classifier and the description it embeds, if any."""
     extra = {SPEC_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except (RuntimeError, ValueError, OSError) as error:
         raise ModelLoadError(f"{path} is not a TorchScript archive: {error}") from error
     spec = ModelSpec(**json.loads(extra[SPEC_FILE])) if extra[SPEC_FILE] else None

@@ -26,8 +26,11 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.05
     patience: int = 10
-    augment: bool = True
+    augment: float = 1.0
+    """Strength of the random augmentation (0 turns it off)."""
     time_limit_s: float | None = None
+    ema_decay: float = 0.995
+    """Validate and keep an exponential moving average of the weights (0 turns it off)."""
     seed: int = 0
 
 
@@ -53,16 +56,20 @@ class TrainHistory:
         return self.epochs[self.best_epoch].val_accuracy if self.epochs else float("nan")
 
 
-def augment_batch(images: Tensor, generator: torch.Generator) -> Tensor:
-    """Random flips, small rotations, zoom and shifts, and contrast/brightness jitter.
+def augment_batch(images: Tensor, generator: torch.Generator, strength: float = 1.0) -> Tensor:
+    """Random flips, rotations, zoom and shifts, and contrast/brightness/gamma jitter.
 
-    Kept mild: a scan is never upside down, and lesions must stay in frame.
+    At ``strength`` 1: ±15° rotation, ±15 % zoom, ±10 % shift. A scan is never upside
+    down, and lesions must stay in frame, so nothing stronger.
     """
     n = images.shape[0]
-    rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
-    angle = (rand(n) - 0.5) * math.radians(20)
-    scale = 1.0 + (rand(n) - 0.5) * 0.2
-    shift = (rand(n, 2) - 0.5) * 0.12
+
+    def rand(*shape: int) -> Tensor:
+        return torch.rand(*shape, generator=generator)
+
+    angle = (rand(n) - 0.5) * math.radians(30) * strength
+    scale = 1.0 + (rand(n) - 0.5) * 0.3 * strength
+    shift = (rand(n, 2) - 0.5) * 0.2 * strength
     flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack(
@@ -74,9 +81,34 @@ def augment_batch(images: Tensor, generator: torch.Generator) -> Tensor:
     )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    contrast = 1.0 + (rand(n, 1, 1, 1) - 0.5) * 0.3
-    brightness = (rand(n, 1, 1, 1) - 0.5) * 0.1
-    return (warped * contrast + brightness).clamp_(0.0, 1.0)
+    contrast = 1.0 + (rand(n, 1, 1, 1) - 0.5) * 0.5 * strength
+    brightness = (rand(n, 1, 1, 1) - 0.5) * 0.16 * strength
+    gamma = torch.exp((rand(n, 1, 1, 1) - 0.5) * 0.5 * strength)
+    return (warped.clamp(min=0.0).pow(gamma) * contrast + brightness).clamp_(0.0, 1.0)
+
+
+class WeightAverage:
+    """Exponential moving average of a model's weights and BatchNorm statistics.
+
+    The decay ramps up over the first updates (``(1 + n) / (10 + n)``) so that short runs
+    are not dominated by the random initial weights.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        current = model.state_dict()
+        for name, average in self.module.state_dict().items():
+            if average.is_floating_point():
+                average.lerp_(current[name], 1 - decay)
+            else:
+                average.copy_(current[name])
 
 
 @torch.no_grad()
@@ -117,7 +149,7 @@ def train_classifier(
     """
     config = config or TrainConfig()
     generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)  # dropout and initialisation draw from the global generator
+    torch.manual_seed(config.seed)  # dropout draws from the global generator
     device = next(model.parameters()).device
     counts = torch.bincount(train.labels, minlength=train.num_classes).clamp(min=1).float()
     class_weights = (counts.sum() / (len(counts) * counts)).to(device)
@@ -132,7 +164,11 @@ def train_classifier(
         pct_start=0.15,
     )
     history = TrainHistory()
-    best_state = copy.deepcopy(model.state_dict())
+    # The weight average (BatchNorm statistics included) is far steadier from epoch to epoch
+    # than the raw weights under a one-cycle schedule, and generalises slightly better.
+    averaged = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
+    evaluated = averaged.module if averaged is not None else model
+    best_state = copy.deepcopy(evaluated.state_dict())
     started = time.perf_counter()
     bar = tqdm(total=config.epochs, desc="training", unit="epoch", disable=not show_progress)
     for epoch in range(config.epochs):
@@ -143,8 +179,8 @@ def train_classifier(
         for start in range(0, len(train), config.batch_size):
             index = order[start : start + config.batch_size]
             images = train.images[index]
-            if config.augment:
-                images = augment_batch(images, generator)
+            if config.augment > 0:
+                images = augment_batch(images, generator, config.augment)
             logits = model(images.to(device))
             loss = F.cross_entropy(
                 logits,
@@ -156,8 +192,10 @@ def train_classifier(
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if averaged is not None:
+                averaged.update(model)
             total_loss += loss.item() * len(index)
-        val_logits = predict_logits(model, val.images)
+        val_logits = predict_logits(evaluated, val.images)
         result = EpochResult(
             epoch=epoch,
             train_loss=total_loss / len(train),
@@ -172,7 +210,7 @@ def train_classifier(
             -best.val_loss,
         ):
             history.best_epoch = epoch
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(evaluated.state_dict())
         bar.update(1)
         bar.set_postfix(loss=f"{result.train_loss:.3f}", val_acc=f"{result.val_accuracy:.3f}")
         if progress is not None:

@@ -1,0 +1,180 @@
+"""The advguard command run as a real process on real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from advguard.data import save_png
+
+
+def advguard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ADVGUARD_NUM_THREADS": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "advguard.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def folder_dataset(small_bundled, tmp_path_factory) -> Path:
+    """A small folder-per-class dataset on disk, written from the bundled set."""
+    root = tmp_path_factory.mktemp("dataset")
+    for split, data in small_bundled.items():
+        for index in range(0, len(data), 3):
+            name = data.class_names[int(data.labels[index])]
+            target = root / split / name
+            target.mkdir(parents=True, exist_ok=True)
+            save_png(data.images[index], str(target / f"{index}.png"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_model_dir(folder_dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("train")
+    result = advguard(
+        "train",
+        "--data",
+        str(folder_dataset),
+        "--image-size",
+        "32",
+        "--epochs",
+        "3",
+        "--torchscript",
+        "--out",
+        str(out),
+        cwd=out,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout
+    return out
+
+
+def test_train_writes_model_metrics_and_torchscript(trained_model_dir):
+    model = trained_model_dir / "model"
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert {"model.json", "model.safetensors", "metrics.json"} <= {p.name for p in model.iterdir()}
+    assert (trained_model_dir / "model.pt").stat().st_size > 0
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (4, 4)
+    assert metrics["test_accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+
+
+@pytest.mark.parametrize("model_path", ["model", "model.pt"])
+def test_attack_writes_pngs_and_manifest(trained_model_dir, folder_dataset, tmp_path, model_path):
+    out = tmp_path / "adv"
+    result = advguard(
+        "attack",
+        "--model",
+        str(trained_model_dir / model_path),
+        "--data",
+        str(folder_dataset),
+        "--attack",
+        "pgd",
+        "--eps",
+        "8/255",
+        "--param",
+        "steps=5",
+        "--limit",
+        "12",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert len(rows) == 12
+    assert set(rows[0]) >= {
+        "file",
+        "source_file",
+        "true_label",
+        "attack",
+        "params",
+        "predicted_before",
+        "predicted_after",
+        "success",
+        "linf",
+        "l2",
+    }
+    for row in rows:
+        image = np.asarray(Image.open(out / row["file"]))
+        source = np.asarray(Image.open(folder_dataset / row["source_file"]))
+        linf = np.abs(image.astype(int) - source.astype(int)).max() / 255
+        assert linf == pytest.approx(float(row["linf"]), abs=1e-6)
+        assert linf <= 8 / 255 + 1e-6
+        assert json.loads(row["params"])["steps"] == 5
+        assert row["success"] == str(row["predicted_after"] != row["true_label"])
+
+
+def test_targeted_attack_uses_the_named_class(trained_model_dir, folder_dataset, tmp_path):
+    out = tmp_path / "adv"
+    result = advguard(
+        "attack",
+        "--model",
+        str(trained_model_dir / "model"),
+        "--data",
+        str(folder_dataset),
+        "--attack",
+        "fgsm",
+        "--targeted",
+        "--target-class",
+        "notumor",
+        "--limit",
+        "6",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert {row["target_label"] for row in rows} == {"notumor"}
+    assert all(row["success"] == str(row["predicted_after"] == "notumor") for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["attack", "--model", "nowhere", "--attack", "pgd", "--out", "x"], "does not exist"),
+        (
+            ["attack", "--model", "MODEL", "--attack", "pgd", "--eps", "-0.1", "--out", "x"],
+            "eps must be ≥ 0",
+        ),
+        (
+            [
+                "attack",
+                "--model",
+                "MODEL",
+                "--attack",
+                "pgd",
+                "--param",
+                "nonsense=1",
+                "--out",
+                "x",
+            ],
+            "bad parameter for pgd",
+        ),
+        (
+            ["attack", "--model", "MODEL", "--attack", "pgd", "--eps", "abc", "--out", "x"],
+            "not a number",
+        ),
+        (["train", "--data", "/no/such/folder"], "does not exist"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(args, message, trained_model_dir, tmp_path):
+    args = [str(trained_model_dir / "model") if a == "MODEL" else a for a in args]
+    result = advguard(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
