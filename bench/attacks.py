@@ -30,7 +30,13 @@ from advguard.attacks import create_attack
 from advguard.data import split_holdout
 from advguard.data.synthetic import make_bundled_dataset
 from advguard.models import ModelSpec, TrainConfig, build_model, train_classifier
-from advguard.runtime import JEMALLOC_CONF, configure_threads, find_jemalloc, reexec_with_jemalloc
+from advguard.runtime import (
+    JEMALLOC_CONF,
+    configure_threads,
+    find_jemalloc,
+    reexec_with_jemalloc,
+    tune_glibc_malloc,
+)
 
 EPS, ALPHA = 8 / 255, 2 / 255
 
@@ -76,22 +82,64 @@ class Row:
     implementation: str
     steps: int
     seconds: float
+    passes: float
     floor: float
     batch_size: int
+    success: float
+    mean_l2: float
     reference: float | None = None
 
     def cells(self) -> list[str]:
-        ratio = self.seconds / (self.steps * self.floor)
         versus = f"{self.reference / self.seconds:.2f}×" if self.reference else ""
         return [
             self.attack,
             self.implementation,
             str(self.steps),
+            f"{self.passes:.1f}",
             f"{self.seconds:.3f}",
             f"{self.batch_size / self.seconds:.0f}",
-            f"{ratio:.3f}",
+            f"{self.seconds / (self.steps * self.floor):.3f}",
+            f"{self.seconds / (self.passes * self.floor):.3f}",
             versus,
+            f"{self.success:.2f}",
+            f"{self.mean_l2:.3f}",
         ]
+
+
+HEADER = [
+    "attack",
+    "implementation",
+    "steps",
+    "passes",
+    "s/batch",
+    "img/s",
+    "ratio (steps)",
+    "ratio (passes)",
+    "speed-up vs torchattacks",
+    "success",
+    "mean L2",
+]
+
+
+class PassCounter:
+    """Counts forward passes through a model in units of full batches (a 64-image pass of a
+    128-image batch counts 0.5), so attacks that stop early or shrink the batch compare fairly."""
+
+    def __init__(self, model: nn.Module, batch_size: int) -> None:
+        self.images = 0
+        self.batch_size = batch_size
+        model.register_forward_pre_hook(self._count)
+
+    def _count(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        self.images += inputs[0].shape[0]
+
+    def measure(self, run: Callable[[], Tensor], repeats: int) -> tuple[float, float, Tensor]:
+        """Median seconds, passes per call and the last result of ``run``."""
+        result = run()
+        self.images = 0
+        seconds = median_seconds(run, repeats)
+        passes = self.images / (repeats + 1) / self.batch_size
+        return seconds, passes, result
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:
@@ -113,9 +161,10 @@ def load_torchattacks():  # type: ignore[no-untyped-def]
 def attack_rows(model: nn.Module, x: Tensor, y: Tensor, repeats: int, quick: bool) -> list[Row]:
     frozen(model)
     floor = median_seconds(lambda: floor_step(model, x, y), max(repeats, 5))
-    n = x.shape[0]
+    counter = PassCounter(model, x.shape[0])
     ta = load_torchattacks()
-    cases: list[tuple[str, str, dict[str, object], int, Callable[[], object] | None]] = [
+    cases: list[tuple[str, str, dict[str, object], int, Callable[[Tensor, Tensor], Tensor] | None]]
+    cases = [
         ("fgsm", "fgsm", {"eps": EPS}, 1, ta and ta.FGSM(model, eps=EPS)),
         (
             "pgd",
@@ -139,33 +188,56 @@ def attack_rows(model: nn.Module, x: Tensor, y: Tensor, repeats: int, quick: boo
             ta and ta.MIFGSM(model, eps=EPS, alpha=ALPHA, steps=10, decay=1.0),
         ),
         (
-            "cw 50 steps, no search, no abort",
+            "cw c=1, 50 steps, no search",
             "cw",
-            {"steps": 50, "binary_search_steps": 1, "abort_early": False},
+            {"steps": 50, "binary_search_steps": 1},
             50,
             ta and ta.CW(model, c=1, kappa=0, steps=50, lr=0.01),
         ),
     ]
     rows = []
+
+    def row(
+        label: str,
+        implementation: str,
+        steps: int,
+        run: Callable[[], Tensor],
+        reference: float | None = None,
+    ) -> Row:
+        seconds, passes, x_adv = counter.measure(run, repeats)
+        with torch.no_grad():
+            fooled = model(x_adv).argmax(1) != y
+        l2 = (x_adv - x).flatten(1).norm(dim=1)
+        mean_l2 = float(l2[fooled].mean()) if fooled.any() else float("nan")
+        return Row(
+            label,
+            implementation,
+            steps,
+            seconds,
+            passes,
+            floor,
+            x.shape[0],
+            float(fooled.float().mean()),
+            mean_l2,
+            reference,
+        )
+
     for label, name, params, steps, reference_attack in cases:
-        ours = create_attack(name, model, **params)
-        seconds = median_seconds(lambda ours=ours: ours(x, y), repeats)
         reference = None
         if reference_attack is not None:
-            reference = median_seconds(lambda a=reference_attack: a(x, y), repeats)
-            rows.append(Row(label, "torchattacks 3.5.1", steps, reference, floor, n))
-        rows.append(Row(label, "advguard", steps, seconds, floor, n, reference))
-    cw_variants = [("cw 50 steps, no search, early abort", {"steps": 50, "binary_search_steps": 1})]
+            rows.append(row(label, "torchattacks 3.5.1", steps, lambda a=reference_attack: a(x, y)))
+            reference = rows[-1].seconds
+        ours = create_attack(name, model, **params)
+        rows.append(row(label, "advguard", steps, lambda a=ours: a(x, y), reference))
+    no_abort = create_attack("cw", model, steps=50, binary_search_steps=1, abort_early=False)
+    rows.append(
+        row("cw c=1, 50 steps, no search", "advguard, no early abort", 50, lambda: no_abort(x, y))
+    )
     if not quick:
-        cw_variants.append(("cw defaults (5 searches × 50, abort)", {}))
-    for label, params in cw_variants:
-        attack = create_attack("cw", model, **params)
-        steps = attack.steps * attack.binary_search_steps  # type: ignore[attr-defined]
-        rows.append(
-            Row(label, "advguard", steps, median_seconds(lambda a=attack: a(x, y), 1), floor, n)
-        )
+        defaults = create_attack("cw", model)
+        rows.append(row("cw defaults (5 searches × 50)", "advguard", 250, lambda: defaults(x, y)))
     rows += speedup_rows(model, x, y, floor, repeats, quick)
-    print(f"floor (forward + input gradient, batch {n}): {floor:.3f} s\n")
+    print(f"floor (forward + input gradient, batch {x.shape[0]}): {floor:.3f} s\n")
     return rows
 
 
@@ -176,42 +248,43 @@ def speedup_rows(
 
     Both ratios are against the floor of the model as shipped (channels-last, eager).
     """
-    rows = []
-    params = {"eps": EPS, "alpha": ALPHA, "steps": 10}
-    nchw = frozen(copy.deepcopy(model)).to(memory_format=torch.contiguous_format)
-    attack = create_attack("pgd", nchw, **params)
-    rows.append(
-        Row(
-            "pgd",
-            "advguard, NCHW weights",
-            10,
-            median_seconds(lambda: attack(x, y), repeats),
-            floor,
-            x.shape[0],
+    variants = {
+        "advguard, NCHW weights": frozen(copy.deepcopy(model)).to(
+            memory_format=torch.contiguous_format
         )
-    )
+    }
     if not quick:
-        compiled = torch.compile(model)
-        attack = create_attack("pgd", compiled, **params)
+        variants["advguard, torch.compile"] = torch.compile(model)
+    rows = []
+    for label, variant in variants.items():
+        attack = create_attack("pgd", variant, eps=EPS, alpha=ALPHA, steps=10)
         start = time.perf_counter()
-        attack(x, y)  # compiles the forward and backward graphs
-        print(f"torch.compile warm-up: {time.perf_counter() - start:.1f} s (not counted)")
+        x_adv = attack(x, y)  # warm-up (compiles the graphs for torch.compile)
+        print(f"{label} warm-up: {time.perf_counter() - start:.1f} s (not counted)")
+        seconds = median_seconds(lambda a=attack: a(x, y), repeats)
+        with torch.no_grad():
+            success = float((model(x_adv).argmax(1) != y).float().mean())
         rows.append(
             Row(
                 "pgd",
-                "advguard, torch.compile",
+                label,
                 10,
-                median_seconds(lambda: attack(x, y), repeats),
+                seconds,
+                10.0,
                 floor,
                 x.shape[0],
+                success,
+                float((x_adv - x).flatten(1).norm(dim=1).mean()),
             )
         )
     return rows
 
 
-def allocator_probe(batch_size: int) -> None:
+def allocator_probe(batch_size: int, tune: bool) -> None:
     """Child process: print the floor and PGD-10 time under this process's allocator."""
     configure_threads()
+    if tune:
+        tune_glibc_malloc()
     model = frozen(build_model(ModelSpec(class_names=["a", "b", "c", "d"])))
     x, y = torch.rand(batch_size, 1, 128, 128), torch.randint(0, 4, (batch_size,))
     pgd = create_attack("pgd", model, eps=EPS, alpha=ALPHA, steps=10)
@@ -221,27 +294,25 @@ def allocator_probe(batch_size: int) -> None:
 
 
 def allocator_table(batch_size: int) -> None:
-    settings = {
-        "glibc malloc (default)": {},
-        "glibc, tuned (no trimming, no mmap for big blocks)": {
-            "MALLOC_TRIM_THRESHOLD_": str(2**40),
-            "MALLOC_MMAP_THRESHOLD_": str(2**30),
-            "MALLOC_TOP_PAD_": str(2**28),
-        },
+    """Floor and PGD-10 in fresh processes: default glibc, glibc tuned, jemalloc."""
+    probe = [sys.executable, __file__, "--allocator-probe", "--batch-size", str(batch_size)]
+    # name -> (extra environment, extra arguments)
+    settings: dict[str, tuple[dict[str, str], list[str]]] = {
+        "glibc malloc (default)": ({}, []),
+        "glibc tuned in-process (advguard without jemalloc)": ({}, ["--tune-malloc"]),
     }
     library = find_jemalloc()
     if library:
-        settings["jemalloc"] = {"LD_PRELOAD": library, "MALLOC_CONF": JEMALLOC_CONF}
+        settings["jemalloc (advguard CLI when installed)"] = (
+            {"LD_PRELOAD": library, "MALLOC_CONF": JEMALLOC_CONF},
+            [],
+        )
     results = {}
-    for name, extra in settings.items():
+    for name, (extra_env, extra_args) in settings.items():
         env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
-        env.update(extra, ADVGUARD_ALLOCATOR_SET="1")
+        env.update(extra_env)
         output = subprocess.run(
-            [sys.executable, __file__, "--allocator-probe", "--batch-size", str(batch_size)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
+            probe + extra_args, env=env, capture_output=True, text=True, check=True
         ).stdout
         results[name] = json.loads(output.strip().splitlines()[-1])
     base = results["glibc malloc (default)"]
@@ -261,9 +332,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="skip torch.compile and CW defaults")
     parser.add_argument("--allocator-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tune-malloc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if args.allocator_probe:
-        allocator_probe(args.batch_size)
+        allocator_probe(args.batch_size, args.tune_malloc)
         return
     reexec_with_jemalloc([sys.executable, __file__, *sys.argv[1:]])
     threads = configure_threads()
@@ -273,17 +346,10 @@ def main() -> None:
     )
     model, x, y = bench_model(args.batch_size)
     rows = attack_rows(model, x, y, args.repeats, args.quick)
-    print_table(
-        [
-            "attack",
-            "implementation",
-            "steps",
-            "s/batch",
-            "img/s",
-            "ratio to floor",
-            "speed-up vs torchattacks",
-        ],
-        [row.cells() for row in rows],
+    print_table(HEADER, [row.cells() for row in rows])
+    print(
+        "ratio (steps) = s/batch ÷ (steps × floor); ratio (passes) divides by the forward "
+        "passes actually run instead (early stops and shrinking batches run fewer)."
     )
     allocator_table(args.batch_size)
 

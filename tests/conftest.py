@@ -11,8 +11,10 @@ from torch import nn
 from advguard.data import ImageDataset, real_mri_path, split_holdout
 from advguard.data.synthetic import make_bundled_dataset
 from advguard.models import ModelSpec, TrainConfig, build_model, predict_logits, train_classifier
+from advguard.runtime import configure_threads, tune_glibc_malloc
 
-torch.set_num_threads(2)
+configure_threads(2)
+tune_glibc_malloc()  # about 2× faster attack and training steps (see advguard.runtime)
 
 
 @dataclass
@@ -36,7 +38,11 @@ def trained_small(small_bundled: dict[str, ImageDataset]) -> TrainedModel:
     spec = ModelSpec(class_names=train.class_names, image_size=32, width=8, stage_convs=[1, 1, 1])
     model = build_model(spec)
     train_classifier(
-        model, train, val, TrainConfig(epochs=15, batch_size=32, patience=15, augment=0.0), show_progress=False
+        model,
+        train,
+        val,
+        TrainConfig(epochs=15, batch_size=32, patience=15, augment=0.0),
+        show_progress=False,
     )
     test = small_bundled["test"]
     predictions = predict_logits(model, test.images).argmax(1)

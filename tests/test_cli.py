@@ -72,15 +72,30 @@ def test_train_writes_model_metrics_and_torchscript(trained_model_dir):
     assert metrics["test_accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
 
 
-@pytest.mark.parametrize("model_path", ["model", "model.pt"])
-def test_attack_writes_pngs_and_manifest(trained_model_dir, folder_dataset, tmp_path, model_path):
-    out = tmp_path / "adv"
+def attack_rows(model: Path, data: Path, out: Path, *options: str) -> list[dict[str, str]]:
+    """Run ``advguard attack`` and return the rows of the manifest it wrote."""
     result = advguard(
         "attack",
         "--model",
-        str(trained_model_dir / model_path),
+        str(model),
         "--data",
-        str(folder_dataset),
+        str(data),
+        *options,
+        "--out",
+        str(out),
+        cwd=out.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    return list(csv.DictReader((out / "manifest.csv").open()))
+
+
+@pytest.mark.parametrize("model_path", ["model", "model.pt"])
+def test_attack_writes_pngs_and_manifest(trained_model_dir, folder_dataset, tmp_path, model_path):
+    out = tmp_path / "adv"
+    rows = attack_rows(
+        trained_model_dir / model_path,
+        folder_dataset,
+        out,
         "--attack",
         "pgd",
         "--eps",
@@ -89,12 +104,7 @@ def test_attack_writes_pngs_and_manifest(trained_model_dir, folder_dataset, tmp_
         "steps=5",
         "--limit",
         "12",
-        "--out",
-        str(out),
-        cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
-    rows = list(csv.DictReader((out / "manifest.csv").open()))
     assert len(rows) == 12
     assert set(rows[0]) >= {
         "file",
@@ -119,13 +129,10 @@ def test_attack_writes_pngs_and_manifest(trained_model_dir, folder_dataset, tmp_
 
 
 def test_targeted_attack_uses_the_named_class(trained_model_dir, folder_dataset, tmp_path):
-    out = tmp_path / "adv"
-    result = advguard(
-        "attack",
-        "--model",
-        str(trained_model_dir / "model"),
-        "--data",
-        str(folder_dataset),
+    rows = attack_rows(
+        trained_model_dir / "model",
+        folder_dataset,
+        tmp_path / "adv",
         "--attack",
         "fgsm",
         "--targeted",
@@ -133,12 +140,7 @@ def test_targeted_attack_uses_the_named_class(trained_model_dir, folder_dataset,
         "notumor",
         "--limit",
         "6",
-        "--out",
-        str(out),
-        cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
-    rows = list(csv.DictReader((out / "manifest.csv").open()))
     assert {row["target_label"] for row in rows} == {"notumor"}
     assert all(row["success"] == str(row["predicted_after"] == "notumor") for row in rows)
 

@@ -100,4 +100,3 @@ def test_early_stopping_stops(small_bundled):
         show_progress=False,
     )
     assert history.stopped_early and len(history.epochs) < 50
-

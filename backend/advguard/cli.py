@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import inspect
 import json
 import sys
@@ -18,35 +17,27 @@ import torch
 from advguard import __version__
 from advguard.attacks import ATTACKS, AttackError, create_attack
 from advguard.config import get_settings
-from advguard.data import (
-    DatasetImportError,
-    ImageDataset,
-    SkippedFile,
-    load_dataset,
-    save_png,
-    split_holdout,
-)
+from advguard.data import DatasetImportError, ImageDataset, SkippedFile, load_dataset
 from advguard.evaluation import (
     DEMO_EPSILONS,
-    AttackOutcome,
+    evaluate_classifier,
     format_eps,
     format_table,
     random_targets,
     robustness_table,
     run_attack,
+    save_adversarial_set,
 )
 from advguard.models import (
     ModelLoadError,
     ModelSpec,
     TrainConfig,
-    build_model,
     export_torchscript,
+    fit_classifier,
     load_classifier,
-    predict_logits,
     save_model,
-    train_classifier,
 )
-from advguard.runtime import configure_threads, reexec_with_jemalloc
+from advguard.runtime import configure_threads, reexec_with_jemalloc, tune_glibc_malloc
 
 
 class CommandError(Exception):
@@ -79,67 +70,39 @@ def parse_param(text: str) -> tuple[str, object]:
         return key, raw
 
 
-def confusion_matrix(
-    labels: torch.Tensor, predictions: torch.Tensor, num_classes: int
-) -> list[list[int]]:
-    """Rows: true class; columns: predicted class."""
-    flat = labels * num_classes + predictions
-    return torch.bincount(flat, minlength=num_classes**2).view(num_classes, num_classes).tolist()
-
-
-def format_confusion(matrix: list[list[int]], class_names: Sequence[str]) -> str:
-    width = max(len(name) for name in class_names) + 2
-    lines = ["true \\ predicted".ljust(width) + "".join(n[:10].rjust(12) for n in class_names)]
-    for name, row in zip(class_names, matrix, strict=True):
-        lines.append(name.ljust(width) + "".join(str(v).rjust(12) for v in row))
-    return "\n".join(lines)
-
-
 def train_and_report(
     args: argparse.Namespace, out: Path
 ) -> tuple[torch.nn.Module, ModelSpec, ImageDataset]:
-    """Load data, train, save the model and print test accuracy; shared by train and demo."""
+    """Load data, train, save the model and print test metrics; shared by train and demo."""
     folder = load_dataset(args.data, image_size=args.image_size, seed=args.seed)
     report_skipped(folder.skipped)
-    train_all, test = folder.splits["train"], folder.splits["test"]
-    train, val = split_holdout(train_all, 0.1, seed=args.seed)
+    train, test = folder.splits["train"], folder.splits["test"]
     print(
-        f"data: {args.data} — train {len(train)}, validation {len(val)}, test {len(test)}; "
-        f"classes {', '.join(folder.class_names)}"
+        f"data: {args.data}: train {len(train)} (10 % held out for validation), "
+        f"test {len(test)}; classes {', '.join(folder.class_names)}"
     )
-    spec = ModelSpec(
-        class_names=folder.class_names,
-        in_channels=train.channels,
-        image_size=train.image_size,
-        mean=[0.5] * train.channels,
-        std=[0.25] * train.channels,
-    )
-    model = build_model(spec)
     config = TrainConfig(
         epochs=args.epochs, patience=args.patience, seed=args.seed, time_limit_s=args.time_limit
     )
-    started = time.perf_counter()
-    history = train_classifier(model, train, val, config)
-    seconds = time.perf_counter() - started
-    predictions = predict_logits(model, test.images).argmax(1)
-    test_accuracy = float((predictions == test.labels).float().mean())
-    matrix = confusion_matrix(test.labels, predictions, spec.num_classes)
+    model, spec, history = fit_classifier(train, config)
+    metrics = evaluate_classifier(model, test)
     save_model(model, spec, out / "model")
-    metrics = {
-        "test_accuracy": test_accuracy,
-        "confusion_matrix": matrix,
-        "class_names": spec.class_names,
-        "train_seconds": seconds,
+    summary = {
+        "test_accuracy": metrics.accuracy,
+        "confusion_matrix": metrics.confusion_matrix,
+        "class_names": metrics.class_names,
+        "train_seconds": history.seconds,
         "epochs_run": len(history.epochs),
         "best_epoch": history.best_epoch + 1,
         "best_val_accuracy": history.best_val_accuracy,
     }
-    (out / "model" / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "model" / "metrics.json").write_text(json.dumps(summary, indent=2))
     print(
-        f"trained in {seconds:.0f} s ({len(history.epochs)} epochs, "
-        f"best {history.best_epoch + 1}); test accuracy {test_accuracy:.4f} on {len(test)} images"
+        f"trained in {history.seconds:.0f} s ({len(history.epochs)} epochs, "
+        f"best {history.best_epoch + 1}); "
+        f"test accuracy {metrics.accuracy:.4f} on {len(test)} images"
     )
-    print(format_confusion(matrix, spec.class_names))
+    print(metrics.format_confusion())
     print(f"model saved to {out / 'model'}")
     return model, spec, test
 
@@ -189,53 +152,13 @@ def command_attack(args: argparse.Namespace) -> None:
     outcome = run_attack(
         model, attack, dataset, targets=targets, batch_size=args.batch_size, quantize=True
     )
-    write_adversarial_set(
-        Path(args.out), attack.name, attack.params(), dataset, outcome, folder.class_names
-    )
+    save_adversarial_set(Path(args.out), attack.name, attack.params(), dataset, outcome)
     print(
         f"{attack!r}: success {outcome.success_rate:.3f} on {int(outcome.clean_correct.sum())} "
         f"correctly classified images; accuracy {outcome.clean_accuracy:.3f} → "
         f"{outcome.adversarial_accuracy:.3f}; {outcome.seconds:.1f} s"
     )
     print(f"wrote {len(dataset)} PNG files and manifest.csv to {args.out}")
-
-
-def write_adversarial_set(
-    out: Path,
-    attack_name: str,
-    params: dict[str, object],
-    dataset: ImageDataset,
-    outcome: AttackOutcome,
-    class_names: list[str],
-) -> None:
-    """PNG per adversarial image plus ``manifest.csv`` describing each one."""
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for index in range(len(dataset)):
-        true_name = class_names[int(dataset.labels[index])]
-        file_name = f"{index:05d}_{true_name}.png"
-        save_png(outcome.adversarial[index], str(out / file_name))
-        rows.append(
-            {
-                "file": file_name,
-                "source_file": dataset.files[index],
-                "true_label": true_name,
-                "target_label": ""
-                if outcome.targets is None
-                else class_names[int(outcome.targets[index])],
-                "attack": attack_name,
-                "params": json.dumps(params, sort_keys=True),
-                "predicted_before": class_names[int(outcome.predicted_before[index])],
-                "predicted_after": class_names[int(outcome.predicted_after[index])],
-                "success": bool(outcome.success[index]),
-                "linf": f"{float(outcome.linf[index]):.6f}",
-                "l2": f"{float(outcome.l2[index]):.6f}",
-            }
-        )
-    with open(out / "manifest.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["file"])
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def command_attacks(args: argparse.Namespace) -> None:
@@ -289,14 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--image-size", type=int, default=settings.image_size)
         sub.add_argument("--epochs", type=int, default=epochs)
-        sub.add_argument("--patience", type=int, default=10, help="early-stopping patience")
+        sub.add_argument(
+            "--patience", type=int, default=TrainConfig.patience, help="early-stopping patience"
+        )
         sub.add_argument(
             "--time-limit", type=float, default=None, help="stop training after S seconds"
         )
         sub.add_argument("--seed", type=int, default=0)
 
     train = commands.add_parser("train", help="train the built-in classifier on a dataset")
-    add_training_options(train, epochs=40)
+    add_training_options(train, epochs=60)
     train.add_argument("--out", default="advguard-out/train", help="output folder")
     train.add_argument("--torchscript", action="store_true", help="also export model.pt")
     train.set_defaults(handler=command_train)
@@ -336,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``advguard`` console script."""
     if argv is None:
         reexec_with_jemalloc()
+    tune_glibc_malloc()
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_threads(get_settings().num_threads)

@@ -1,6 +1,17 @@
 """Measuring attacks and models: per-image outcomes and robustness tables."""
 
-from advguard.evaluation.attack_run import AttackOutcome, random_targets, run_attack
+from advguard.evaluation.attack_run import (
+    AttackOutcome,
+    random_targets,
+    run_attack,
+    save_adversarial_set,
+)
+from advguard.evaluation.metrics import (
+    ClassifierMetrics,
+    confusion_matrix,
+    evaluate_classifier,
+    format_confusion,
+)
 from advguard.evaluation.robustness import (
     DEMO_EPSILONS,
     RobustnessRow,
@@ -12,10 +23,15 @@ from advguard.evaluation.robustness import (
 __all__ = [
     "DEMO_EPSILONS",
     "AttackOutcome",
+    "ClassifierMetrics",
     "RobustnessRow",
+    "confusion_matrix",
+    "evaluate_classifier",
+    "format_confusion",
     "format_eps",
     "format_table",
     "random_targets",
     "robustness_table",
     "run_attack",
+    "save_adversarial_set",
 ]

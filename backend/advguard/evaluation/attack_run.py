@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -12,7 +15,7 @@ from tqdm.auto import tqdm
 
 from advguard.attacks import Attack
 from advguard.data.dataset import ImageDataset
-from advguard.data.images import to_uint8
+from advguard.data.images import save_png, to_uint8
 from advguard.models.training import predict_logits
 
 ProgressCallback = Callable[[int, int], None]
@@ -112,3 +115,42 @@ def run_attack(
         l2=perturbation.norm(dim=1),
         seconds=seconds,
     )
+
+
+def save_adversarial_set(
+    out: Path,
+    attack_name: str,
+    params: dict[str, object],
+    dataset: ImageDataset,
+    outcome: AttackOutcome,
+) -> None:
+    """Write each adversarial image as an 8-bit PNG plus a ``manifest.csv`` describing it
+    (source, labels, attack and parameters, predictions before and after, success, size)."""
+    out.mkdir(parents=True, exist_ok=True)
+    class_names = dataset.class_names
+    rows = []
+    for index in range(len(dataset)):
+        true_name = class_names[int(dataset.labels[index])]
+        file_name = f"{index:05d}_{true_name}.png"
+        save_png(outcome.adversarial[index], str(out / file_name))
+        rows.append(
+            {
+                "file": file_name,
+                "source_file": dataset.files[index],
+                "true_label": true_name,
+                "target_label": ""
+                if outcome.targets is None
+                else class_names[int(outcome.targets[index])],
+                "attack": attack_name,
+                "params": json.dumps(params, sort_keys=True),
+                "predicted_before": class_names[int(outcome.predicted_before[index])],
+                "predicted_after": class_names[int(outcome.predicted_after[index])],
+                "success": bool(outcome.success[index]),
+                "linf": f"{float(outcome.linf[index]):.6f}",
+                "l2": f"{float(outcome.l2[index]):.6f}",
+            }
+        )
+    with open(out / "manifest.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["file"])
+        writer.writeheader()
+        writer.writerows(rows)

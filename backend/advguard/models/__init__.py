@@ -13,6 +13,7 @@ from advguard.models.training import (
     TrainConfig,
     TrainHistory,
     accuracy,
+    fit_classifier,
     predict_logits,
     train_classifier,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "accuracy",
     "build_model",
     "export_torchscript",
+    "fit_classifier",
     "load_classifier",
     "load_model",
     "load_torchscript",

@@ -13,24 +13,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advguard.data.dataset import ImageDataset
+from advguard.data.dataset import ImageDataset, split_holdout
+from advguard.models.cnn import ModelSpec, build_model
 
 
 @dataclass
 class TrainConfig:
     """Hyper-parameters of :func:`train_classifier`; defaults suit 1×128×128 MRI on a CPU."""
 
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 5e-4
     label_smoothing: float = 0.05
-    patience: int = 10
+    patience: int = 20
     augment: float = 1.0
     """Strength of the random augmentation (0 turns it off)."""
     time_limit_s: float | None = None
-    ema_decay: float = 0.995
-    """Validate and keep an exponential moving average of the weights (0 turns it off)."""
     seed: int = 0
 
 
@@ -50,6 +49,7 @@ class TrainHistory:
     epochs: list[EpochResult] = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
+    seconds: float = 0.0
 
     @property
     def best_val_accuracy(self) -> float:
@@ -85,30 +85,6 @@ def augment_batch(images: Tensor, generator: torch.Generator, strength: float = 
     brightness = (rand(n, 1, 1, 1) - 0.5) * 0.16 * strength
     gamma = torch.exp((rand(n, 1, 1, 1) - 0.5) * 0.5 * strength)
     return (warped.clamp(min=0.0).pow(gamma) * contrast + brightness).clamp_(0.0, 1.0)
-
-
-class WeightAverage:
-    """Exponential moving average of a model's weights and BatchNorm statistics.
-
-    The decay ramps up over the first updates (``(1 + n) / (10 + n)``) so that short runs
-    are not dominated by the random initial weights.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.module = copy.deepcopy(model)
-        self.decay = decay
-        self.updates = 0
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        current = model.state_dict()
-        for name, average in self.module.state_dict().items():
-            if average.is_floating_point():
-                average.lerp_(current[name], 1 - decay)
-            else:
-                average.copy_(current[name])
 
 
 @torch.no_grad()
@@ -164,11 +140,7 @@ def train_classifier(
         pct_start=0.15,
     )
     history = TrainHistory()
-    # The weight average (BatchNorm statistics included) is far steadier from epoch to epoch
-    # than the raw weights under a one-cycle schedule, and generalises slightly better.
-    averaged = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
-    evaluated = averaged.module if averaged is not None else model
-    best_state = copy.deepcopy(evaluated.state_dict())
+    best_state = copy.deepcopy(model.state_dict())
     started = time.perf_counter()
     bar = tqdm(total=config.epochs, desc="training", unit="epoch", disable=not show_progress)
     for epoch in range(config.epochs):
@@ -192,10 +164,8 @@ def train_classifier(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            if averaged is not None:
-                averaged.update(model)
             total_loss += loss.item() * len(index)
-        val_logits = predict_logits(evaluated, val.images)
+        val_logits = predict_logits(model, val.images)
         result = EpochResult(
             epoch=epoch,
             train_loss=total_loss / len(train),
@@ -210,7 +180,7 @@ def train_classifier(
             -best.val_loss,
         ):
             history.best_epoch = epoch
-            best_state = copy.deepcopy(evaluated.state_dict())
+            best_state = copy.deepcopy(model.state_dict())
         bar.update(1)
         bar.set_postfix(loss=f"{result.train_loss:.3f}", val_acc=f"{result.val_accuracy:.3f}")
         if progress is not None:
@@ -222,7 +192,35 @@ def train_classifier(
             history.stopped_early = True
             break
     bar.close()
+    history.seconds = time.perf_counter() - started
     model.load_state_dict(best_state)
     model.zero_grad(set_to_none=True)
     model.eval()
     return history
+
+
+def fit_classifier(
+    train: ImageDataset,
+    config: TrainConfig | None = None,
+    *,
+    val_fraction: float = 0.1,
+    progress: Callable[[int, int, EpochResult], None] | None = None,
+    show_progress: bool = True,
+) -> tuple[nn.Module, ModelSpec, TrainHistory]:
+    """Build the built-in CNN for ``train``'s shape and classes and train it.
+
+    A stratified, group-preserving ``val_fraction`` of ``train`` is held out for early
+    stopping. This is the one training entry point the CLI, the API and workers share.
+    """
+    config = config or TrainConfig()
+    fit, val = split_holdout(train, val_fraction, seed=config.seed)
+    spec = ModelSpec(
+        class_names=train.class_names,
+        in_channels=train.channels,
+        image_size=train.image_size,
+        mean=[0.5] * train.channels,
+        std=[0.25] * train.channels,
+    )
+    model = build_model(spec)
+    history = train_classifier(model, fit, val, config, progress, show_progress)
+    return model, spec, history

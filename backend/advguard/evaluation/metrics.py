@@ -1,0 +1,52 @@
+"""Classifier metrics on a labelled dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from advguard.data.dataset import ImageDataset
+from advguard.models.training import predict_logits
+
+
+def confusion_matrix(labels: Tensor, predictions: Tensor, num_classes: int) -> list[list[int]]:
+    """Counts with rows for the true class and columns for the predicted class."""
+    flat = labels * num_classes + predictions
+    return torch.bincount(flat, minlength=num_classes**2).view(num_classes, num_classes).tolist()
+
+
+@dataclass
+class ClassifierMetrics:
+    """Accuracy and confusion matrix of a classifier on one dataset."""
+
+    accuracy: float
+    confusion_matrix: list[list[int]]
+    class_names: list[str]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def format_confusion(self) -> str:
+        """The confusion matrix as aligned text, true classes down, predictions across."""
+        return format_confusion(self.confusion_matrix, self.class_names)
+
+
+def evaluate_classifier(model: nn.Module, dataset: ImageDataset) -> ClassifierMetrics:
+    """Top-1 accuracy and confusion matrix of ``model`` on ``dataset``."""
+    predictions = predict_logits(model, dataset.images).argmax(1)
+    return ClassifierMetrics(
+        accuracy=float((predictions == dataset.labels).float().mean()),
+        confusion_matrix=confusion_matrix(dataset.labels, predictions, dataset.num_classes),
+        class_names=dataset.class_names,
+    )
+
+
+def format_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str]) -> str:
+    width = max(len("true \\ predicted"), *(len(name) for name in class_names)) + 2
+    lines = ["true \\ predicted".ljust(width) + "".join(n[:11].rjust(12) for n in class_names)]
+    for name, row in zip(class_names, matrix, strict=True):
+        lines.append(name.ljust(width) + "".join(str(v).rjust(12) for v in row))
+    return "\n".join(lines)
