@@ -19,6 +19,7 @@ from advguard.attacks import ATTACKS, AttackError, create_attack
 from advguard.config import get_settings
 from advguard.data import DatasetImportError, ImageDataset, SkippedFile, load_dataset
 from advguard.evaluation import (
+    DEMO_ATTACKS,
     DEMO_EPSILONS,
     evaluate_classifier,
     format_eps,
@@ -182,10 +183,10 @@ def command_demo(args: argparse.Namespace) -> None:
     if args.limit:
         test = test.subset(torch.arange(min(args.limit, len(test))))
     print(
-        f"attacking {len(test)} test images with {', '.join(ATTACKS)} "
+        f"attacking {len(test)} test images with {', '.join(DEMO_ATTACKS)} "
         f"at ε = {', '.join(format_eps(e) for e in DEMO_EPSILONS)} (CW: L2, its defaults)"
     )
-    rows = robustness_table(model, test, tuple(ATTACKS), DEMO_EPSILONS)
+    rows = robustness_table(model, test, DEMO_ATTACKS, DEMO_EPSILONS)
     table = format_table(rows)
     report = out / "report"
     report.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from advguard.evaluation.metrics import (
     format_confusion,
 )
 from advguard.evaluation.robustness import (
+    DEMO_ATTACKS,
     DEMO_EPSILONS,
     RobustnessRow,
     format_eps,
@@ -21,6 +22,7 @@ from advguard.evaluation.robustness import (
 )
 
 __all__ = [
+    "DEMO_ATTACKS",
     "DEMO_EPSILONS",
     "AttackOutcome",
     "ClassifierMetrics",

@@ -11,6 +11,7 @@ from advguard.attacks import ATTACKS, create_attack
 from advguard.data.dataset import ImageDataset
 from advguard.evaluation.attack_run import run_attack
 
+DEMO_ATTACKS = ("fgsm", "bim", "pgd", "mim", "cw")
 DEMO_EPSILONS = (2 / 255, 4 / 255, 8 / 255)
 
 
@@ -42,7 +43,7 @@ def format_eps(eps: float | None) -> str:
 def robustness_table(
     model: nn.Module,
     dataset: ImageDataset,
-    attacks: Sequence[str] = ("fgsm", "pgd", "bim", "mim", "cw"),
+    attacks: Sequence[str] = DEMO_ATTACKS,
     epsilons: Sequence[float] = DEMO_EPSILONS,
     *,
     batch_size: int = 128,
