@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from advguard.data import ImageDataset, split_holdout
+from advguard.evaluation import evaluate_classifier
 from advguard.models import (
     ModelLoadError,
     ModelSpec,
     TrainConfig,
-    accuracy,
     build_model,
     export_torchscript,
     load_classifier,
@@ -73,7 +73,7 @@ def test_training_learns_and_keeps_best_epoch(small_bundled):
     train, val = split_holdout(small_bundled["train"], 0.15, seed=0)
     spec = ModelSpec(class_names=train.class_names, image_size=32, width=8, stage_convs=[1, 1, 1])
     model = build_model(spec)
-    before = accuracy(model, small_bundled["test"])
+    before = evaluate_classifier(model, small_bundled["test"]).accuracy
     history = train_classifier(
         model, train, val, TrainConfig(epochs=15, batch_size=32, augment=0.0), show_progress=False
     )
@@ -81,9 +81,9 @@ def test_training_learns_and_keeps_best_epoch(small_bundled):
     best = max(history.epochs, key=lambda e: e.val_accuracy)
     assert history.best_val_accuracy == best.val_accuracy
     # The kept weights are the best epoch's: re-measuring validation gives its accuracy.
-    assert accuracy(model, val) == pytest.approx(history.best_val_accuracy)
+    assert evaluate_classifier(model, val).accuracy == pytest.approx(history.best_val_accuracy)
     # Chance is 0.25; at 32×32 a tiny model reaches about 0.6 in 15 epochs.
-    assert accuracy(model, small_bundled["test"]) > max(before + 0.2, 0.5)
+    assert evaluate_classifier(model, small_bundled["test"]).accuracy > max(before + 0.2, 0.5)
 
 
 def test_early_stopping_stops(small_bundled):

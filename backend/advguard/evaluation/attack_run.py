@@ -69,6 +69,7 @@ def run_attack(
     targets: Tensor | None = None,
     batch_size: int = 128,
     quantize: bool = False,
+    predicted_before: Tensor | None = None,
     progress: ProgressCallback | None = None,
     show_progress: bool = True,
 ) -> AttackOutcome:
@@ -100,7 +101,8 @@ def run_attack(
     bar.close()
     seconds = time.perf_counter() - start
     adversarial = torch.cat(batches) if batches else dataset.images.clone()
-    predicted_before = predict_logits(model, dataset.images).argmax(1)
+    if predicted_before is None:
+        predicted_before = predict_logits(model, dataset.images).argmax(1)
     predicted_after = predict_logits(model, adversarial).argmax(1)
     success = predicted_after == goals if attack.targeted else predicted_after != goals
     perturbation = (adversarial - dataset.images).flatten(1)

@@ -10,6 +10,7 @@ from torch import nn
 from advguard.attacks import ATTACKS, create_attack
 from advguard.data.dataset import ImageDataset
 from advguard.evaluation.attack_run import run_attack
+from advguard.models.training import predict_logits
 
 DEMO_ATTACKS = ("fgsm", "bim", "pgd", "mim", "cw")
 DEMO_EPSILONS = (2 / 255, 4 / 255, 8 / 255)
@@ -56,11 +57,17 @@ def robustness_table(
         for name in attacks
         for eps in ([None] if ATTACKS[name].norm == "l2" else epsilons)
     ]
+    predicted_before = predict_logits(model, dataset.images).argmax(1)
     rows = []
     for index, (name, eps) in enumerate(runs):
         attack = create_attack(name, model) if eps is None else create_attack(name, model, eps=eps)
         outcome = run_attack(
-            model, attack, dataset, batch_size=batch_size, show_progress=show_progress
+            model,
+            attack,
+            dataset,
+            batch_size=batch_size,
+            predicted_before=predicted_before,
+            show_progress=show_progress,
         )
         successful = outcome.success & outcome.clean_correct
         rows.append(

@@ -12,7 +12,6 @@ from advguard.models.io import (
 from advguard.models.training import (
     TrainConfig,
     TrainHistory,
-    accuracy,
     fit_classifier,
     predict_logits,
     train_classifier,
@@ -26,7 +25,6 @@ __all__ = [
     "Normalize",
     "TrainConfig",
     "TrainHistory",
-    "accuracy",
     "build_model",
     "export_torchscript",
     "fit_classifier",

@@ -103,12 +103,6 @@ def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 256) -> T
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
-def accuracy(model: nn.Module, dataset: ImageDataset) -> float:
-    """Top-1 accuracy of ``model`` on ``dataset``."""
-    predictions = predict_logits(model, dataset.images).argmax(1)
-    return float((predictions == dataset.labels).float().mean())
-
-
 def train_classifier(
     model: nn.Module,
     train: ImageDataset,
