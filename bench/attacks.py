@@ -23,13 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advguard.attacks import create_attack
-from advguard.data import split_holdout
+from advguard.attacks import create_attack, input_gradient
 from advguard.data.synthetic import make_bundled_dataset
-from advguard.models import ModelSpec, TrainConfig, build_model, train_classifier
+from advguard.models import ModelSpec, TrainConfig, build_model, fit_classifier
 from advguard.runtime import (
     JEMALLOC_CONF,
     configure_threads,
@@ -54,9 +52,7 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
 
 def floor_step(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """One forward pass plus the input gradient: the unavoidable cost of an attack step."""
-    probe = x.detach().requires_grad_(True)
-    (gradient,) = torch.autograd.grad(F.cross_entropy(model(probe), y, reduction="sum"), probe)
-    return gradient
+    return input_gradient(model, x, y, targeted=False)[0]
 
 
 def frozen(model: nn.Module) -> nn.Module:
@@ -68,9 +64,7 @@ def frozen(model: nn.Module) -> nn.Module:
 def bench_model(batch_size: int) -> tuple[nn.Module, Tensor, Tensor]:
     """The bundled CNN, trained briefly so that CW's early abort behaves as it would."""
     data = make_bundled_dataset(image_size=128, seed=0)
-    train, val = split_holdout(data["train"], 0.1, seed=0)
-    model = build_model(ModelSpec(class_names=train.class_names))
-    train_classifier(model, train, val, TrainConfig(epochs=4), show_progress=False)
+    model, _, _ = fit_classifier(data["train"], TrainConfig(epochs=4), show_progress=False)
     test = data["test"]
     index = torch.arange(batch_size) % len(test)
     return model.eval(), test.images[index].contiguous(), test.labels[index]

@@ -29,8 +29,8 @@ def reexec_with_jemalloc(command: list[str] | None = None) -> None:
 
     ``command`` is the command line to run again (default: the ``advguard`` CLI).
 
-    Measured on the target CPUs: the attack and training loops run about 2–3× faster under
-    jemalloc than under glibc's malloc, which returns and re-maps large blocks every step.
+    Measured on the target CPUs: PGD ran 2.3× faster under jemalloc than under glibc's
+    default malloc, which returns and re-maps large blocks every step.
     ``ADVGUARD_ALLOCATOR=system`` opts out.
     """
     if os.environ.get(_REEXEC_MARK) or os.environ.get("ADVGUARD_ALLOCATOR") == "system":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -25,9 +25,6 @@ class ClassifierMetrics:
     accuracy: float
     confusion_matrix: list[list[int]]
     class_names: list[str]
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
     def format_confusion(self) -> str:
         """The confusion matrix as aligned text, true classes down, predictions across."""
