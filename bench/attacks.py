@@ -184,7 +184,8 @@ def attack_rows(model: nn.Module, x: Tensor, y: Tensor, repeats: int, quick: boo
         (
             "cw c=1, 50 steps, no search",
             "cw",
-            {"steps": 50, "binary_search_steps": 1},
+            # The same abort rule as torchattacks (and Carlini's code): the batch's summed loss.
+            {"steps": 50, "binary_search_steps": 1, "abort_early": "batch"},
             50,
             ta and ta.CW(model, c=1, kappa=0, steps=50, lr=0.01),
         ),
@@ -223,10 +224,11 @@ def attack_rows(model: nn.Module, x: Tensor, y: Tensor, repeats: int, quick: boo
             reference = rows[-1].seconds
         ours = create_attack(name, model, **params)
         rows.append(row(label, "advguard", steps, lambda a=ours: a(x, y), reference))
-    no_abort = create_attack("cw", model, steps=50, binary_search_steps=1, abort_early=False)
-    rows.append(
-        row("cw c=1, 50 steps, no search", "advguard, no early abort", 50, lambda: no_abort(x, y))
-    )
+    for mode, label in (("image", "per-image abort (default)"), ("never", "no early abort")):
+        attack = create_attack("cw", model, steps=50, binary_search_steps=1, abort_early=mode)
+        rows.append(
+            row("cw c=1, 50 steps, no search", f"advguard, {label}", 50, lambda a=attack: a(x, y))
+        )
     if not quick:
         defaults = create_attack("cw", model)
         rows.append(row("cw defaults (5 searches × 50)", "advguard", 250, lambda: defaults(x, y)))

@@ -167,3 +167,31 @@ def test_cw_returns_input_where_it_fails(trained_small):
     unchanged = (x_adv == x).flatten(1).all(1)
     fooled = model(x_adv).argmax(1) != y
     assert bool((unchanged | fooled).all())
+
+
+def forward_images(model, run):
+    """How many images went through ``model`` while ``run()`` ran."""
+    seen = []
+    handle = model.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].shape[0]))
+    try:
+        run()
+    finally:
+        handle.remove()
+    return sum(seen)
+
+
+def test_cw_abort_modes(trained_small):
+    model = trained_small.model
+    x, y = batch(trained_small, 16)
+    steps, probe = 30, 1  # the label check sends one image through first
+
+    def images(mode):
+        attack = ATTACKS["cw"](model, steps=steps, binary_search_steps=1, abort_early=mode)
+        return forward_images(model, lambda: attack(x, y)) - probe
+
+    never, batch_mode, image = images("never"), images("batch"), images("image")
+    assert never == steps * len(x)
+    assert batch_mode % len(x) == 0 and batch_mode <= never  # whole batch or nothing
+    assert image <= never
+    with pytest.raises(AttackError, match="abort_early must be one of"):
+        ATTACKS["cw"](model, abort_early="sometimes")
