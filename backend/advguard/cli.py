@@ -18,6 +18,18 @@ from advguard import __version__
 from advguard.attacks import ATTACKS, AttackError, create_attack
 from advguard.config import get_settings
 from advguard.data import DatasetImportError, ImageDataset, SkippedFile, load_dataset
+from advguard.detection import (
+    AdversarialSet,
+    AdversarialSetError,
+    BuildConfig,
+    DetectorConfig,
+    DetectorLoadError,
+    build_adversarial_set,
+    default_attack_specs,
+    export_zip,
+    load_adversarial_set,
+    train_detector,
+)
 from advguard.evaluation import (
     DEMO_ATTACKS,
     DEMO_EPSILONS,
@@ -25,10 +37,15 @@ from advguard.evaluation import (
     format_eps,
     format_table,
     random_targets,
-    robustness_table,
     run_attack,
     save_adversarial_set,
 )
+from advguard.evaluation.detection_report import (
+    build_detection_report,
+    robustness_from_set,
+    write_detection_report,
+)
+from advguard.guard import Guard
 from advguard.models import (
     ModelLoadError,
     ModelSpec,
@@ -73,7 +90,7 @@ def parse_param(text: str) -> tuple[str, object]:
 
 def train_and_report(
     args: argparse.Namespace, out: Path
-) -> tuple[torch.nn.Module, ModelSpec, ImageDataset]:
+) -> tuple[torch.nn.Module, ModelSpec, dict[str, ImageDataset]]:
     """Load data, train, save the model and print test metrics; shared by train and demo."""
     folder = load_dataset(args.data, image_size=args.image_size, seed=args.seed)
     report_skipped(folder.skipped)
@@ -105,7 +122,7 @@ def train_and_report(
     )
     print(metrics.format_confusion())
     print(f"model saved to {out / 'model'}")
-    return model, spec, test
+    return model, spec, folder.splits
 
 
 def report_skipped(skipped: Sequence[SkippedFile]) -> None:
@@ -176,24 +193,126 @@ def command_attacks(args: argparse.Namespace) -> None:
         print(f"       {shown}")
 
 
+def parse_list(text: str) -> list[str]:
+    """``a,b,c`` as a list of non-empty items."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def load_splits(data: str, model_spec: ModelSpec | None, seed: int) -> dict[str, ImageDataset]:
+    """A dataset's train and test splits, checked against the model's classes."""
+    folder = load_dataset(data, image_size=model_spec.image_size if model_spec else None, seed=seed)
+    report_skipped(folder.skipped)
+    if model_spec is not None and model_spec.class_names != folder.class_names:
+        raise CommandError(
+            f"the model's classes {model_spec.class_names} differ from the dataset's "
+            f"{folder.class_names}"
+        )
+    return folder.splits
+
+
+def build_config(args: argparse.Namespace) -> BuildConfig:
+    try:
+        specs = default_attack_specs(args.attacks, args.eps)
+        return BuildConfig(specs=specs, fraction=args.fraction, seed=args.seed)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+
+
+def make_set(
+    model: torch.nn.Module, splits: dict[str, ImageDataset], out: Path, args: argparse.Namespace
+) -> AdversarialSet:
+    """Build the adversarial set into ``out`` and say what it holds (shared with demo)."""
+    config = build_config(args)
+    started = time.perf_counter()
+    adversarial = build_adversarial_set(model, splits, out, config)
+    print(
+        f"adversarial set: {len(adversarial)} images ({len(config.specs)} attack settings on "
+        f"{config.fraction:.0%} of each split's images, plus clean and noise controls) "
+        f"in {time.perf_counter() - started:.0f} s → {out}"
+    )
+    print(format_table(robustness_from_set(adversarial)))
+    return adversarial
+
+
+def command_build_set(args: argparse.Namespace) -> None:
+    model, spec = load_classifier(args.model)
+    build_config(args)  # refuse bad attack names or budgets before loading data
+    out = Path(args.out)
+    make_set(model, load_splits(args.data, spec, args.seed), out, args)
+    if args.zip:
+        print(f"zip: {export_zip(out, out.with_suffix('.zip'))}")
+
+
+def fit_guard(
+    model: torch.nn.Module, spec: ModelSpec, adversarial: AdversarialSet, args: argparse.Namespace
+) -> tuple[Guard, torch.Tensor]:
+    """Train the detector, wrap it with the classifier and save the guard to ``args.guard``."""
+    config = DetectorConfig(target_false_rejection=args.target_frr, seed=args.seed)
+    started = time.perf_counter()
+    detector, training = train_detector(model, adversarial, config)
+    guard = Guard(model, spec, detector)
+    guard.save(args.guard)
+    print(
+        f"detector trained in {time.perf_counter() - started:.0f} s; threshold "
+        f"{detector.threshold:.4f} for ≤ {args.target_frr:.1%} clean rejections; "
+        f"guard saved to {args.guard}"
+    )
+    return guard, training.features
+
+
+def command_train_detector(args: argparse.Namespace) -> None:
+    model, spec = load_classifier(args.model)
+    if spec is None:
+        raise CommandError(f"{args.model} has no model description (class names, input size)")
+    fit_guard(model, spec, load_adversarial_set(args.set), args)
+
+
+def report(
+    guard: Guard,
+    adversarial: AdversarialSet,
+    out: Path,
+    args: argparse.Namespace,
+    features: torch.Tensor | None = None,
+) -> None:
+    """Measure the guard on the set's test split and write the report (shared with demo)."""
+    result, view = build_detection_report(
+        guard.detector,
+        adversarial,
+        features=features,
+        baselines=not args.skip_baselines,
+        leave_one_out=not args.skip_leave_one_out,
+    )
+    write_detection_report(result, view, adversarial, out)
+    rows = [
+        f"{r.attack:5s} {r.eps:6s} AUROC {r.auroc:.3f}  TPR {r.tpr:.3f}  "
+        f"named {r.named_successful:.3f}  "
+        + "  ".join(f"{name} {value:.3f}" for name, value in r.baselines.items())
+        for r in result.rows
+    ]
+    print("\n".join(rows))
+    print(
+        f"clean false rejections {result.clean_false_rejection:.3f}; attack named "
+        f"{result.naming_accuracy:.3f}, family {result.family_accuracy:.3f}; "
+        f"leave-one-attack-out AUROC "
+        + ", ".join(f"{k} {v:.3f}" for k, v in result.leave_one_out_auroc.items())
+    )
+    print(f"report: {out / 'report.md'}")
+
+
+def command_evaluate(args: argparse.Namespace) -> None:
+    guard = Guard.load(args.guard)
+    report(guard, load_adversarial_set(args.set), Path(args.out), args)
+
+
 def command_demo(args: argparse.Namespace) -> None:
     out = Path(args.out)
     started = time.perf_counter()
-    model, _, test = train_and_report(args, out)
-    if args.limit:
-        test = test.subset(torch.arange(min(args.limit, len(test))))
-    print(
-        f"attacking {len(test)} test images with {', '.join(DEMO_ATTACKS)} "
-        f"at ε = {', '.join(format_eps(e) for e in DEMO_EPSILONS)} (CW: L2, its defaults)"
-    )
-    rows = robustness_table(model, test, DEMO_ATTACKS, DEMO_EPSILONS)
-    table = format_table(rows)
-    report = out / "report"
-    report.mkdir(parents=True, exist_ok=True)
-    (report / "robustness.json").write_text(json.dumps([r.to_dict() for r in rows], indent=2))
-    (report / "robustness.md").write_text("# Robustness\n\n" + table + "\n")
-    print(table)
-    print(f"report in {report}; demo took {time.perf_counter() - started:.0f} s")
+    model, spec, splits = train_and_report(args, out)
+    adversarial = make_set(model, splits, out / "adversarial-set", args)
+    args.guard = out / "guard"
+    guard, features = fit_guard(model, spec, adversarial, args)
+    report(guard, adversarial, out / "report", args, features)
+    print(f"demo took {time.perf_counter() - started:.0f} s")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,10 +369,78 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("attacks", help="list the attacks and their defaults")
     listing.set_defaults(handler=command_attacks)
 
-    demo = commands.add_parser("demo", help="the whole pipeline on the bundled dataset")
+    def add_set_options(sub: argparse.ArgumentParser, fraction: float) -> None:
+        sub.add_argument(
+            "--attacks",
+            type=parse_list,
+            default=list(DEMO_ATTACKS),
+            help=f"comma-separated attacks (default: {','.join(DEMO_ATTACKS)})",
+        )
+        sub.add_argument(
+            "--eps",
+            type=lambda text: [parse_number(item) for item in parse_list(text)],
+            default=list(DEMO_EPSILONS),
+            help="comma-separated L∞ budgets (default: 2/255,4/255,8/255)",
+        )
+        sub.add_argument(
+            "--fraction",
+            type=float,
+            default=fraction,
+            help=f"share of each split's images attacked by each setting (default: {fraction})",
+        )
+
+    def add_report_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--skip-baselines", action="store_true", help="no baseline detectors")
+        sub.add_argument(
+            "--skip-leave-one-out", action="store_true", help="no leave-one-attack-out runs"
+        )
+
+    def add_guard_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--target-frr",
+            type=float,
+            default=DetectorConfig.target_false_rejection,
+            help="clean false-rejection rate the threshold is chosen for (default: 0.02)",
+        )
+
+    build = commands.add_parser(
+        "build-set", help="attack a dataset with many attacks; write the adversarial set"
+    )
+    build.add_argument("--model", required=True, help="model folder or TorchScript file")
+    build.add_argument("--data", default="bundled")
+    build.add_argument("--out", required=True, help="output folder")
+    build.add_argument("--zip", action="store_true", help="also pack the set into OUT.zip")
+    build.add_argument("--seed", type=int, default=0)
+    add_set_options(build, fraction=1.0)
+    build.set_defaults(handler=command_build_set)
+
+    detector = commands.add_parser(
+        "train-detector", help="train a detector on an adversarial set; save the guard"
+    )
+    detector.add_argument("--model", required=True, help="the classifier the set was made on")
+    detector.add_argument("--set", required=True, help="adversarial set folder (build-set)")
+    detector.add_argument("--guard", required=True, help="output folder for the guard")
+    detector.add_argument("--seed", type=int, default=0)
+    add_guard_options(detector)
+    detector.set_defaults(handler=command_train_detector)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="report a guard's detection on an adversarial set's test split"
+    )
+    evaluate.add_argument("--guard", required=True, help="guard folder (train-detector)")
+    evaluate.add_argument("--set", required=True, help="adversarial set folder (build-set)")
+    evaluate.add_argument("--out", required=True, help="report folder")
+    add_report_options(evaluate)
+    evaluate.set_defaults(handler=command_evaluate)
+
+    demo = commands.add_parser(
+        "demo", help="the whole pipeline: classifier, adversarial set, detector, guard, report"
+    )
     add_training_options(demo, epochs=30)
     demo.add_argument("--out", default="advguard-out/demo", help="output folder")
-    demo.add_argument("--limit", type=int, default=None, help="attack only N test images")
+    add_set_options(demo, fraction=0.3)
+    add_guard_options(demo)
+    add_report_options(demo)
     demo.set_defaults(handler=command_demo)
     return parser
 
@@ -273,6 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         AttackError,
         DatasetImportError,
         ModelLoadError,
+        AdversarialSetError,
+        DetectorLoadError,
         FileNotFoundError,
         PermissionError,
     ) as error:

@@ -95,6 +95,6 @@ def format_table(rows: Sequence[RobustnessRow]) -> str:
         lines.append(
             f"| {row.attack} | {format_eps(row.eps)} | {row.clean_accuracy:.3f} | "
             f"{row.adversarial_accuracy:.3f} | {row.success_rate:.3f} | {row.mean_l2:.3f} | "
-            f"{row.max_linf:.4f} | {row.seconds:.1f} |"
+            f"{row.max_linf:.4f} | {'–' if row.seconds != row.seconds else f'{row.seconds:.1f}'} |"
         )
     return "\n".join(lines)

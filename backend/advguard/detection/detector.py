@@ -1,0 +1,307 @@
+"""The detector: is an image adversarial, and which attack made it.
+
+One network answers both: a small MLP over :class:`DetectorFeatures` with one output for
+``clean`` and one per attack. The probability of being adversarial is ``1 − p(clean)``;
+the operating threshold on it is chosen on held-out clean images for a target false-
+rejection rate and saved with the weights (safetensors + JSON, never pickle).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from advguard.detection.builder import CLEAN, AdversarialSet
+from advguard.detection.features import DetectorFeatures
+
+WEIGHTS_FILE = "detector.safetensors"
+CONFIG_FILE = "detector.json"
+
+
+class DetectorLoadError(ValueError):
+    """A detector folder that cannot be loaded; the message says why."""
+
+
+@dataclass
+class DetectorConfig:
+    """Hyper-parameters of the detector head and its training."""
+
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    dropout: float = 0.1
+    epochs: int = 150
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.2
+    target_false_rejection: float = 0.02
+    seed: int = 0
+
+
+class DetectorHead(nn.Module):
+    """Standardises the features, then an MLP to ``1 + len(attack_names)`` logits."""
+
+    feature_mean: Tensor
+    feature_std: Tensor
+
+    def __init__(self, in_features: int, outputs: int, hidden: list[int], dropout: float):
+        super().__init__()
+        self.outputs = outputs
+        self.register_buffer("feature_mean", torch.zeros(in_features))
+        self.register_buffer("feature_std", torch.ones(in_features))
+        layers: list[nn.Module] = []
+        width = in_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        layers.append(nn.Linear(width, outputs))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.mlp((features - self.feature_mean) / self.feature_std)
+
+
+@dataclass
+class Detection:
+    """The detector's answer for a batch (tensors of length N; ``probabilities`` N×K)."""
+
+    score: Tensor
+    is_adversarial: Tensor
+    attack_index: Tensor
+    probabilities: Tensor
+
+
+class Detector(nn.Module):
+    """Classifier-aware detector; ``forward`` gives logits over ``["clean", *attacks]``."""
+
+    def __init__(
+        self,
+        classifier: nn.Module,
+        num_classes: int,
+        attack_names: list[str],
+        config: DetectorConfig | None = None,
+        threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.config = config or DetectorConfig()
+        self.attack_names = list(attack_names)
+        self.threshold = threshold
+        self.features = DetectorFeatures(classifier, num_classes)
+        self.head = DetectorHead(
+            self.features.dim, 1 + len(attack_names), self.config.hidden, self.config.dropout
+        )
+
+    @property
+    def outputs(self) -> list[str]:
+        return [CLEAN, *self.attack_names]
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.features(images))
+
+    @torch.no_grad()
+    def detect(self, images: Tensor, batch_size: int = 256) -> Detection:
+        """Score, verdict at the saved threshold, likeliest attack and all probabilities."""
+        self.eval()
+        probabilities = (
+            torch.cat(
+                [
+                    self(images[i : i + batch_size]).softmax(1)
+                    for i in range(0, len(images), batch_size)
+                ]
+            )
+            if len(images)
+            else torch.empty(0, len(self.outputs))
+        )
+        score = 1 - probabilities[:, 0]
+        return Detection(
+            score=score,
+            is_adversarial=score > self.threshold,
+            attack_index=probabilities[:, 1:].argmax(1),
+            probabilities=probabilities,
+        )
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the head's weights and a JSON description (not the classifier)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.head.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_FILE))
+        description = {
+            "attack_names": self.attack_names,
+            "num_classes": self.features.num_classes,
+            "threshold": self.threshold,
+            "feature_dim": self.features.dim,
+            "config": asdict(self.config),
+        }
+        (directory / CONFIG_FILE).write_text(json.dumps(description, indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, classifier: nn.Module) -> Detector:
+        """Load a detector saved by :meth:`save` on top of ``classifier`` (no unpickling)."""
+        directory = Path(directory)
+        try:
+            description = json.loads((directory / CONFIG_FILE).read_text())
+            detector = cls(
+                classifier,
+                description["num_classes"],
+                description["attack_names"],
+                DetectorConfig(**description["config"]),
+                float(description["threshold"]),
+            )
+            if detector.features.dim != description["feature_dim"]:
+                raise ValueError("it was saved by a version with other features")
+            detector.head.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as error:
+            raise DetectorLoadError(f"cannot load a detector from {directory}: {error}") from error
+        return detector.eval()
+
+
+@torch.no_grad()
+def extract_features(
+    features: DetectorFeatures,
+    images: Tensor,
+    batch_size: int = 128,
+    progress: Callable[[int, int], None] | None = None,
+    show_progress: bool = True,
+) -> Tensor:
+    """Features of ``images`` (uint8 or float in [0, 1]), batched, with a progress bar."""
+    features.classifier.eval()
+    outputs = []
+    bar = tqdm(
+        total=len(images), desc="features", unit="img", disable=not show_progress, leave=False
+    )
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        batch = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch
+        outputs.append(features(batch))
+        bar.update(len(batch))
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
+    bar.close()
+    return torch.cat(outputs) if outputs else torch.empty(0, features.dim)
+
+
+def group_split(groups: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Positions of a (1 − fraction, fraction) split that keeps each group on one side."""
+    unique = groups.unique()
+    generator = torch.Generator().manual_seed(seed)
+    held = unique[torch.randperm(len(unique), generator=generator)[: round(len(unique) * fraction)]]
+    in_held = torch.isin(groups, held)
+    return torch.nonzero(~in_held).squeeze(1), torch.nonzero(in_held).squeeze(1)
+
+
+def fit_head(
+    head: DetectorHead,
+    features: Tensor,
+    targets: Tensor,
+    val_features: Tensor,
+    val_targets: Tensor,
+    config: DetectorConfig,
+) -> DetectorHead:
+    """Train ``head`` with class-balanced cross-entropy; keep the best validation epoch."""
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    head.feature_mean.copy_(features.mean(0))
+    head.feature_std.copy_(features.std(0).clamp_min(1e-6))
+    outputs = head.outputs
+    counts = torch.bincount(targets, minlength=outputs).float()
+    weights = torch.where(counts > 0, counts.sum() / (outputs * counts.clamp_min(1)), 0.0)
+    optimizer = torch.optim.AdamW(
+        head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    steps = config.epochs * math.ceil(len(features) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.learning_rate, total_steps=steps
+    )
+    best_loss, best_state = float("inf"), copy.deepcopy(head.state_dict())
+    for _ in range(config.epochs):
+        head.train()
+        order = torch.randperm(len(features), generator=generator)
+        for start in range(0, len(features), config.batch_size):
+            index = order[start : start + config.batch_size]
+            loss = F.cross_entropy(head(features[index]), targets[index], weight=weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        head.eval()
+        with torch.no_grad():
+            val_loss = float(F.cross_entropy(head(val_features), val_targets, weight=weights))
+        if val_loss < best_loss:
+            best_loss, best_state = val_loss, copy.deepcopy(head.state_dict())
+    head.load_state_dict(best_state)
+    return head.eval()
+
+
+def clean_threshold(clean_scores: Tensor, target_false_rejection: float) -> float:
+    """The smallest threshold that rejects at most ``target_false_rejection`` of the clean
+    images (a score must be strictly above it to be rejected)."""
+    if len(clean_scores) == 0:
+        raise ValueError("no clean images to choose the threshold on")
+    return float(np.quantile(clean_scores.numpy(), 1 - target_false_rejection, method="higher"))
+
+
+@dataclass
+class DetectorTraining:
+    """What training produced: the features it computed (reused by reports) and the split."""
+
+    features: Tensor
+    fit_index: Tensor
+    val_index: Tensor
+
+
+def train_detector(
+    classifier: nn.Module,
+    adversarial: AdversarialSet,
+    config: DetectorConfig | None = None,
+    *,
+    features: Tensor | None = None,
+    show_progress: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Detector, DetectorTraining]:
+    """Train a detector on the ``train`` rows of ``adversarial``.
+
+    A ``val_fraction`` of the source images (with all their attacked versions) is held
+    out for early stopping and for the threshold, chosen for ``target_false_rejection``
+    on its clean images. ``features`` may be passed when already extracted for every row.
+    """
+    config = config or DetectorConfig()
+    detector = Detector(classifier, len(adversarial.class_names), adversarial.attack_names, config)
+    if features is None:
+        features = extract_features(
+            detector.features, adversarial.images, progress=progress, show_progress=show_progress
+        )
+    train_rows = adversarial.where(lambda row: row.split == "train")
+    if len(train_rows) == 0:
+        raise ValueError("the adversarial set has no train split")
+    sources = torch.tensor([adversarial.rows[i].source_id for i in train_rows.tolist()])
+    fit_part, val_part = group_split(sources, config.val_fraction, config.seed)
+    fit_index, val_index = train_rows[fit_part], train_rows[val_part]
+    targets = adversarial.detector_targets()
+    fit_head(
+        detector.head,
+        features[fit_index],
+        targets[fit_index],
+        features[val_index],
+        targets[val_index],
+        config,
+    )
+    val_clean = torch.tensor(
+        [i for i in val_index.tolist() if adversarial.rows[i].attack == CLEAN], dtype=torch.long
+    )
+    with torch.no_grad():
+        scores = 1 - detector.head(features[val_clean]).softmax(1)[:, 0]
+    detector.threshold = clean_threshold(scores, config.target_false_rejection)
+    return detector.eval(), DetectorTraining(features, fit_index, val_index)

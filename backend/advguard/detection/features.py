@@ -1,0 +1,178 @@
+"""What the detector looks at: high-pass residual statistics and the classifier's reaction.
+
+Adversarial perturbations are small, dense and high-frequency. On an 8-bit image they show
+up in the distribution of steganalysis residuals (the image minus a prediction of each
+pixel from its neighbours, Fridrich & Kodovský 2012) and in the darkest and brightest
+pixels, where clipping leaves each attack's own signature (FGSM moves black background to
+exactly ε, iterative attacks to multiples of their step). The classifier adds what the
+pixels cannot: how confident it is and how much its answer moves when the input is
+squeezed (Xu et al. 2018). Every feature is differentiable (soft histograms, straight-
+through squeezers), so an adaptive attack can follow the detector's gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from advguard.defenses import bit_depth_reduce, median_filter
+
+# Residual kernels in units of 8-bit grey levels, padded to 5×5 (SRM's first- and
+# second-order differences, and the KV 3×3 and 5×5 predictors).
+_KERNELS_5X5 = [
+    [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, -1, 1, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+    [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, -1, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]],
+    [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 1, -2, 1, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+    [[0, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, -2, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]],
+    [
+        [0, 0, 0, 0, 0],
+        [0, -0.25, 0.5, -0.25, 0],
+        [0, 0.5, -1, 0.5, 0],
+        [0, -0.25, 0.5, -0.25, 0],
+        [0, 0, 0, 0, 0],
+    ],
+    [
+        [v / 12 for v in row]
+        for row in [
+            [-1, 2, -2, 2, -1],
+            [2, -6, 8, -6, 2],
+            [-2, 8, -12, 8, -2],
+            [2, -6, 8, -6, 2],
+            [-1, 2, -2, 2, -1],
+        ]
+    ],
+]
+RESIDUAL_RANGE = 12
+"""Residual histograms have one bin per grey level in [-12, 12]; larger values pile up at
+the ends."""
+TAIL_LEVELS = 24
+"""Intensity histograms of the darkest and brightest 24 grey levels (and one "rest" bin)."""
+SQUEEZE_BITS = 5
+
+
+def soft_histogram(values: Tensor, low: float, bins: int) -> Tensor:
+    """Normalised histogram of each row of ``values`` over unit bins ``low, low+1, …``.
+
+    Each value is split linearly between its two nearest bins, so the result is
+    differentiable in the values; values beyond the range count in the end bins.
+    """
+    position = (values - low).clamp(0, bins - 1)
+    lower = position.detach().floor().clamp_(max=bins - 2)
+    upper_share = position - lower
+    index = lower.long()
+    histogram = values.new_zeros(values.shape[0], bins)
+    histogram.scatter_add_(1, index, 1 - upper_share).scatter_add_(1, index + 1, upper_share)
+    return histogram / values.shape[1]
+
+
+class DetectorFeatures(nn.Module):
+    """Maps images ``N×C×H×W`` in [0, 1] to feature vectors ``N×dim`` (no trainable weights).
+
+    The classifier is used, not trained: its weights are never changed here.
+    """
+
+    kernels: Tensor
+
+    def __init__(self, classifier: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.num_classes = num_classes
+        self.register_buffer("kernels", torch.tensor(_KERNELS_5X5).unsqueeze(1))
+
+    @property
+    def dim(self) -> int:
+        residual = len(_KERNELS_5X5) * (2 * RESIDUAL_RANGE + 1)
+        return residual + 2 * (TAIL_LEVELS + 1) + 2 * self.num_classes + 7
+
+    def pixel_features(self, images: Tensor) -> Tensor:
+        """Residual histograms and dark/bright intensity histograms, averaged over channels."""
+        n, c, h, w = images.shape
+        levels = images.reshape(n * c, 1, h, w) * 255.0
+        residuals = F.conv2d(F.pad(levels, (2, 2, 2, 2), mode="replicate"), self.kernels)
+        k = residuals.shape[1]
+        residual_histograms = soft_histogram(
+            residuals.reshape(n * c * k, h * w), -RESIDUAL_RANGE, 2 * RESIDUAL_RANGE + 1
+        ).reshape(n * c, -1)
+        flat = levels.reshape(n * c, h * w)
+        dark = soft_histogram(flat, 0, TAIL_LEVELS + 1)
+        bright = soft_histogram(255.0 - flat, 0, TAIL_LEVELS + 1)
+        per_channel = torch.cat([residual_histograms, dark, bright], dim=1)
+        return per_channel.reshape(n, c, -1).mean(1)
+
+    def classifier_features(self, images: Tensor) -> Tensor:
+        """Sorted probabilities, logit margin, entropy, how far squeezing moves them, and how
+        well the image's high-pass residual lines up with the classifier's gradient."""
+        with torch.enable_grad():
+            probe = images if images.requires_grad else images.detach().requires_grad_(True)
+            logits = self.classifier(probe)
+            log_probabilities = logits.log_softmax(1)
+            # One gradient per class: an untargeted attack pushed the (unknown) true class
+            # down, a targeted one pushed its target up. create_graph only when someone
+            # differentiates the features themselves (adaptive attacks).
+            gradients = [
+                torch.autograd.grad(
+                    log_probabilities[:, k].sum(),
+                    probe,
+                    retain_graph=True,
+                    create_graph=images.requires_grad,
+                )[0]
+                for k in range(self.num_classes)
+            ]
+            top2 = logits.topk(2, dim=1).values
+            margin = top2[:, 0] - top2[:, 1]
+        if not images.requires_grad:
+            logits, margin = logits.detach(), margin.detach()
+        probabilities = logits.softmax(1)
+        entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(1)
+        predicted = probabilities.argmax(1, keepdim=True)
+        squeezed = [median_filter(images, 3), bit_depth_reduce(images, SQUEEZE_BITS)]
+        moves = []
+        for variant in squeezed:
+            other = self.classifier(variant).softmax(1)
+            moves += [(probabilities - other).abs().sum(1), other.gather(1, predicted).squeeze(1)]
+        return torch.cat(
+            [
+                probabilities.sort(dim=1, descending=True).values,
+                margin[:, None],
+                entropy[:, None],
+                torch.stack(moves, 1),
+                self.gradient_alignment(images, gradients),
+            ],
+            dim=1,
+        )
+
+    def gradient_alignment(self, images: Tensor, gradients: list[Tensor]) -> Tensor:
+        """How well the image's residual matches the residual of ``sign(∇ log p_k)``.
+
+        A gradient-sign attack adds ``±ε·sign(∇)``, so its high-pass residual carries the
+        residual of the gradient's sign (a matched filter); natural texture and random
+        noise do not. Per image: the largest and smallest cosine over classes, the cosine
+        for the predicted class, and the log of the mean gradient magnitude.
+        """
+        n, c, h, w = images.shape
+
+        def residuals(x: Tensor) -> Tensor:
+            planes = F.pad(x.reshape(n * c, 1, h, w), (2, 2, 2, 2), mode="replicate")
+            return F.conv2d(planes, self.kernels[-2:]).reshape(n, -1)
+
+        image_residual = residuals(images)
+        cosines = []
+        for gradient in gradients:
+            direction = gradient.sign() + gradient - gradient.detach()  # straight-through
+            cosines.append(
+                F.cosine_similarity(image_residual, residuals(direction), dim=1, eps=1e-8)
+            )
+        per_class = torch.stack(cosines, 1)
+        predicted = torch.stack([g.abs().flatten(1).mean(1) for g in gradients], 1)
+        scale = predicted.mean(1).clamp_min(1e-12).log()
+        return torch.cat(
+            [
+                per_class.sort(dim=1).values,
+                scale[:, None],
+            ],
+            dim=1,
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        return torch.cat([self.pixel_features(images), self.classifier_features(images)], 1)

@@ -1,0 +1,442 @@
+"""The detector's report: per-attack ROC/AUROC, TPR at the operating threshold, the
+attack-type confusion matrix, leave-one-attack-out AUROC and the baselines, as JSON,
+Markdown and PNG plots. Every metric comes from scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score, roc_curve
+from torch import Tensor
+
+from advguard.detection.baselines import FeatureSqueezing, Mahalanobis
+from advguard.detection.builder import (
+    CLEAN,
+    NOISE_CONTROLS,
+    AdversarialSet,
+    ManifestRow,
+    attack_family,
+)
+from advguard.detection.detector import (
+    Detector,
+    DetectorHead,
+    extract_features,
+    fit_head,
+    group_split,
+)
+from advguard.evaluation.robustness import RobustnessRow, format_eps
+
+Progress = Callable[[str], None]
+
+
+def auroc(clean_scores: Tensor, attack_scores: Tensor) -> float:
+    """AUROC of separating attacked from clean images (NaN when either side is empty)."""
+    if len(clean_scores) == 0 or len(attack_scores) == 0:
+        return float("nan")
+    truth = np.r_[np.zeros(len(clean_scores)), np.ones(len(attack_scores))]
+    return float(roc_auc_score(truth, np.r_[clean_scores.numpy(), attack_scores.numpy()]))
+
+
+def _mean(values: Tensor) -> float:
+    return float(values.float().mean()) if len(values) else float("nan")
+
+
+@dataclass
+class ReportRow:
+    """One attack at one budget on the test split."""
+
+    attack: str
+    eps: str
+    images: int
+    successful: int
+    auroc: float
+    auroc_successful: float
+    auroc_failed: float
+    tpr: float
+    tpr_successful: float
+    tpr_failed: float
+    named_successful: float
+    baselines: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class DetectionReport:
+    """Everything the report says; ``to_dict`` is what ``report.json`` holds."""
+
+    threshold: float
+    clean_images: int
+    clean_false_rejection: float
+    noise_false_rejection: dict[str, float]
+    rows: list[ReportRow]
+    per_attack_auroc: dict[str, float]
+    leave_one_out_auroc: dict[str, float]
+    attack_names: list[str]
+    attack_confusion: list[list[int]]
+    naming_accuracy: float
+    family_accuracy: float
+    guard_accuracy_clean: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        return json.loads(json.dumps(self, default=lambda o: o.__dict__))
+
+
+class _TestView:
+    """The test rows of an adversarial set with the scores of every detector."""
+
+    def __init__(self, adversarial: AdversarialSet, index: Tensor, scores: dict[str, Tensor]):
+        self.rows = [adversarial.rows[i] for i in index.tolist()]
+        self.index = index
+        self.scores = scores
+
+    def mask(self, predicate: Callable[[ManifestRow], bool]) -> Tensor:
+        return torch.tensor([predicate(row) for row in self.rows], dtype=torch.bool)
+
+    def made_by(self, attack: str) -> Tensor:
+        """Rows whose ``attack`` column is ``attack`` (also ``clean`` or a noise control)."""
+        return torch.tensor([row.attack == attack for row in self.rows], dtype=torch.bool)
+
+
+def _group_key(row: ManifestRow) -> tuple[str, str]:
+    return row.attack, format_eps(None if math.isnan(row.eps) else row.eps)
+
+
+def build_detection_report(
+    detector: Detector,
+    adversarial: AdversarialSet,
+    *,
+    features: Tensor | None = None,
+    baselines: bool = True,
+    leave_one_out: bool = True,
+    progress: Progress | None = None,
+    show_progress: bool = True,
+) -> tuple[DetectionReport, _TestView]:
+    """Measure ``detector`` on the test rows of ``adversarial``.
+
+    ``features`` (one row per image of the set, as :func:`extract_features` gives) saves
+    recomputing them; leave-one-attack-out retrains the head on the train rows without
+    each attack in turn and scores that attack on the test rows.
+    """
+    started = time.perf_counter()
+    say = progress or (lambda _: None)
+    test_index = adversarial.where(lambda row: row.split == "test")
+    if len(test_index) == 0:
+        raise ValueError("the adversarial set has no test split")
+    if features is None:
+        say("features")
+        features = extract_features(
+            detector.features, adversarial.images, show_progress=show_progress
+        )
+    with torch.no_grad():
+        probabilities = detector.head.eval()(features[test_index]).softmax(1)
+    scores = {"detector": 1 - probabilities[:, 0]}
+    test_images = adversarial.float_images(test_index)
+    if baselines:
+        say("baselines")
+        classifier = detector.features.classifier
+        scores["feature squeezing"] = FeatureSqueezing(classifier).score(test_images)
+        clean_train = adversarial.where(lambda r: r.split == "train" and r.attack == CLEAN)
+        labels = torch.tensor(
+            [adversarial.class_names.index(adversarial.rows[i].true_label) for i in clean_train]
+        )
+        mahalanobis = Mahalanobis(classifier).fit(
+            adversarial.float_images(clean_train), labels, len(adversarial.class_names)
+        )
+        scores["mahalanobis"] = mahalanobis.score(test_images)
+    view = _TestView(adversarial, test_index, scores)
+    rejected = scores["detector"] > detector.threshold
+    predicted_attack = probabilities[:, 1:].argmax(1)
+    clean = view.made_by(CLEAN)
+
+    rows = []
+    for key in sorted({_group_key(r) for r in view.rows if r.is_attack}):
+        group = view.made_by(key[0]) & torch.tensor([_group_key(r) == key for r in view.rows])
+        success = group & view.mask(lambda r: r.success)
+        failed = group & ~success
+        attack_index = detector.attack_names.index(key[0])
+        rows.append(
+            ReportRow(
+                attack=key[0],
+                eps=key[1],
+                images=int(group.sum()),
+                successful=int(success.sum()),
+                auroc=auroc(scores["detector"][clean], scores["detector"][group]),
+                auroc_successful=auroc(scores["detector"][clean], scores["detector"][success]),
+                auroc_failed=auroc(scores["detector"][clean], scores["detector"][failed]),
+                tpr=_mean(rejected[group]),
+                tpr_successful=_mean(rejected[success]),
+                tpr_failed=_mean(rejected[failed]),
+                named_successful=_mean(predicted_attack[success] == attack_index),
+                baselines={
+                    name: auroc(values[clean], values[group])
+                    for name, values in scores.items()
+                    if name != "detector"
+                },
+            )
+        )
+
+    attacked = view.mask(lambda r: r.is_attack)
+    per_attack = {
+        name: auroc(
+            scores["detector"][clean],
+            scores["detector"][view.made_by(name)],
+        )
+        for name in detector.attack_names
+    }
+    successful = attacked & view.mask(lambda r: r.success)
+    true_attack = [r.attack for r, s in zip(view.rows, successful.tolist(), strict=True) if s]
+    named = [detector.attack_names[int(i)] for i in predicted_attack[successful]]
+    leave_one_out_auroc = {}
+    if leave_one_out:
+        say("leave-one-attack-out")
+        leave_one_out_auroc = _leave_one_out(detector, adversarial, features, view)
+    noise = {kind: _mean(rejected[view.made_by(kind)]) for kind in NOISE_CONTROLS}
+    classifier_correct = view.mask(lambda r: r.predicted_before == r.true_label)
+    report = DetectionReport(
+        threshold=detector.threshold,
+        clean_images=int(clean.sum()),
+        clean_false_rejection=_mean(rejected[clean]),
+        noise_false_rejection=noise,
+        rows=rows,
+        per_attack_auroc=per_attack,
+        leave_one_out_auroc=leave_one_out_auroc,
+        attack_names=detector.attack_names,
+        attack_confusion=confusion_matrix(
+            true_attack, named, labels=detector.attack_names
+        ).tolist(),
+        naming_accuracy=float(accuracy_score(true_attack, named)) if named else float("nan"),
+        family_accuracy=float(
+            accuracy_score(
+                [attack_family(a) for a in true_attack], [attack_family(a) for a in named]
+            )
+        )
+        if named
+        else float("nan"),
+        guard_accuracy_clean=_mean((~rejected & classifier_correct)[clean]),
+        seconds=time.perf_counter() - started,
+    )
+    return report, view
+
+
+def _leave_one_out(
+    detector: Detector, adversarial: AdversarialSet, features: Tensor, view: _TestView
+) -> dict[str, float]:
+    """For each attack: train a fresh head without it, AUROC of clean vs that attack."""
+    config = detector.config
+    targets = adversarial.detector_targets()
+    clean = view.made_by(CLEAN)
+    results = {}
+    for held_out in detector.attack_names:
+        train_index = adversarial.where(
+            lambda r: r.split == "train" and r.attack != held_out  # noqa: B023 (used at once)
+        )
+        sources = torch.tensor([adversarial.rows[i].source_id for i in train_index.tolist()])
+        fit, val = group_split(sources, config.val_fraction, config.seed)
+        # Relabel so the outputs are contiguous without the held-out attack.
+        remaining = [name for name in detector.attack_names if name != held_out]
+        relabel = torch.tensor(
+            [0] + [remaining.index(n) + 1 if n != held_out else 0 for n in detector.attack_names]
+        )
+        head = DetectorHead(features.shape[1], 1 + len(remaining), config.hidden, config.dropout)
+        fit_head(
+            head,
+            features[train_index[fit]],
+            relabel[targets[train_index[fit]]],
+            features[train_index[val]],
+            relabel[targets[train_index[val]]],
+            config,
+        )
+        with torch.no_grad():
+            score = 1 - head(features[view.index]).softmax(1)[:, 0]
+        held = view.made_by(held_out)
+        results[held_out] = auroc(score[clean], score[held])
+    return results
+
+
+def robustness_from_set(adversarial: AdversarialSet, split: str = "test") -> list[RobustnessRow]:
+    """The robustness table of the attacks already in an adversarial set (no new attacks):
+    per attack and budget, accuracy before and after, success on correctly classified
+    images, mean L2 and largest L∞ after quantisation."""
+    groups: dict[tuple[str, str], list[ManifestRow]] = {}
+    for row in adversarial.rows:
+        if row.split == split and row.is_attack:
+            groups.setdefault((row.attack, _group_key(row)[1]), []).append(row)
+    table = []
+    for rows in groups.values():
+        correct = [r for r in rows if r.predicted_before == r.true_label]
+        eps = rows[0].eps
+        table.append(
+            RobustnessRow(
+                attack=rows[0].attack,
+                eps=None if math.isnan(eps) else eps,
+                clean_accuracy=len(correct) / len(rows),
+                adversarial_accuracy=sum(r.predicted_after == r.true_label for r in rows)
+                / len(rows),
+                success_rate=sum(r.success for r in correct) / len(correct)
+                if correct
+                else float("nan"),
+                mean_l2=_mean(torch.tensor([r.l2 for r in rows if r.success])),
+                max_linf=max(r.linf for r in rows),
+                seconds=float("nan"),
+            )
+        )
+    return table
+
+
+def _fmt(value: float) -> str:
+    return "–" if value != value else f"{value:.3f}"
+
+
+def report_markdown(report: DetectionReport) -> str:
+    """The report as Markdown tables (what ``report.md`` holds)."""
+    baselines = sorted({name for row in report.rows for name in row.baselines})
+    header = [
+        "attack", "ε", "images", "successful", "AUROC", "AUROC successful", "AUROC failed",
+        "TPR", "TPR successful", "TPR failed", "named (successful)",
+        *[f"AUROC {name}" for name in baselines],
+    ]  # fmt: skip
+    lines = [
+        "# Detection report",
+        "",
+        f"Operating threshold {report.threshold:.4f}; clean test images {report.clean_images}; "
+        f"clean false-rejection rate **{_fmt(report.clean_false_rejection)}**; "
+        f"clean images accepted and correctly classified {_fmt(report.guard_accuracy_clean)}.",
+        "",
+        "Noise controls rejected: "
+        + ", ".join(f"{k} {_fmt(v)}" for k, v in report.noise_false_rejection.items()),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in report.rows:
+        cells = [
+            row.attack, row.eps, str(row.images), str(row.successful), _fmt(row.auroc),
+            _fmt(row.auroc_successful), _fmt(row.auroc_failed), _fmt(row.tpr),
+            _fmt(row.tpr_successful), _fmt(row.tpr_failed), _fmt(row.named_successful),
+            *[_fmt(row.baselines.get(name, float("nan"))) for name in baselines],
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| attack | AUROC (all ε) | leave-one-attack-out AUROC |",
+        "|---|---|---|",
+    ]
+    for name in report.attack_names:
+        lines.append(
+            f"| {name} | {_fmt(report.per_attack_auroc[name])} | "
+            f"{_fmt(report.leave_one_out_auroc.get(name, float('nan')))} |"
+        )
+    lines += [
+        "",
+        f"Attack named correctly on successful adversarial images: "
+        f"**{_fmt(report.naming_accuracy)}**; family (single-step L∞ / iterative L∞ / L2): "
+        f"**{_fmt(report.family_accuracy)}**.",
+        "",
+        "Attack-type confusion (rows: true attack, columns: named attack):",
+        "",
+        "| true \\ named | " + " | ".join(report.attack_names) + " |",
+        "|---|" + "---|" * len(report.attack_names),
+    ]
+    for name, counts in zip(report.attack_names, report.attack_confusion, strict=True):
+        lines.append(f"| {name} | " + " | ".join(str(c) for c in counts) + " |")
+    lines += ["", "![ROC curves](roc.png)", "", "![Attack confusion](confusion.png)"]
+    lines += ["", "![Examples](examples.png)", ""]
+    return "\n".join(lines)
+
+
+def _plot_roc(view: _TestView, attack_names: list[str], path: Path) -> None:
+    clean = view.made_by(CLEAN)
+    figure, axes = plt.subplots(1, len(view.scores), figsize=(5 * len(view.scores), 4.5))
+    axes = np.atleast_1d(axes)
+    for axis, (detector_name, scores) in zip(axes, view.scores.items(), strict=True):
+        for name in attack_names:
+            group = view.made_by(name)
+            if not group.any():
+                continue
+            truth = np.r_[np.zeros(int(clean.sum())), np.ones(int(group.sum()))]
+            values = np.r_[scores[clean].numpy(), scores[group].numpy()]
+            fpr, tpr, _ = roc_curve(truth, values)
+            axis.plot(fpr, tpr, label=f"{name} (AUROC {roc_auc_score(truth, values):.3f})")
+        axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        axis.set(title=detector_name, xlabel="false-positive rate (clean rejected)",
+                 ylabel="true-positive rate")  # fmt: skip
+        axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _plot_confusion(report: DetectionReport, path: Path) -> None:
+    matrix = np.array(report.attack_confusion)
+    figure, axis = plt.subplots(figsize=(5, 4.5))
+    axis.imshow(matrix, cmap="Blues")
+    names = report.attack_names
+    axis.set_xticks(range(len(names)), names)
+    axis.set_yticks(range(len(names)), names)
+    axis.set(xlabel="named attack", ylabel="true attack", title="Attack type (successful)")
+    for (i, j), count in np.ndenumerate(matrix):
+        colour = "white" if count > matrix.max() / 2 else "black"
+        axis.text(j, i, str(count), ha="center", va="center", color=colour)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _plot_examples(adversarial: AdversarialSet, view: _TestView, path: Path) -> None:
+    """Per attack, one successful test image: clean, adversarial, perturbation ×10."""
+    clean_by_source = {r.source_id: i for i, r in zip(view.index.tolist(), view.rows, strict=True)
+                       if r.attack == CLEAN}  # fmt: skip
+    picks = []
+    for name in adversarial.attack_names:
+        for position, row in zip(view.index.tolist(), view.rows, strict=True):
+            if row.attack == name and row.success and row.source_id in clean_by_source:
+                picks.append((row, position, clean_by_source[row.source_id]))
+                break
+    if not picks:
+        return
+    figure, axes = plt.subplots(len(picks), 3, figsize=(7.5, 2.6 * len(picks)), squeeze=False)
+    for (row, adversarial_at, clean_at), axis_row in zip(picks, axes, strict=True):
+        clean_image = adversarial.float_images(torch.tensor([clean_at]))[0]
+        attacked = adversarial.float_images(torch.tensor([adversarial_at]))[0]
+        amplified = ((attacked - clean_image) * 10 + 0.5).clamp(0, 1)
+        titles = [
+            f"clean: {row.predicted_before}",
+            f"{row.attack} {_group_key(row)[1]}: {row.predicted_after}",
+            "perturbation ×10",
+        ]
+        for axis, image, title in zip(axis_row, (clean_image, attacked, amplified), titles,
+                                      strict=True):  # fmt: skip
+            axis.imshow(image.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
+            axis.set_title(title, fontsize=9)
+            axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_detection_report(
+    report: DetectionReport, view: _TestView, adversarial: AdversarialSet, out: str | Path
+) -> Path:
+    """Write ``report.json``, ``report.md``, ``roc.png``, ``confusion.png`` and
+    ``examples.png`` into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    (out / "report.md").write_text(report_markdown(report))
+    _plot_roc(view, report.attack_names, out / "roc.png")
+    _plot_confusion(report, out / "confusion.png")
+    _plot_examples(adversarial, view, out / "examples.png")
+    return out
