@@ -56,7 +56,9 @@ def _mean(values: Tensor) -> float:
 
 @dataclass
 class ReportRow:
-    """One attack at one budget on the test split."""
+    """One attack at one budget on the test split. *Successful* images were classified
+    correctly before the attack and wrongly after; *failed* ones stayed correct. Images the
+    classifier already got wrong count only in the columns for all images."""
 
     attack: str
     eps: str
@@ -108,6 +110,11 @@ class _TestView:
     def made_by(self, attack: str) -> Tensor:
         """Rows whose ``attack`` column is ``attack`` (also ``clean`` or a noise control)."""
         return torch.tensor([row.attack == attack for row in self.rows], dtype=torch.bool)
+
+
+def flipped(row: ManifestRow) -> bool:
+    """A successful attack in the report's sense: it turned a correct answer wrong."""
+    return row.success and row.predicted_before == row.true_label
 
 
 def _group_key(row: ManifestRow) -> tuple[str, str]:
@@ -164,8 +171,8 @@ def build_detection_report(
     rows = []
     for key in sorted({_group_key(r) for r in view.rows if r.is_attack}):
         group = view.made_by(key[0]) & torch.tensor([_group_key(r) == key for r in view.rows])
-        success = group & view.mask(lambda r: r.success)
-        failed = group & ~success
+        success = group & view.mask(flipped)
+        failed = group & ~success & view.mask(lambda r: r.predicted_before == r.true_label)
         attack_index = detector.attack_names.index(key[0])
         rows.append(
             ReportRow(
@@ -196,7 +203,7 @@ def build_detection_report(
         )
         for name in detector.attack_names
     }
-    successful = attacked & view.mask(lambda r: r.success)
+    successful = attacked & view.mask(flipped)
     true_attack = [r.attack for r, s in zip(view.rows, successful.tolist(), strict=True) if s]
     named = [detector.attack_names[int(i)] for i in predicted_attack[successful]]
     leave_one_out_auroc = {}
@@ -402,7 +409,7 @@ def _plot_examples(adversarial: AdversarialSet, view: _TestView, path: Path) -> 
     picks = []
     for name in adversarial.attack_names:
         for position, row in zip(view.index.tolist(), view.rows, strict=True):
-            if row.attack == name and row.success and row.source_id in clean_by_source:
+            if row.attack == name and flipped(row) and row.source_id in clean_by_source:
                 picks.append((row, position, clean_by_source[row.source_id]))
                 break
     if not picks:

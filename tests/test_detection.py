@@ -1,0 +1,307 @@
+"""The adversarial set builder, the detector, the guard and the detection report."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from advguard.detection import (
+    CLEAN,
+    NOISE_CONTROLS,
+    AdversarialSet,
+    AttackSpec,
+    BuildConfig,
+    Detector,
+    DetectorConfig,
+    DetectorLoadError,
+    FeatureSqueezing,
+    Mahalanobis,
+    attack_family,
+    build_adversarial_set,
+    default_attack_specs,
+    export_zip,
+    extract_features,
+    load_adversarial_set,
+    train_detector,
+)
+from advguard.detection.detector import clean_threshold
+from advguard.detection.features import soft_histogram
+from advguard.evaluation.detection_report import (
+    build_detection_report,
+    robustness_from_set,
+    write_detection_report,
+)
+from advguard.guard import Guard
+
+EPS = 8 / 255
+SPECS = [
+    AttackSpec("fgsm", {"eps": EPS}),
+    AttackSpec("pgd", {"eps": EPS, "alpha": EPS / 4}),
+    AttackSpec("cw", {"steps": 20, "binary_search_steps": 2}),
+]
+
+
+@dataclass
+class Built:
+    adversarial: AdversarialSet
+    folder: object
+    model: torch.nn.Module
+    spec: object
+
+
+@pytest.fixture(scope="module")
+def built(trained_small, small_bundled, tmp_path_factory) -> Built:
+    folder = tmp_path_factory.mktemp("adversarial-set")
+    splits = {name: small_bundled[name] for name in ("train", "test")}
+    adversarial = build_adversarial_set(
+        trained_small.model,
+        splits,
+        folder,
+        BuildConfig(specs=SPECS, fraction=0.5, noise_epsilons=[EPS]),
+        show_progress=False,
+    )
+    return Built(adversarial, folder, trained_small.model, trained_small.spec)
+
+
+@pytest.fixture(scope="module")
+def trained_detector(built):
+    return train_detector(
+        built.model, built.adversarial, DetectorConfig(epochs=80), show_progress=False
+    )
+
+
+def test_default_specs_cover_five_attacks_at_three_budgets():
+    specs = default_attack_specs()
+    assert [s.label for s in specs if s.name == "pgd"] == ["pgd 2/255", "pgd 4/255", "pgd 8/255"]
+    assert {s.name for s in specs} == {"fgsm", "bim", "pgd", "mim", "cw"}
+    assert all(
+        s.params["alpha"] == s.params["eps"] / 4 for s in specs if s.name in ("bim", "pgd", "mim")
+    )
+    with pytest.raises(ValueError, match="unknown attack"):
+        default_attack_specs(["nope"])
+
+
+def test_no_source_image_in_both_splits(built):
+    rows = built.adversarial.rows
+    train = {(r.source_file, r.source_id) for r in rows if r.split == "train"}
+    test = {(r.source_file, r.source_id) for r in rows if r.split == "test"}
+    assert train and test
+    assert not {f for f, _ in train} & {f for f, _ in test}
+    assert not {i for _, i in train} & {i for _, i in test}
+
+
+def test_counts_and_labels(built, small_bundled):
+    adversarial = built.adversarial
+    for split in ("train", "test"):
+        n = len(small_bundled[split])
+        rows = [r for r in adversarial.rows if r.split == split]
+        assert sum(r.attack == CLEAN for r in rows) == n
+        for spec in SPECS:
+            assert sum(r.attack == spec.name for r in rows) == (n + 1) // 2
+        for kind in NOISE_CONTROLS:
+            assert sum(r.attack == kind for r in rows) == (n + 1) // 2
+    targets = adversarial.detector_targets()
+    for row, target in zip(adversarial.rows, targets.tolist(), strict=True):
+        expected = adversarial.attack_names.index(row.attack) + 1 if row.is_attack else 0
+        assert target == expected  # noise controls are labelled clean
+
+
+def test_images_are_8_bit_and_sizes_measured_after_quantisation(built):
+    adversarial, folder = built.adversarial, built.folder
+    assert adversarial.images.dtype == torch.uint8
+    clean_of = {r.source_id: i for i, r in enumerate(adversarial.rows) if r.attack == CLEAN}
+    for position in range(0, len(adversarial), max(1, len(adversarial) // 200)):
+        row = adversarial.rows[position]
+        on_disk = np.asarray(Image.open(folder / row.file))
+        assert np.array_equal(on_disk, adversarial.images[position, 0].numpy())
+        difference = (
+            adversarial.images[position].float()
+            - adversarial.images[clean_of[row.source_id]].float()
+        ) / 255
+        assert row.linf == pytest.approx(float(difference.abs().max()), abs=1e-6)
+        assert row.l2 == pytest.approx(float(difference.norm()), abs=1e-5)
+        if row.attack in ("fgsm", "pgd", *NOISE_CONTROLS) and row.attack != "noise_gaussian":
+            assert row.linf <= EPS + 1e-6  # rounding the clean image first keeps the ball
+
+
+def test_manifest_round_trip_and_zip(built, tmp_path):
+    loaded = load_adversarial_set(built.folder)
+    # Compared as JSON because eps is NaN (never equal to itself) for clean rows and CW.
+    assert [json.dumps(asdict(r)) for r in loaded.rows] == [
+        json.dumps(asdict(r)) for r in built.adversarial.rows
+    ]
+    assert torch.equal(loaded.images, built.adversarial.images)
+    assert loaded.attack_names == ["fgsm", "pgd", "cw"]
+    header = (built.folder / "manifest.csv").read_text().splitlines()[0].split(",")
+    for column in ("source_file", "split", "true_label", "attack", "params", "predicted_before",
+                   "predicted_after", "success", "linf", "l2"):  # fmt: skip
+        assert column in header
+    archive = export_zip(built.folder, tmp_path / "set.zip")
+    with zipfile.ZipFile(archive) as zipped:
+        names = zipped.namelist()
+    assert "manifest.csv" in names and len(names) == len(built.adversarial) + 2
+    assert not any(name.startswith("/") or ".." in name for name in names)
+
+
+def test_robustness_from_set_matches_manifest(built):
+    rows = {(r.attack, r.eps): r for r in robustness_from_set(built.adversarial)}
+    pgd = [r for r in built.adversarial.rows if r.split == "test" and r.attack == "pgd"]
+    correct = [r for r in pgd if r.predicted_before == r.true_label]
+    assert rows[("pgd", EPS)].success_rate == pytest.approx(
+        sum(r.success for r in correct) / len(correct)
+    )
+    assert rows[("cw", None)].max_linf > 0
+
+
+def test_soft_histogram_counts_and_gradient():
+    values = torch.tensor([[0.0, 0.5, 1.0, 7.0]], requires_grad=True)
+    histogram = soft_histogram(values, low=0, bins=3)
+    # 0 → bin 0; 0.5 → half in bins 0 and 1; 1 → bin 1; 7 is past the end → bin 2.
+    assert torch.allclose(histogram, torch.tensor([[0.375, 0.375, 0.25]]))
+    histogram[0, 1].backward()
+    assert values.grad is not None and values.grad.abs().sum() > 0
+
+
+def test_detector_separates_attacks_from_clean(built, trained_detector):
+    detector, training = trained_detector
+    adversarial = built.adversarial
+    test = adversarial.where(lambda r: r.split == "test")
+    detection = detector.detect(adversarial.float_images(test))
+    clean = torch.tensor([adversarial.rows[i].attack == CLEAN for i in test.tolist()])
+    pgd = torch.tensor([adversarial.rows[i].attack == "pgd" for i in test.tolist()])
+    truth = np.r_[np.zeros(int(clean.sum())), np.ones(int(pgd.sum()))]
+    scores = np.r_[detection.score[clean].numpy(), detection.score[pgd].numpy()]
+    assert roc_auc_score(truth, scores) > 0.85
+    # The threshold was chosen on held-out clean train images for a 2 % target.
+    assert float(detection.is_adversarial[clean].float().mean()) <= 0.10
+    assert training.features.shape == (len(adversarial), detector.features.dim)
+
+
+def test_detector_save_load_gives_the_same_answers(built, trained_detector, tmp_path):
+    detector, _ = trained_detector
+    images = built.adversarial.float_images(torch.arange(0, len(built.adversarial), 97))
+    detector.save(tmp_path / "detector")
+    loaded = Detector.load(tmp_path / "detector", built.model)
+    assert loaded.threshold == detector.threshold
+    assert torch.allclose(
+        loaded.detect(images).probabilities, detector.detect(images).probabilities
+    )
+    (tmp_path / "detector" / "detector.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(DetectorLoadError, match="cannot load a detector"):
+        Detector.load(tmp_path / "detector", built.model)
+
+
+def test_guard_decisions_follow_the_threshold(built, trained_detector, tmp_path):
+    detector, _ = trained_detector
+    guard = Guard(built.model, built.spec, detector)
+    images = built.adversarial.float_images(torch.arange(0, len(built.adversarial), 53))
+    verdicts = guard.predict(images)
+    probabilities = built.model(images).softmax(1)
+    for verdict, p, score in zip(
+        verdicts, probabilities, detector.detect(images).score, strict=True
+    ):
+        assert verdict.is_adversarial == (score > guard.threshold)
+        assert set(verdict.attack_probabilities) == {"fgsm", "pgd", "cw"}
+        assert verdict.class_probabilities == pytest.approx(
+            dict(zip(built.spec.class_names, p.tolist(), strict=True)), abs=1e-6
+        )
+        if verdict.is_adversarial:
+            assert verdict.label is None
+            best = max(verdict.attack_probabilities, key=verdict.attack_probabilities.get)
+            assert verdict.attack == best
+        else:
+            assert verdict.attack is None
+            assert verdict.label == built.spec.class_names[int(p.argmax())]
+    guard.save(tmp_path / "guard")
+    again = Guard.load(tmp_path / "guard").predict(images)
+    assert [(v.is_adversarial, v.attack, v.label) for v in again] == [
+        (v.is_adversarial, v.attack, v.label) for v in verdicts
+    ]
+    assert [v.score for v in again] == pytest.approx([v.score for v in verdicts], abs=1e-6)
+    detector.threshold, saved = -1.0, detector.threshold
+    try:
+        assert all(v.is_adversarial and v.label is None for v in guard.predict(images))
+    finally:
+        detector.threshold = saved
+    with pytest.raises(ValueError, match="expected N×1×H×W"):
+        guard.predict(images[0])
+
+
+def test_clean_threshold_meets_its_target():
+    scores = torch.linspace(0, 1, 1001)
+    threshold = clean_threshold(scores, 0.02)
+    assert float((scores > threshold).float().mean()) <= 0.02
+    assert float((scores >= threshold).float().mean()) > 0.02 - 1e-9
+
+
+def test_baselines_score_attacks_higher(built):
+    adversarial = built.adversarial
+    test = adversarial.where(lambda r: r.split == "test")
+    rows = [adversarial.rows[i] for i in test.tolist()]
+    clean = torch.tensor([r.attack == CLEAN for r in rows])
+    pgd = torch.tensor([r.attack == "pgd" for r in rows])
+    images = adversarial.float_images(test)
+    squeezing = FeatureSqueezing(built.model).score(images)
+    train_clean = adversarial.where(lambda r: r.split == "train" and r.attack == CLEAN)
+    labels = torch.tensor(
+        [adversarial.class_names.index(adversarial.rows[i].true_label) for i in train_clean]
+    )
+    mahalanobis = (
+        Mahalanobis(built.model).fit(adversarial.float_images(train_clean), labels, 4).score(images)
+    )
+    for scores in (squeezing, mahalanobis):
+        assert float(scores[pgd].mean()) > float(scores[clean].mean())
+
+
+def test_report_numbers_match_scikit_learn_and_files_are_written(built, trained_detector, tmp_path):
+    detector, training = trained_detector
+    adversarial = built.adversarial
+    report, view = build_detection_report(
+        detector, adversarial, features=training.features, show_progress=False
+    )
+    test = adversarial.where(lambda r: r.split == "test")
+    scores = detector.detect(adversarial.float_images(test)).score
+    rows = [adversarial.rows[i] for i in test.tolist()]
+    clean = [i for i, r in enumerate(rows) if r.attack == CLEAN]
+    fgsm = [i for i, r in enumerate(rows) if r.attack == "fgsm"]
+    expected = roc_auc_score([0] * len(clean) + [1] * len(fgsm), scores[clean + fgsm].numpy())
+    row = next(r for r in report.rows if r.attack == "fgsm")
+    assert row.auroc == pytest.approx(expected, abs=1e-4)
+    assert row.images == len(fgsm)
+    assert report.clean_false_rejection == pytest.approx(
+        float((scores[clean] > detector.threshold).float().mean())
+    )
+    assert set(report.leave_one_out_auroc) == {"fgsm", "pgd", "cw"}
+    assert set(row.baselines) == {"feature squeezing", "mahalanobis"}
+    assert sum(map(sum, report.attack_confusion)) == sum(r.successful for r in report.rows)
+    assert 0 <= report.naming_accuracy <= report.family_accuracy <= 1
+    out = write_detection_report(report, view, adversarial, tmp_path / "report")
+    data = json.loads((out / "report.json").read_text())
+    assert data["rows"][0]["attack"] == report.rows[0].attack
+    markdown = (out / "report.md").read_text()
+    assert "leave-one-attack-out" in markdown and "| fgsm | 8/255 |" in markdown
+    for plot in ("roc.png", "confusion.png", "examples.png"):
+        with Image.open(out / plot) as image:
+            assert image.size[0] > 300
+
+
+def test_attack_families():
+    assert attack_family("fgsm") == "single-step L∞"
+    assert attack_family("mim") == attack_family("pgd") == "iterative L∞"
+    assert attack_family("cw") == "L2"
+
+
+def test_features_are_differentiable(built, trained_detector):
+    detector, _ = trained_detector
+    images = built.adversarial.float_images(torch.arange(4)).requires_grad_(True)
+    logits = detector(images)
+    (gradient,) = torch.autograd.grad(logits[:, 0].sum(), images)
+    assert gradient.abs().sum() > 0
+    assert extract_features(detector.features, images.detach(), show_progress=False).shape[0] == 4
