@@ -180,3 +180,50 @@ def test_errors_are_one_line_without_traceback(args, message, trained_model_dir,
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_build_set_train_detector_evaluate(trained_model_dir, folder_dataset, tmp_path):
+    """The detection pipeline as three commands on files: set → guard → report."""
+    model = str(trained_model_dir / "model")
+    adversarial, guard, report = tmp_path / "set", tmp_path / "guard", tmp_path / "report"
+    steps = [
+        ["build-set", "--model", model, "--data", str(folder_dataset), "--attacks", "fgsm,pgd",
+         "--eps", "4/255,8/255", "--fraction", "0.5", "--zip", "--out", str(adversarial)],
+        ["train-detector", "--model", model, "--set", str(adversarial), "--guard", str(guard)],
+        ["evaluate", "--guard", str(guard), "--set", str(adversarial), "--out", str(report),
+         "--skip-leave-one-out"],
+    ]  # fmt: skip
+    for args in steps:
+        result = advguard(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert "| pgd | 8/255 |" in (report / "report.md").read_text()
+    rows = list(csv.DictReader((adversarial / "manifest.csv").open()))
+    assert {r["attack"] for r in rows} == {"clean", "noise_sign", "noise_gaussian", "fgsm", "pgd"}
+    assert (tmp_path / "set.zip").stat().st_size > 0
+    data = json.loads((report / "report.json").read_text())
+    assert [(r["attack"], r["eps"]) for r in data["rows"]] == [
+        ("fgsm", "4/255"),
+        ("fgsm", "8/255"),
+        ("pgd", "4/255"),
+        ("pgd", "8/255"),
+    ]
+    assert 0 <= data["clean_false_rejection"] <= 1
+    assert (guard / "detector" / "detector.json").exists()
+    assert (guard / "classifier" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["build-set", "--model", "MODEL", "--attacks", "fgsm,zap", "--out", "x"], "unknown attack"),
+        (["build-set", "--model", "MODEL", "--fraction", "0", "--out", "x"], "fraction must be"),
+        (["train-detector", "--model", "MODEL", "--set", "nowhere", "--guard", "g"], "not an adversarial set"),
+        (["evaluate", "--guard", "nowhere", "--set", "nowhere", "--out", "r"], "does not exist"),
+    ],
+)  # fmt: skip
+def test_detection_commands_refuse_bad_input(args, message, trained_model_dir, tmp_path):
+    args = [str(trained_model_dir / "model") if a == "MODEL" else a for a in args]
+    result = advguard(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
