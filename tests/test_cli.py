@@ -198,7 +198,8 @@ def test_build_set_train_detector_evaluate(trained_model_dir, folder_dataset, tm
         assert result.returncode == 0, result.stderr
     assert "| pgd | 8/255 |" in (report / "report.md").read_text()
     rows = list(csv.DictReader((adversarial / "manifest.csv").open()))
-    assert {r["attack"] for r in rows} == {"clean", "noise_sign", "noise_gaussian", "fgsm", "pgd"}
+    kinds = {"clean", "noise_sign", "noise_gaussian", "augmented", "fgsm", "pgd"}
+    assert {r["attack"] for r in rows} == kinds
     assert (tmp_path / "set.zip").stat().st_size > 0
     data = json.loads((report / "report.json").read_text())
     assert [(r["attack"], r["eps"]) for r in data["rows"]] == [

@@ -2,7 +2,9 @@
 
 from advguard.detection.baselines import FeatureSqueezing, Mahalanobis
 from advguard.detection.builder import (
+    AUGMENTED,
     CLEAN,
+    CONTROLS,
     NOISE_CONTROLS,
     AdversarialSet,
     AdversarialSetError,
@@ -27,7 +29,9 @@ from advguard.detection.detector import (
 from advguard.detection.features import DetectorFeatures
 
 __all__ = [
+    "AUGMENTED",
     "CLEAN",
+    "CONTROLS",
     "NOISE_CONTROLS",
     "AdversarialSet",
     "AdversarialSetError",

@@ -26,12 +26,15 @@ from advguard.data.dataset import ImageDataset
 from advguard.data.images import decode_image, save_png, to_uint8
 from advguard.evaluation.attack_run import run_attack
 from advguard.evaluation.robustness import format_eps
-from advguard.models.training import predict_logits
+from advguard.models.training import augment_batch, predict_logits
 
 CLEAN = "clean"
 NOISE_SIGN = "noise_sign"
 NOISE_GAUSSIAN = "noise_gaussian"
 NOISE_CONTROLS = (NOISE_SIGN, NOISE_GAUSSIAN)
+AUGMENTED = "augmented"
+CONTROLS = (*NOISE_CONTROLS, AUGMENTED)
+"""Images labelled clean that are not the source images themselves."""
 MANIFEST = "manifest.csv"
 BUILD_INFO = "build.json"
 FAMILIES = {"fgsm": "single-step L∞", "bim": "iterative L∞", "pgd": "iterative L∞"}
@@ -93,6 +96,10 @@ class BuildConfig:
     """Share of each split's source images attacked by every spec (drawn per spec)."""
     noise_epsilons: Sequence[float] = DEFAULT_EPSILONS
     """Noise controls: ±ε sign noise and Gaussian noise of σ = ε (the same expected L2)."""
+    augmented_controls: bool = True
+    """Also randomly flipped, rotated, zoomed and contrast-changed copies, labelled clean:
+    new views of known images, on which the classifier is as unsure as on unseen scans, so
+    that the detector does not learn "unsure means attacked"."""
     batch_size: int = 128
     seed: int = 0
 
@@ -121,7 +128,7 @@ class ManifestRow:
 
     @property
     def is_attack(self) -> bool:
-        return self.attack not in (CLEAN, *NOISE_CONTROLS)
+        return self.attack not in (CLEAN, *CONTROLS)
 
 
 @dataclass
@@ -148,7 +155,7 @@ class AdversarialSet:
         )
 
     def detector_targets(self) -> Tensor:
-        """0 for clean and noise controls, else 1 + the attack's index in ``attack_names``."""
+        """0 for clean images and controls, else 1 + the attack's index in ``attack_names``."""
         return torch.tensor(
             [self.attack_names.index(r.attack) + 1 if r.is_attack else 0 for r in self.rows]
         )
@@ -259,6 +266,7 @@ def build_adversarial_set(
     class_names = next(iter(splits.values())).class_names
     per_spec = {name: math.ceil(len(d) * config.fraction) for name, d in splits.items()}
     kinds = len(config.specs) + len(NOISE_CONTROLS) * len(config.noise_epsilons)
+    kinds += int(config.augmented_controls)
     total = sum(len(d) + kinds * per_spec[name] for name, d in splits.items())
     writer = _Writer(out, total, progress, show_progress)
     first_id = 0
@@ -284,6 +292,11 @@ def build_adversarial_set(
                 writer.add(
                     source, f"{kind} {format_eps(eps)}", kind, {"eps": eps}, index, noisy, after
                 )
+        if config.augmented_controls:
+            index = _draw(len(images), per_spec[split], generator)
+            varied = _quantised(augment_batch(images[index], generator))
+            after = predict_logits(model, varied).argmax(1)
+            writer.add(source, AUGMENTED, AUGMENTED, {}, index, varied, after)
         for spec in config.specs:
             index = _draw(len(images), per_spec[split], generator)
             attack = create_attack(spec.name, model, seed=config.seed, **spec.params)

@@ -5,9 +5,10 @@ up in the distribution of steganalysis residuals (the image minus a prediction o
 pixel from its neighbours, Fridrich & Kodovský 2012) and in the darkest and brightest
 pixels, where clipping leaves each attack's own signature (FGSM moves black background to
 exactly ε, iterative attacks to multiples of their step). The classifier adds what the
-pixels cannot: how confident it is and how much its answer moves when the input is
-squeezed (Xu et al. 2018). Every feature is differentiable (soft histograms, straight-
-through squeezers), so an adaptive attack can follow the detector's gradient.
+pixels cannot: how much its answer moves when the input is squeezed (Xu et al. 2018), and
+whether the residual follows its gradient, as a perturbation made from that gradient does.
+Every feature is differentiable (soft histograms, straight-through squeezers), so an
+adaptive attack can follow the detector's gradient.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class DetectorFeatures(nn.Module):
     @property
     def dim(self) -> int:
         residual = len(_KERNELS_5X5) * (2 * RESIDUAL_RANGE + 1)
-        return residual + 2 * (TAIL_LEVELS + 1) + 2 * self.num_classes + 7
+        return residual + 2 * (TAIL_LEVELS + 1) + 2 * self.num_classes + 6
 
     def pixel_features(self, images: Tensor) -> Tensor:
         """Residual histograms and dark/bright intensity histograms, averaged over channels."""
@@ -100,16 +101,17 @@ class DetectorFeatures(nn.Module):
         per_channel = torch.cat([residual_histograms, dark, bright], dim=1)
         return per_channel.reshape(n, c, -1).mean(1)
 
-    def classifier_features(self, images: Tensor) -> Tensor:
-        """Sorted probabilities, logit margin, entropy, how far squeezing moves them, and how
-        well the image's high-pass residual lines up with the classifier's gradient."""
+    def class_gradients(self, images: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Logits and ``∇ log p_k`` for every class k.
+
+        One gradient per class because an untargeted attack pushed the (unknown) true class
+        down and a targeted one pushed its target up. The graph is kept (``create_graph``)
+        only when someone differentiates the features themselves (adaptive attacks).
+        """
         with torch.enable_grad():
             probe = images if images.requires_grad else images.detach().requires_grad_(True)
             logits = self.classifier(probe)
             log_probabilities = logits.log_softmax(1)
-            # One gradient per class: an untargeted attack pushed the (unknown) true class
-            # down, a targeted one pushed its target up. create_graph only when someone
-            # differentiates the features themselves (adaptive attacks).
             gradients = [
                 torch.autograd.grad(
                     log_probabilities[:, k].sum(),
@@ -119,58 +121,62 @@ class DetectorFeatures(nn.Module):
                 )[0]
                 for k in range(self.num_classes)
             ]
-            top2 = logits.topk(2, dim=1).values
-            margin = top2[:, 0] - top2[:, 1]
-        if not images.requires_grad:
-            logits, margin = logits.detach(), margin.detach()
+        return (logits if images.requires_grad else logits.detach()), gradients
+
+    def classifier_features(self, images: Tensor) -> Tensor:
+        """How far squeezing moves the classifier's probabilities (and how much of the
+        predicted class survives it), and how well the image's
+        high-pass residual lines up with the classifier's gradients, taken at the image and
+        at its median-filtered version (closer to the clean image after a single large step
+        such as FGSM's).
+
+        The classifier's own confidence is left out on purpose: it is higher on the images
+        it was trained on (where the detector learns) than on new scans, so a detector
+        using it rejects more clean scans in use than on its validation split (measured:
+        4–5 % instead of 2 % on brain-mri-4class).
+        """
+        logits, gradients = self.class_gradients(images)
+        smoothed = median_filter(images, 3)
+        smoothed_logits, smoothed_gradients = self.class_gradients(smoothed)
         probabilities = logits.softmax(1)
-        entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(1)
         predicted = probabilities.argmax(1, keepdim=True)
-        squeezed = [median_filter(images, 3), bit_depth_reduce(images, SQUEEZE_BITS)]
         moves = []
-        for variant in squeezed:
-            other = self.classifier(variant).softmax(1)
+        for variant in (smoothed_logits, self.classifier(bit_depth_reduce(images, SQUEEZE_BITS))):
+            other = variant.softmax(1)
             moves += [(probabilities - other).abs().sum(1), other.gather(1, predicted).squeeze(1)]
+        residual = self.alignment_residual(images)
         return torch.cat(
             [
-                probabilities.sort(dim=1, descending=True).values,
-                margin[:, None],
-                entropy[:, None],
                 torch.stack(moves, 1),
-                self.gradient_alignment(images, gradients),
+                self.gradient_alignment(residual, gradients),
+                self.gradient_alignment(residual, smoothed_gradients),
             ],
             dim=1,
         )
 
-    def gradient_alignment(self, images: Tensor, gradients: list[Tensor]) -> Tensor:
-        """How well the image's residual matches the residual of ``sign(∇ log p_k)``.
+    def alignment_residual(self, images: Tensor) -> Tensor:
+        """KV 3×3 and 5×5 residuals of each image, flattened (``N×…``)."""
+        n, c, h, w = images.shape
+        planes = F.pad(images.reshape(n * c, 1, h, w), (2, 2, 2, 2), mode="replicate")
+        return F.conv2d(planes, self.kernels[-2:]).reshape(n, -1)
+
+    def gradient_alignment(self, residual: Tensor, gradients: list[Tensor]) -> Tensor:
+        """How well an image's residual matches the residual of ``sign(∇ log p_k)``.
 
         A gradient-sign attack adds ``±ε·sign(∇)``, so its high-pass residual carries the
         residual of the gradient's sign (a matched filter); natural texture and random
-        noise do not. Per image: the largest and smallest cosine over classes, the cosine
-        for the predicted class, and the log of the mean gradient magnitude.
+        noise do not. Per image: the cosines over classes, sorted, and the log of the mean
+        gradient magnitude.
         """
-        n, c, h, w = images.shape
-
-        def residuals(x: Tensor) -> Tensor:
-            planes = F.pad(x.reshape(n * c, 1, h, w), (2, 2, 2, 2), mode="replicate")
-            return F.conv2d(planes, self.kernels[-2:]).reshape(n, -1)
-
-        image_residual = residuals(images)
         cosines = []
         for gradient in gradients:
             direction = gradient.sign() + gradient - gradient.detach()  # straight-through
             cosines.append(
-                F.cosine_similarity(image_residual, residuals(direction), dim=1, eps=1e-8)
+                F.cosine_similarity(residual, self.alignment_residual(direction), dim=1, eps=1e-8)
             )
-        per_class = torch.stack(cosines, 1)
-        predicted = torch.stack([g.abs().flatten(1).mean(1) for g in gradients], 1)
-        scale = predicted.mean(1).clamp_min(1e-12).log()
+        magnitude = torch.stack([g.abs().flatten(1).mean(1) for g in gradients], 1).mean(1)
         return torch.cat(
-            [
-                per_class.sort(dim=1).values,
-                scale[:, None],
-            ],
+            [torch.stack(cosines, 1).sort(dim=1).values, magnitude.clamp_min(1e-12).log()[:, None]],
             dim=1,
         )
 

@@ -25,7 +25,7 @@ from torch import Tensor
 from advguard.detection.baselines import FeatureSqueezing, Mahalanobis
 from advguard.detection.builder import (
     CLEAN,
-    NOISE_CONTROLS,
+    CONTROLS,
     AdversarialSet,
     ManifestRow,
     attack_family,
@@ -210,7 +210,7 @@ def build_detection_report(
     if leave_one_out:
         say("leave-one-attack-out")
         leave_one_out_auroc = _leave_one_out(detector, adversarial, features, view)
-    noise = {kind: _mean(rejected[view.made_by(kind)]) for kind in NOISE_CONTROLS}
+    noise = {kind: _mean(rejected[view.made_by(kind)]) for kind in CONTROLS}
     classifier_correct = view.mask(lambda r: r.predicted_before == r.true_label)
     report = DetectionReport(
         threshold=detector.threshold,
@@ -322,7 +322,7 @@ def report_markdown(report: DetectionReport) -> str:
         f"clean false-rejection rate **{_fmt(report.clean_false_rejection)}**; "
         f"clean images accepted and correctly classified {_fmt(report.guard_accuracy_clean)}.",
         "",
-        "Noise controls rejected: "
+        "Controls (labelled clean) rejected: "
         + ", ".join(f"{k} {_fmt(v)}" for k, v in report.noise_false_rejection.items()),
         "",
         "| " + " | ".join(header) + " |",
