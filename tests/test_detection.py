@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pytest
@@ -305,3 +305,21 @@ def test_features_are_differentiable(built, trained_detector):
     (gradient,) = torch.autograd.grad(logits[:, 0].sum(), images)
     assert gradient.abs().sum() > 0
     assert extract_features(detector.features, images.detach(), show_progress=False).shape[0] == 4
+
+
+def test_report_without_successful_attacks(built, trained_detector):
+    """A set where no attack succeeded still gives a report (an all-zero confusion)."""
+    detector, training = trained_detector
+    adversarial = built.adversarial
+    none_succeeded = AdversarialSet(
+        adversarial.images,
+        [replace(row, success=False) for row in adversarial.rows],
+        adversarial.class_names,
+        adversarial.attack_names,
+    )
+    report, _ = build_detection_report(
+        detector, none_succeeded, features=training.features, baselines=False,
+        leave_one_out=False, show_progress=False,
+    )  # fmt: skip
+    assert report.attack_confusion == [[0] * 3] * 3
+    assert report.naming_accuracy != report.naming_accuracy  # NaN: nothing to name

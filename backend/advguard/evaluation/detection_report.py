@@ -221,9 +221,10 @@ def build_detection_report(
         per_attack_auroc=per_attack,
         leave_one_out_auroc=leave_one_out_auroc,
         attack_names=detector.attack_names,
-        attack_confusion=confusion_matrix(
-            true_attack, named, labels=detector.attack_names
-        ).tolist(),
+        # scikit-learn refuses empty inputs; no successful attack means an all-zero matrix.
+        attack_confusion=confusion_matrix(true_attack, named, labels=detector.attack_names).tolist()
+        if named
+        else [[0] * len(detector.attack_names) for _ in detector.attack_names],
         naming_accuracy=float(accuracy_score(true_attack, named)) if named else float("nan"),
         family_accuracy=float(
             accuracy_score(
