@@ -36,6 +36,7 @@ from advguard.evaluation import (
     evaluate_classifier,
     format_eps,
     format_table,
+    json_ready,
     random_targets,
     run_attack,
     save_adversarial_set,
@@ -227,10 +228,16 @@ def make_set(
     adversarial = build_adversarial_set(model, splits, out, config)
     print(
         f"adversarial set: {len(adversarial)} images ({len(config.specs)} attack settings on "
-        f"{config.fraction:.0%} of each split's images, plus clean and noise controls) "
+        f"{config.fraction:.0%} of each split's images, plus clean images and controls) "
         f"in {time.perf_counter() - started:.0f} s → {out}"
     )
-    print(format_table(robustness_from_set(adversarial)))
+    rows = robustness_from_set(adversarial)
+    table = format_table(rows)
+    print(table)
+    (out / "robustness.json").write_text(
+        json.dumps(json_ready([r.to_dict() for r in rows]), indent=2)
+    )
+    (out / "robustness.md").write_text("# Robustness (test split)\n\n" + table + "\n")
     return adversarial
 
 

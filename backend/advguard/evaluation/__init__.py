@@ -18,6 +18,7 @@ from advguard.evaluation.robustness import (
     RobustnessRow,
     format_eps,
     format_table,
+    json_ready,
     robustness_table,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "format_confusion",
     "format_eps",
     "format_table",
+    "json_ready",
     "random_targets",
     "robustness_table",
     "run_attack",

@@ -37,7 +37,7 @@ from advguard.detection.detector import (
     fit_head,
     group_split,
 )
-from advguard.evaluation.robustness import RobustnessRow, format_eps
+from advguard.evaluation.robustness import RobustnessRow, format_eps, json_ready
 
 Progress = Callable[[str], None]
 
@@ -93,7 +93,9 @@ class DetectionReport:
     seconds: float
 
     def to_dict(self) -> dict[str, object]:
-        return json.loads(json.dumps(self, default=lambda o: o.__dict__))
+        """Plain JSON-ready data; undefined numbers (NaN) become ``None``."""
+        plain = json.loads(json.dumps(self, default=lambda o: o.__dict__))
+        return json_ready(plain)  # type: ignore[return-value]
 
 
 class _TestView:

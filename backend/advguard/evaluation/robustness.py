@@ -33,6 +33,17 @@ class RobustnessRow:
         return asdict(self)
 
 
+def json_ready(value: object) -> object:
+    """``value`` with every NaN replaced by ``None``, so that the JSON is standard."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    return value
+
+
 def format_eps(eps: float | None) -> str:
     """``8/255`` style for budgets on the 8-bit grid, else a decimal; ``L2`` for none."""
     if eps is None:
