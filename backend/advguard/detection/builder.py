@@ -148,6 +148,13 @@ class AdversarialSet:
         images = self.images if index is None else self.images[index]
         return images.float().div_(255.0)
 
+    def subset(self, index: Tensor) -> AdversarialSet:
+        """The rows at ``index``; ``attack_names`` keeps only the attacks still present."""
+        rows = [self.rows[i] for i in index.tolist()]
+        present = {row.attack for row in rows}
+        names = [name for name in self.attack_names if name in present]
+        return AdversarialSet(self.images[index], rows, self.class_names, names)
+
     def where(self, predicate: Callable[[ManifestRow], bool]) -> Tensor:
         """Positions of the rows for which ``predicate`` holds."""
         return torch.tensor(

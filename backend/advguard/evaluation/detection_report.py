@@ -30,13 +30,7 @@ from advguard.detection.builder import (
     ManifestRow,
     attack_family,
 )
-from advguard.detection.detector import (
-    Detector,
-    DetectorHead,
-    extract_features,
-    fit_head,
-    group_split,
-)
+from advguard.detection.detector import Detector, extract_features, train_detector
 from advguard.evaluation.robustness import RobustnessRow, format_eps, json_ready
 
 Progress = Callable[[str], None]
@@ -98,7 +92,7 @@ class DetectionReport:
         return json_ready(plain)  # type: ignore[return-value]
 
 
-class _TestView:
+class ScoredTestSplit:
     """The test rows of an adversarial set with the scores of every detector."""
 
     def __init__(self, adversarial: AdversarialSet, index: Tensor, scores: dict[str, Tensor]):
@@ -132,7 +126,7 @@ def build_detection_report(
     leave_one_out: bool = True,
     progress: Progress | None = None,
     show_progress: bool = True,
-) -> tuple[DetectionReport, _TestView]:
+) -> tuple[DetectionReport, ScoredTestSplit]:
     """Measure ``detector`` on the test rows of ``adversarial``.
 
     ``features`` (one row per image of the set, as :func:`extract_features` gives) saves
@@ -165,7 +159,7 @@ def build_detection_report(
             adversarial.float_images(clean_train), labels, len(adversarial.class_names)
         )
         scores["mahalanobis"] = mahalanobis.score(test_images)
-    view = _TestView(adversarial, test_index, scores)
+    view = ScoredTestSplit(adversarial, test_index, scores)
     rejected = scores["detector"] > detector.threshold
     predicted_attack = probabilities[:, 1:].argmax(1)
     clean = view.made_by(CLEAN)
@@ -242,37 +236,23 @@ def build_detection_report(
 
 
 def _leave_one_out(
-    detector: Detector, adversarial: AdversarialSet, features: Tensor, view: _TestView
+    detector: Detector, adversarial: AdversarialSet, features: Tensor, view: ScoredTestSplit
 ) -> dict[str, float]:
-    """For each attack: train a fresh head without it, AUROC of clean vs that attack."""
-    config = detector.config
-    targets = adversarial.detector_targets()
+    """For each attack: train a detector on the set without it, AUROC of clean vs it."""
     clean = view.made_by(CLEAN)
     results = {}
     for held_out in detector.attack_names:
-        train_index = adversarial.where(
-            lambda r: r.split == "train" and r.attack != held_out  # noqa: B023 (used at once)
-        )
-        sources = torch.tensor([adversarial.rows[i].source_id for i in train_index.tolist()])
-        fit, val = group_split(sources, config.val_fraction, config.seed)
-        # Relabel so the outputs are contiguous without the held-out attack.
-        remaining = [name for name in detector.attack_names if name != held_out]
-        relabel = torch.tensor(
-            [0] + [remaining.index(n) + 1 if n != held_out else 0 for n in detector.attack_names]
-        )
-        head = DetectorHead(features.shape[1], 1 + len(remaining), config.hidden, config.dropout)
-        fit_head(
-            head,
-            features[train_index[fit]],
-            relabel[targets[train_index[fit]]],
-            features[train_index[val]],
-            relabel[targets[train_index[val]]],
-            config,
+        keep = adversarial.where(lambda r: r.attack != held_out)  # noqa: B023 (used at once)
+        without, _ = train_detector(
+            detector.features.classifier,
+            adversarial.subset(keep),
+            detector.config,
+            features=features[keep],
+            show_progress=False,
         )
         with torch.no_grad():
-            score = 1 - head(features[view.index]).softmax(1)[:, 0]
-        held = view.made_by(held_out)
-        results[held_out] = auroc(score[clean], score[held])
+            score = 1 - without.head(features[view.index]).softmax(1)[:, 0]
+        results[held_out] = auroc(score[clean], score[view.made_by(held_out)])
     return results
 
 
@@ -367,7 +347,7 @@ def report_markdown(report: DetectionReport) -> str:
     return "\n".join(lines)
 
 
-def _plot_roc(view: _TestView, attack_names: list[str], path: Path) -> None:
+def _plot_roc(view: ScoredTestSplit, attack_names: list[str], path: Path) -> None:
     clean = view.made_by(CLEAN)
     figure, axes = plt.subplots(1, len(view.scores), figsize=(5 * len(view.scores), 4.5))
     axes = np.atleast_1d(axes)
@@ -405,7 +385,7 @@ def _plot_confusion(report: DetectionReport, path: Path) -> None:
     plt.close(figure)
 
 
-def _plot_examples(adversarial: AdversarialSet, view: _TestView, path: Path) -> None:
+def _plot_examples(adversarial: AdversarialSet, view: ScoredTestSplit, path: Path) -> None:
     """Per attack, one successful test image: clean, adversarial, perturbation ×10."""
     clean_by_source = {r.source_id: i for i, r in zip(view.index.tolist(), view.rows, strict=True)
                        if r.attack == CLEAN}  # fmt: skip
@@ -438,7 +418,7 @@ def _plot_examples(adversarial: AdversarialSet, view: _TestView, path: Path) -> 
 
 
 def write_detection_report(
-    report: DetectionReport, view: _TestView, adversarial: AdversarialSet, out: str | Path
+    report: DetectionReport, view: ScoredTestSplit, adversarial: AdversarialSet, out: str | Path
 ) -> Path:
     """Write ``report.json``, ``report.md``, ``roc.png``, ``confusion.png`` and
     ``examples.png`` into ``out``."""
