@@ -170,7 +170,7 @@ def test_soft_histogram_counts_and_gradient():
 
 
 def test_detector_separates_attacks_from_clean(built, trained_detector):
-    detector, training = trained_detector
+    detector, features = trained_detector
     adversarial = built.adversarial
     test = adversarial.where(lambda r: r.split == "test")
     detection = detector.detect(adversarial.float_images(test))
@@ -181,7 +181,7 @@ def test_detector_separates_attacks_from_clean(built, trained_detector):
     assert roc_auc_score(truth, scores) > 0.85
     # The threshold was chosen on held-out clean train images for a 2 % target.
     assert float(detection.is_adversarial[clean].float().mean()) <= 0.10
-    assert training.features.shape == (len(adversarial), detector.features.dim)
+    assert features.shape == (len(adversarial), detector.features.dim)
 
 
 def test_detector_save_load_gives_the_same_answers(built, trained_detector, tmp_path):
@@ -265,10 +265,10 @@ def refuse_non_standard(constant: str) -> None:
 
 
 def test_report_numbers_match_scikit_learn_and_files_are_written(built, trained_detector, tmp_path):
-    detector, training = trained_detector
+    detector, features = trained_detector
     adversarial = built.adversarial
     report, view = build_detection_report(
-        detector, adversarial, features=training.features, show_progress=False
+        detector, adversarial, features=features, show_progress=False
     )
     test = adversarial.where(lambda r: r.split == "test")
     scores = detector.detect(adversarial.float_images(test)).score
@@ -313,7 +313,7 @@ def test_features_are_differentiable(built, trained_detector):
 
 def test_report_without_successful_attacks(built, trained_detector):
     """A set where no attack succeeded still gives a report (an all-zero confusion)."""
-    detector, training = trained_detector
+    detector, features = trained_detector
     adversarial = built.adversarial
     none_succeeded = AdversarialSet(
         adversarial.images,
@@ -322,7 +322,7 @@ def test_report_without_successful_attacks(built, trained_detector):
         adversarial.attack_names,
     )
     report, _ = build_detection_report(
-        detector, none_succeeded, features=training.features, baselines=False,
+        detector, none_succeeded, features=features, baselines=False,
         leave_one_out=False, show_progress=False,
     )  # fmt: skip
     assert report.attack_confusion == [[0] * 3] * 3

@@ -256,7 +256,7 @@ def fit_guard(
     """Train the detector, wrap it with the classifier and save the guard to ``args.guard``."""
     config = DetectorConfig(target_false_rejection=args.target_frr, seed=args.seed)
     started = time.perf_counter()
-    detector, training = train_detector(model, adversarial, config)
+    detector, features = train_detector(model, adversarial, config)
     guard = Guard(model, spec, detector)
     guard.save(args.guard)
     print(
@@ -264,7 +264,7 @@ def fit_guard(
         f"{detector.threshold:.4f} for ≤ {args.target_frr:.1%} clean rejections; "
         f"guard saved to {args.guard}"
     )
-    return guard, training.features
+    return guard, features
 
 
 def command_train_detector(args: argparse.Namespace) -> None:

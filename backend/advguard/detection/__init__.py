@@ -22,7 +22,6 @@ from advguard.detection.detector import (
     Detector,
     DetectorConfig,
     DetectorLoadError,
-    DetectorTraining,
     extract_features,
     train_detector,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "DetectorConfig",
     "DetectorFeatures",
     "DetectorLoadError",
-    "DetectorTraining",
     "FeatureSqueezing",
     "Mahalanobis",
     "ManifestRow",

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from advguard.detection.builder import AUGMENTED, CLEAN, AdversarialSet
 from advguard.detection.features import DetectorFeatures
+from advguard.models.training import predict_logits
 
 WEIGHTS_FILE = "detector.safetensors"
 CONFIG_FILE = "detector.json"
@@ -112,17 +113,10 @@ class Detector(nn.Module):
     @torch.no_grad()
     def detect(self, images: Tensor, batch_size: int = 256) -> Detection:
         """Score, verdict at the saved threshold, likeliest attack and all probabilities."""
-        self.eval()
-        probabilities = (
-            torch.cat(
-                [
-                    self(images[i : i + batch_size]).softmax(1)
-                    for i in range(0, len(images), batch_size)
-                ]
-            )
-            if len(images)
-            else torch.empty(0, len(self.outputs))
-        )
+        if len(images) == 0:
+            probabilities = torch.empty(0, len(self.outputs))
+        else:
+            probabilities = predict_logits(self, images, batch_size).softmax(1)
         score = 1 - probabilities[:, 0]
         return Detection(
             score=score,
@@ -253,15 +247,6 @@ def clean_threshold(clean_scores: Tensor, target_false_rejection: float) -> floa
     return float(np.quantile(clean_scores.numpy(), 1 - target_false_rejection, method="higher"))
 
 
-@dataclass
-class DetectorTraining:
-    """What training produced: the features it computed (reused by reports) and the split."""
-
-    features: Tensor
-    fit_index: Tensor
-    val_index: Tensor
-
-
 def train_detector(
     classifier: nn.Module,
     adversarial: AdversarialSet,
@@ -270,8 +255,9 @@ def train_detector(
     features: Tensor | None = None,
     show_progress: bool = True,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[Detector, DetectorTraining]:
-    """Train a detector on the ``train`` rows of ``adversarial``.
+) -> tuple[Detector, Tensor]:
+    """Train a detector on the ``train`` rows of ``adversarial``; return it and the features
+    of every row (reports reuse them instead of computing them again).
 
     A ``val_fraction`` of the source images (with all their attacked versions) is held
     out for early stopping and for the threshold, chosen for ``target_false_rejection``
@@ -309,4 +295,4 @@ def train_detector(
     with torch.no_grad():
         scores = 1 - detector.head(features[val_clean]).softmax(1)[:, 0]
     detector.threshold = clean_threshold(scores, config.target_false_rejection)
-    return detector.eval(), DetectorTraining(features, fit_index, val_index)
+    return detector.eval(), features
