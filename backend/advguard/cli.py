@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
+import subprocess
 import sys
 import time
 import traceback
@@ -57,6 +59,7 @@ from advguard.models import (
     save_model,
 )
 from advguard.runtime import configure_threads, reexec_with_jemalloc, tune_glibc_malloc
+from advguard.worker import QUEUES
 
 
 class CommandError(Exception):
@@ -322,6 +325,49 @@ def command_demo(args: argparse.Namespace) -> None:
     print(f"demo took {time.perf_counter() - started:.0f} s")
 
 
+def command_serve(args: argparse.Namespace) -> None:
+    """Run the API (and the built web app) with uvicorn."""
+    import uvicorn
+
+    from advguard.api import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+
+
+def command_worker(args: argparse.Namespace) -> None:
+    """Run a Celery worker for the given queues (replaces this process)."""
+    from advguard.service import worker_command
+
+    command = worker_command(tuple(args.queues), args.concurrency, args.hostname)
+    os.execv(command[0], command)
+
+
+def command_up(args: argparse.Namespace) -> None:
+    """Redis (started here if none answers), one worker and the API, on one machine."""
+    from advguard.service import local_redis_port, redis_answers, start_redis, worker_command
+
+    settings = get_settings()
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        if not redis_answers(settings.broker_url):
+            port = local_redis_port(settings.broker_url)
+            if port is None:
+                raise CommandError(f"the broker {settings.broker_url} does not answer")
+            children.append(start_redis(port, settings.data_dir / "redis"))
+            print(f"redis: started on 127.0.0.1:{port} (data in {settings.data_dir / 'redis'})")
+        else:
+            print(f"redis: using {settings.broker_url}")
+        children.append(subprocess.Popen(worker_command()))
+        print(f"worker: started (queues {', '.join(QUEUES)})")
+        print(f"api: http://{args.host}:{args.port}/  (API docs at /docs)")
+        command_serve(args)
+    finally:
+        for child in reversed(children):
+            child.terminate()
+        for child in children:
+            child.wait(timeout=30)
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = get_settings()
     parser = argparse.ArgumentParser(
@@ -449,6 +495,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_guard_options(demo)
     add_report_options(demo)
     demo.set_defaults(handler=command_demo)
+
+    def add_server_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        sub.add_argument("--port", type=int, default=8000)
+
+    serve = commands.add_parser("serve", help="run the HTTP API (needs Redis and a worker)")
+    add_server_options(serve)
+    serve.set_defaults(handler=command_serve)
+
+    worker = commands.add_parser("worker", help="run a Celery worker for the job queues")
+    worker.add_argument(
+        "-Q", "--queues", type=parse_list, default=list(QUEUES), help="comma-separated queues"
+    )
+    worker.add_argument("--concurrency", type=int, default=1, help="jobs run at once")
+    worker.add_argument("--hostname", default=None, help="worker name (default: celery@host)")
+    worker.set_defaults(handler=command_worker)
+
+    up = commands.add_parser(
+        "up", help="the whole service on this machine: Redis, a worker and the API"
+    )
+    add_server_options(up)
+    up.set_defaults(handler=command_up)
     return parser
 
 

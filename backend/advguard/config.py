@@ -34,6 +34,60 @@ class Settings(BaseSettings):
     num_threads: int = 0
     """Torch intra-op threads; 0 means one per available core."""
 
+    # --- service -------------------------------------------------------------------------
+    database_url: str = ""
+    """SQLAlchemy URL of the metadata database; empty means ``sqlite:///<data_dir>/advguard.db``
+    (``postgresql+psycopg://…`` for PostgreSQL)."""
+
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    """Celery broker and result backend (Redis)."""
+
+    visibility_timeout_s: int = 4 * 3600
+    """Seconds before Redis re-delivers a job whose worker vanished without a word. Longer
+    than any job may run (a shorter one would start a second copy of a long job)."""
+
+    job_soft_time_limit_s: int = 3 * 3600
+    """A job still running after this long is stopped and marked failed."""
+
+    job_max_attempts: int = 3
+    """A job whose worker process dies this many times is marked failed, not re-run."""
+
+    build_chunk_parts: int = 8
+    """An adversarial-set job is split into chunks of this many parts (a part is one attack
+    setting or control on one split), spread over the ``attacks`` workers."""
+
+    api_key: str = ""
+    """When set, every mutating endpoint needs it in the ``X-API-Key`` header."""
+
+    protect_reads: bool = False
+    """With an API key set, also require it for reads and predict (default: open)."""
+
+    max_image_bytes: int = 20 * 1024 * 1024
+    """Largest image accepted by predict."""
+
+    max_dataset_bytes: int = 500 * 1024 * 1024
+    """Largest dataset zip accepted by upload."""
+
+    max_model_bytes: int = 200 * 1024 * 1024
+    """Largest model file accepted by upload."""
+
+    max_predict_images: int = 64
+    """Most images in one predict request."""
+
+    predict_batching: bool = True
+    """Gather concurrent predict requests into one batch (micro-batching)."""
+
+    predict_max_batch: int = 32
+    """Micro-batching: run as soon as this many images are waiting…"""
+
+    predict_max_wait_ms: float = 2.0
+    """…or this long after the first one arrived."""
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, with the SQLite default inside the data directory."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'advguard.db').resolve()}"
+
 
 @lru_cache
 def get_settings() -> Settings:

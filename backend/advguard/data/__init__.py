@@ -13,7 +13,14 @@ from advguard.data.folder import (
     check_zip_member,
     load_image_folder,
 )
-from advguard.data.images import ImageDecodeError, decode_image, save_png, to_uint8
+from advguard.data.images import (
+    ImageDecodeError,
+    decode_dicom,
+    decode_image,
+    decode_upload,
+    save_png,
+    to_uint8,
+)
 
 BUNDLED = "bundled"
 REAL_MRI = "brain-mri-4class"
@@ -76,7 +83,9 @@ __all__ = [
     "ImageDecodeError",
     "SkippedFile",
     "check_zip_member",
+    "decode_dicom",
     "decode_image",
+    "decode_upload",
     "load_dataset",
     "load_image_folder",
     "real_mri_path",

@@ -44,6 +44,10 @@ class FolderDataset:
     skipped: list[SkippedFile] = field(default_factory=list)
 
 
+MAX_UNPACKED_BYTES = 4 * 2**30
+"""Zip archives that would unpack to more than this are refused before reading."""
+
+
 def _is_hidden(path: PurePosixPath) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in path.parts)
 
@@ -76,6 +80,12 @@ def _zip_entries(
     if len(members) > max_members:
         raise DatasetImportError(
             f"archive has {len(members)} entries, over the limit of {max_members}"
+        )
+    unpacked = sum(info.file_size for info in members)
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise DatasetImportError(
+            f"archive unpacks to {unpacked / 2**30:.1f} GiB, over the limit of "
+            f"{MAX_UNPACKED_BYTES / 2**30:.0f} GiB (a zip bomb?)"
         )
     for info in members:
         path = check_zip_member(info)

@@ -114,3 +114,67 @@ def save_png(image: Tensor, path: str) -> None:
     pixels = to_uint8(image).permute(1, 2, 0).numpy()
     mode = "L" if pixels.shape[-1] == 1 else "RGB"
     Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode=mode).save(path)
+
+
+DICOM_MAGIC_OFFSET = 128
+
+
+def is_dicom(data: bytes) -> bool:
+    """True for a DICOM Part 10 file (``DICM`` after the 128-byte preamble)."""
+    return data[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4] == b"DICM"
+
+
+def decode_dicom(
+    data: bytes, *, channels: int = 1, size: int | None = None, max_pixels: int = 50_000_000
+) -> Tensor:
+    """Decode a single-frame DICOM image into a float32 ``C×H×W`` tensor in [0, 1].
+
+    The stored values go through the modality rescale (slope/intercept) and, when the file
+    has one, its window (VOI LUT); then the full range is stretched to [0, 1], as a viewer
+    shows the slice. MONOCHROME1 (inverted) is flipped back.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data))
+        rows, columns = int(dataset.Rows), int(dataset.Columns)
+        frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
+        if rows * columns * frames > max_pixels:
+            raise ImageDecodeError(
+                f"DICOM image is {columns}×{rows}×{frames}, over the limit of {max_pixels} pixels"
+            )
+        pixels = dataset.pixel_array
+    except ImageDecodeError:
+        raise
+    except (InvalidDicomError, AttributeError, KeyError, ValueError, TypeError, OSError) as error:
+        raise ImageDecodeError(f"not a readable DICOM image ({error})") from error
+    except RuntimeError as error:  # compressed transfer syntax without its decoder
+        raise ImageDecodeError(f"DICOM pixel data cannot be decoded here ({error})") from error
+    if frames > 1:
+        raise ImageDecodeError(f"DICOM file has {frames} frames; send one slice per file")
+    values = apply_modality_lut(pixels, dataset)
+    if "WindowCenter" in dataset or "VOILUTSequence" in dataset:
+        values = apply_voi_lut(values, dataset)
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 3:  # RGB DICOM
+        values = values.mean(axis=-1) if channels == 1 else values
+    low, high = float(values.min(initial=0)), float(values.max(initial=0))
+    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    if getattr(dataset, "PhotometricInterpretation", "") == "MONOCHROME1":
+        scaled = 1.0 - scaled
+    array = scaled[..., None] if scaled.ndim == 2 else scaled
+    if array.shape[-1] != channels:
+        array = np.repeat(array, channels, axis=-1)
+    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))
+    return resize_square(tensor, size) if size is not None else tensor
+
+
+def decode_upload(
+    data: bytes, *, channels: int = 1, size: int | None = None, max_pixels: int = 50_000_000
+) -> Tensor:
+    """Decode an uploaded PNG, JPEG or DICOM file (told apart by content, not by name)."""
+    if is_dicom(data):
+        return decode_dicom(data, channels=channels, size=size, max_pixels=max_pixels)
+    return decode_image(data, channels=channels, size=size, max_pixels=max_pixels)

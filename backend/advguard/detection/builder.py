@@ -9,8 +9,10 @@ train/test split, so no source image is on both sides.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
+import shutil
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -252,6 +254,142 @@ class _Source:
     first_id: int
 
 
+@dataclass(frozen=True)
+class BuildPart:
+    """One unit of a build: the clean images, one control or one attack spec, on one split.
+
+    Parts are independent (each draws from its own seeded generator), so a build can be
+    split into chunks that run on different workers and still give the same set.
+    """
+
+    split: str
+    kind: str
+    """``clean``, a noise control, ``augmented`` or ``attack``."""
+    spec: AttackSpec | None = None
+    eps: float | None = None
+    """The noise controls' budget."""
+
+    @property
+    def label(self) -> str:
+        if self.spec is not None:
+            return self.spec.label
+        return f"{self.kind} {format_eps(self.eps)}" if self.eps is not None else self.kind
+
+
+def plan_build(split_names: Sequence[str], config: BuildConfig) -> list[BuildPart]:
+    """Every part of a build, in the order of the manifest."""
+    parts = []
+    for split in split_names:
+        parts.append(BuildPart(split, CLEAN))
+        parts += [
+            BuildPart(split, kind, eps=eps)
+            for kind in NOISE_CONTROLS
+            for eps in config.noise_epsilons
+        ]
+        if config.augmented_controls:
+            parts.append(BuildPart(split, AUGMENTED))
+        parts += [BuildPart(split, "attack", spec=spec) for spec in config.specs]
+    return parts
+
+
+def part_sizes(split_sizes: dict[str, int], config: BuildConfig) -> list[int]:
+    """How many images each part of :func:`plan_build` makes, for splits of these sizes."""
+    return [
+        split_sizes[part.split]
+        if part.kind == CLEAN
+        else math.ceil(split_sizes[part.split] * config.fraction)
+        for part in plan_build(list(split_sizes), config)
+    ]
+
+
+def build_parts(
+    model: nn.Module,
+    splits: dict[str, ImageDataset],
+    out: str | Path,
+    config: BuildConfig,
+    part_indices: Sequence[int] | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    show_progress: bool = True,
+) -> AdversarialSet:
+    """Make the parts at ``part_indices`` of :func:`plan_build` (all by default): write their
+    PNGs under ``out/<split>/<kind>/`` and return them in memory (no manifest written).
+
+    ``progress(stage, done, total)`` counts images written over these parts.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = plan_build(list(splits), config)
+    chosen = range(len(plan)) if part_indices is None else part_indices
+    class_names = next(iter(splits.values())).class_names
+    per_spec = {name: math.ceil(len(d) * config.fraction) for name, d in splits.items()}
+    sizes = part_sizes({name: len(d) for name, d in splits.items()}, config)
+    writer = _Writer(out, sum(sizes[i] for i in chosen), progress, show_progress)
+    first_ids = dict(
+        zip(splits, itertools.accumulate([0, *map(len, splits.values())]), strict=False)
+    )
+    sources: dict[str, _Source] = {}
+    for part_index in chosen:
+        part = plan[part_index]
+        dataset = splits[part.split]
+        if part.split not in sources:
+            images = _quantised(dataset.images)
+            predicted = predict_logits(model, images).argmax(1)
+            sources[part.split] = _Source(
+                part.split,
+                images,
+                dataset.labels,
+                dataset.files,
+                class_names,
+                predicted,
+                first_ids[part.split],
+            )
+        source = sources[part.split]
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + part_index)
+        if part.kind == CLEAN:
+            index = torch.arange(len(source.images))
+            writer.add(source, CLEAN, CLEAN, {}, index, source.images, source.predicted)
+            continue
+        index = _draw(len(source.images), per_spec[part.split], generator)
+        if part.kind in NOISE_CONTROLS:
+            assert part.eps is not None
+            made = _noise_control(source.images[index], part.kind, part.eps, generator)
+            params: dict[str, object] = {"eps": part.eps}
+        elif part.kind == AUGMENTED:
+            made = _quantised(augment_batch(source.images[index], generator))
+            params = {}
+        else:
+            assert part.spec is not None
+            attack = create_attack(part.spec.name, model, seed=config.seed, **part.spec.params)
+            subset = ImageDataset(source.images[index], source.labels[index], class_names)
+            outcome = run_attack(
+                model,
+                attack,
+                subset,
+                batch_size=config.batch_size,
+                quantize=True,
+                predicted_before=source.predicted[index],
+                show_progress=False,
+            )
+            writer.add(
+                source,
+                part.label,
+                part.spec.name,
+                attack.params(),
+                index,
+                outcome.adversarial,
+                outcome.predicted_after,
+            )
+            continue
+        after = predict_logits(model, made).argmax(1)
+        writer.add(source, part.label, part.kind, params, index, made, after)
+    writer.bar.close()
+    attack_names = list(dict.fromkeys(spec.name for spec in config.specs))
+    channels = next(iter(splits.values())).channels
+    images = torch.cat(writer.images) if writer.images else torch.empty(0, channels, 0, 0)
+    return AdversarialSet(images.to(torch.uint8), writer.rows, class_names, attack_names)
+
+
 def build_adversarial_set(
     model: nn.Module,
     splits: dict[str, ImageDataset],
@@ -266,86 +404,88 @@ def build_adversarial_set(
 
     ``progress(stage, done, total)`` counts images written over the whole build.
     """
-    config = config or BuildConfig()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator().manual_seed(config.seed)
-    class_names = next(iter(splits.values())).class_names
-    per_spec = {name: math.ceil(len(d) * config.fraction) for name, d in splits.items()}
-    kinds = len(config.specs) + len(NOISE_CONTROLS) * len(config.noise_epsilons)
-    kinds += int(config.augmented_controls)
-    total = sum(len(d) + kinds * per_spec[name] for name, d in splits.items())
-    writer = _Writer(out, total, progress, show_progress)
-    first_id = 0
-    for split, dataset in splits.items():
-        images = _quantised(dataset.images)
-        source = _Source(
-            split,
-            images,
-            dataset.labels,
-            dataset.files,
-            class_names,
-            predict_logits(model, images).argmax(1),
-            first_id,
-        )
-        first_id += len(dataset)
-        writer.add(source, CLEAN, CLEAN, {}, torch.arange(len(images)), images, source.predicted)
-
-        for kind in NOISE_CONTROLS:
-            for eps in config.noise_epsilons:
-                index = _draw(len(images), per_spec[split], generator)
-                noisy = _noise_control(images[index], kind, eps, generator)
-                after = predict_logits(model, noisy).argmax(1)
-                writer.add(
-                    source, f"{kind} {format_eps(eps)}", kind, {"eps": eps}, index, noisy, after
-                )
-        if config.augmented_controls:
-            index = _draw(len(images), per_spec[split], generator)
-            varied = _quantised(augment_batch(images[index], generator))
-            after = predict_logits(model, varied).argmax(1)
-            writer.add(source, AUGMENTED, AUGMENTED, {}, index, varied, after)
-        for spec in config.specs:
-            index = _draw(len(images), per_spec[split], generator)
-            attack = create_attack(spec.name, model, seed=config.seed, **spec.params)
-            subset = ImageDataset(images[index], dataset.labels[index], class_names)
-            outcome = run_attack(
-                model,
-                attack,
-                subset,
-                batch_size=config.batch_size,
-                quantize=True,
-                predicted_before=source.predicted[index],
-                show_progress=False,
-            )
-            writer.add(
-                source,
-                spec.label,
-                spec.name,
-                attack.params(),
-                index,
-                outcome.adversarial,
-                outcome.predicted_after,
-            )
-    writer.bar.close()
-    attack_names = list(dict.fromkeys(spec.name for spec in config.specs))
-    adversarial = AdversarialSet(torch.cat(writer.images), writer.rows, class_names, attack_names)
-    write_manifest(out, adversarial)
+    adversarial = build_parts(
+        model,
+        splits,
+        out,
+        config or BuildConfig(),
+        progress=progress,
+        show_progress=show_progress,
+    )
+    write_manifest(Path(out), adversarial)
     return adversarial
+
+
+def _write_rows(path: Path, rows: Sequence[ManifestRow]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(ManifestRow)])
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+
+
+def _read_rows(path: Path) -> list[ManifestRow]:
+    with open(path, newline="") as handle:
+        raw_rows = list(csv.DictReader(handle))
+    # Field types are strings under postponed annotations: "bool", "float", "int", "str".
+    parse: dict[str, Callable[[str], Any]] = {
+        "bool": lambda text: text == "True",
+        "float": float,
+        "int": int,
+        "str": str,
+    }
+    types = {f.name: str(f.type) for f in fields(ManifestRow)}
+    rows = []
+    for raw in raw_rows:
+        try:
+            rows.append(
+                ManifestRow(**{name: parse[types[name]](text) for name, text in raw.items()})
+            )
+        except (KeyError, ValueError, TypeError) as error:
+            raise AdversarialSetError(f"bad manifest row {raw}: {error}") from error
+    return rows
+
+
+def _write_info(out: Path, class_names: list[str], attack_names: list[str], channels: int) -> None:
+    info = {"class_names": class_names, "attack_names": attack_names, "channels": channels}
+    (out / BUILD_INFO).write_text(json.dumps(info, indent=2))
 
 
 def write_manifest(out: Path, adversarial: AdversarialSet) -> None:
     """Write ``manifest.csv`` (one row per image) and ``build.json`` (classes, attacks)."""
-    names = [f.name for f in fields(ManifestRow)]
-    with open(out / MANIFEST, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=names)
-        writer.writeheader()
-        writer.writerows(asdict(row) for row in adversarial.rows)
-    info = {
-        "class_names": adversarial.class_names,
-        "attack_names": adversarial.attack_names,
-        "channels": int(adversarial.images.shape[1]),
-    }
-    (out / BUILD_INFO).write_text(json.dumps(info, indent=2))
+    _write_rows(out / MANIFEST, adversarial.rows)
+    channels = int(adversarial.images.shape[1])
+    _write_info(out, adversarial.class_names, adversarial.attack_names, channels)
+
+
+PARTS_FOLDER = "parts"
+
+
+def write_chunk_manifest(out: str | Path, chunk: int, adversarial: AdversarialSet) -> Path:
+    """Save the rows one chunk of a split build made, for :func:`merge_chunk_manifests`."""
+    folder = Path(out) / PARTS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"chunk-{chunk:04d}.csv"
+    _write_rows(path, adversarial.rows)
+    return path
+
+
+def merge_chunk_manifests(
+    out: str | Path, chunks: int, class_names: list[str], config: BuildConfig, channels: int
+) -> int:
+    """Join the chunks' rows (in chunk order, which is manifest order when chunks hold
+    consecutive parts) into ``manifest.csv`` and ``build.json``; return the row count."""
+    out = Path(out)
+    rows: list[ManifestRow] = []
+    for chunk in range(chunks):
+        path = out / PARTS_FOLDER / f"chunk-{chunk:04d}.csv"
+        if not path.exists():
+            raise AdversarialSetError(f"chunk {chunk} of the build is missing ({path})")
+        rows += _read_rows(path)
+    _write_rows(out / MANIFEST, rows)
+    attack_names = list(dict.fromkeys(spec.name for spec in config.specs))
+    _write_info(out, class_names, attack_names, channels)
+    shutil.rmtree(out / PARTS_FOLDER)
+    return len(rows)
 
 
 class AdversarialSetError(ValueError):
@@ -357,29 +497,15 @@ def load_adversarial_set(directory: str | Path) -> AdversarialSet:
     directory = Path(directory)
     try:
         info = json.loads((directory / BUILD_INFO).read_text())
-        with open(directory / MANIFEST, newline="") as handle:
-            raw_rows = list(csv.DictReader(handle))
+        rows = _read_rows(directory / MANIFEST)
     except (OSError, json.JSONDecodeError) as error:
         raise AdversarialSetError(f"{directory} is not an adversarial set: {error}") from error
-    # Field types are strings under postponed annotations: "bool", "float", "int", "str".
-    parse: dict[str, Callable[[str], Any]] = {
-        "bool": lambda text: text == "True",
-        "float": float,
-        "int": int,
-        "str": str,
-    }
-    types = {f.name: str(f.type) for f in fields(ManifestRow)}
-    rows, images = [], []
-    for raw in raw_rows:
-        try:
-            row = ManifestRow(**{name: parse[types[name]](text) for name, text in raw.items()})
-        except (KeyError, ValueError, TypeError) as error:
-            raise AdversarialSetError(f"bad manifest row {raw}: {error}") from error
+    images = []
+    for row in rows:
         path = directory / row.file
         if not path.resolve().is_relative_to(directory.resolve()):
             raise AdversarialSetError(f"manifest path {row.file!r} leaves the set's folder")
         images.append(to_uint8(decode_image(path.read_bytes(), channels=info["channels"])))
-        rows.append(row)
     stacked = torch.stack(images) if images else torch.empty(0, dtype=torch.uint8)
     return AdversarialSet(stacked, rows, info["class_names"], info["attack_names"])
 

@@ -1,0 +1,62 @@
+"""The FastAPI application: routers under ``/api/v1``, JSON errors, guards kept loaded."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from advguard import __version__
+from advguard.api.predictor import GuardPool
+from advguard.api.routers import artifacts, datasets, detectors, health, jobs, models, predict
+from advguard.config import Settings, get_settings
+from advguard.runtime import configure_threads
+from advguard.storage import Storage
+
+API_PREFIX = "/api/v1"
+logger = logging.getLogger("advguard.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_threads(settings.num_threads)
+        yield
+        app.state.guards.close()
+
+    app = FastAPI(
+        title="advguard",
+        version=__version__,
+        summary="Attack, measure, defend and guard image classifiers.",
+        description=(
+            "Upload datasets and classifiers, run attack, training and evaluation jobs on "
+            "the workers, and call `predict` for detect-then-classify. Errors are JSON "
+            '`{"detail": …}`. When `ADVGUARD_API_KEY` is set, mutating endpoints need it '
+            "in the `X-API-Key` header (reads and predict too if `ADVGUARD_PROTECT_READS`)."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.storage = Storage.from_settings(settings)
+    app.state.storage.ensure_bundled_dataset()
+    app.state.guards = GuardPool(
+        settings.predict_batching, settings.predict_max_batch, settings.predict_max_wait_ms
+    )
+    for module in (datasets, models, jobs, detectors, predict, artifacts, health):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": f"internal error ({type(error).__name__}); see the server log"},
+            status_code=500,
+        )
+
+    return app

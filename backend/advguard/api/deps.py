@@ -1,0 +1,86 @@
+"""Shared pieces of the routers: errors, access control, size-limited uploads."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, UploadFile
+
+from advguard.config import Settings
+from advguard.storage import Storage
+
+CHUNK_BYTES = 1024 * 1024
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_app_storage(request: Request) -> Storage:
+    return request.app.state.storage  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+StorageDep = Annotated[Storage, Depends(get_app_storage)]
+
+
+def _check_key(settings: Settings, key: str | None) -> None:
+    if not settings.api_key:
+        return
+    if key is None or not hmac.compare_digest(key.encode(), settings.api_key.encode()):
+        raise HTTPException(401, "missing or wrong API key (send it in the X-API-Key header)")
+
+
+def require_write(settings: SettingsDep, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """Mutating endpoints need the API key whenever ``ADVGUARD_API_KEY`` is set."""
+    _check_key(settings, x_api_key)
+
+
+def require_read(settings: SettingsDep, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """Reads and predict are open unless ``ADVGUARD_PROTECT_READS`` is true."""
+    if settings.protect_reads:
+        _check_key(settings, x_api_key)
+
+
+def not_found(kind: str, record_id: str) -> HTTPException:
+    return HTTPException(404, f"{kind} {record_id!r} does not exist")
+
+
+async def save_upload(upload: UploadFile, destination: Path, limit: int, what: str) -> int:
+    """Stream an upload to ``destination``, refusing it (413) past ``limit`` bytes and
+    (400) when it is empty; nothing is left behind on refusal."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    size = 0
+    try:
+        with open(destination, "wb") as handle:
+            while chunk := await upload.read(CHUNK_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(
+                        413, f"{what} is larger than the limit of {limit / 2**20:.0f} MB"
+                    )
+                handle.write(chunk)
+        if size == 0:
+            raise HTTPException(400, f"{what} {upload.filename!r} is empty (0 bytes)")
+    except BaseException:
+        destination.unlink(missing_ok=True)
+        raise
+    return size
+
+
+async def read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
+    """An upload's bytes, refusing it (413) past ``limit`` and (400) when empty."""
+    parts, size = [], 0
+    while chunk := await upload.read(CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(
+                413,
+                f"{what} {upload.filename!r} is larger than the limit of {limit / 2**20:.0f} MB",
+            )
+        parts.append(chunk)
+    if size == 0:
+        raise HTTPException(400, f"{what} {upload.filename!r} is empty (0 bytes)")
+    return b"".join(parts)

@@ -1,0 +1,124 @@
+"""Serving guards in the API process, with micro-batching of concurrent predict requests.
+
+Requests wait at most ``max_wait_ms`` (or until ``max_batch`` images are waiting) and run
+as one batch in a worker thread, so the event loop keeps accepting requests while torch
+computes, and concurrent clients share one forward/backward pass instead of each paying
+for their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from advguard.guard import Guard, Verdict
+
+
+@dataclass
+class _Pending:
+    images: Tensor
+    future: asyncio.Future[list[Verdict]]
+
+
+@dataclass
+class MicroBatcher:
+    """Gathers concurrent ``predict`` calls for one guard into batches."""
+
+    guard: Guard
+    max_batch: int
+    max_wait_s: float
+    _queue: asyncio.Queue[_Pending] = field(default_factory=asyncio.Queue)
+    _runner: asyncio.Task[None] | None = None
+
+    async def predict(self, images: Tensor) -> list[Verdict]:
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run())
+        pending = _Pending(images, asyncio.get_running_loop().create_future())
+        await self._queue.put(pending)
+        return await pending.future
+
+    async def _gather(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        count = len(batch[0].images)
+        deadline = asyncio.get_running_loop().time() + self.max_wait_s
+        while count < self.max_batch:
+            try:
+                if self._queue.empty():
+                    remaining = deadline - asyncio.get_running_loop().time()
+                    if remaining <= 0:
+                        break
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                else:
+                    item = self._queue.get_nowait()
+            except TimeoutError:
+                break
+            batch.append(item)
+            count += len(item.images)
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._gather()
+            try:
+                verdicts = await asyncio.to_thread(
+                    self.guard.predict, torch.cat([p.images for p in batch])
+                )
+            except Exception as error:  # hand the failure to every waiting request
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
+                continue
+            start = 0
+            for pending in batch:
+                end = start + len(pending.images)
+                if not pending.future.done():
+                    pending.future.set_result(verdicts[start:end])
+                start = end
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+
+
+class GuardPool:
+    """Loaded guards by detector id, each with its own batcher (or none when batching is
+    off: each request then runs its own forward pass)."""
+
+    def __init__(self, batching: bool, max_batch: int, max_wait_ms: float) -> None:
+        self.batching = batching
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000
+        self._guards: dict[str, Guard] = {}
+        self._batchers: dict[str, MicroBatcher] = {}
+        self._lock = threading.Lock()
+
+    def guard(self, detector_id: str, path: str) -> Guard:
+        """The guard of a detector, loaded once."""
+        with self._lock:
+            if detector_id not in self._guards:
+                self._guards[detector_id] = Guard.load(path)
+            return self._guards[detector_id]
+
+    async def predict(self, detector_id: str, path: str, images: Tensor) -> list[Verdict]:
+        guard = await asyncio.to_thread(self.guard, detector_id, path)
+        if not self.batching:
+            return await asyncio.to_thread(guard.predict, images)
+        if detector_id not in self._batchers:
+            self._batchers[detector_id] = MicroBatcher(guard, self.max_batch, self.max_wait_s)
+        return await self._batchers[detector_id].predict(images)
+
+    def forget(self, detector_id: str) -> None:
+        """Drop a deleted detector's guard."""
+        with self._lock:
+            self._guards.pop(detector_id, None)
+        batcher = self._batchers.pop(detector_id, None)
+        if batcher is not None:
+            batcher.close()
+
+    def close(self) -> None:
+        for batcher in self._batchers.values():
+            batcher.close()

@@ -1,0 +1,188 @@
+"""Jobs: long work (training, attacks, evaluation) queued to the Celery workers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
+
+from advguard.api.deps import StorageDep, not_found, require_read, require_write
+from advguard.api.schemas import JobListOut, JobOut, ProgressOut
+from advguard.jobs import (
+    BuildSetParams,
+    EvaluateParams,
+    JobParams,
+    TrainClassifierParams,
+    TrainDetectorParams,
+    build_config,
+)
+from advguard.storage import (
+    FINISHED_STATES,
+    DatasetRecord,
+    DetectorRecord,
+    JobRecord,
+    ModelRecord,
+    Storage,
+    utc_now,
+)
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def job_out(storage: Storage, record: JobRecord) -> JobOut:
+    stage, done, total = storage.job_progress(record.id)
+    if record.state == "succeeded":
+        done = total = max(total, 1)
+    artifacts = (record.result or {}).get("artifacts", {})
+    return JobOut(
+        id=record.id,
+        type=record.type,
+        state=record.state,  # type: ignore[arg-type]
+        params=record.params,
+        progress=ProgressOut(
+            stage=stage, done=done, total=total, fraction=done / total if total else 0.0
+        ),
+        result=record.result,
+        error=record.error,
+        artifacts={
+            name: f"/api/v1/artifacts/jobs/{record.id}/{path}" for name, path in artifacts.items()
+        },
+        attempts=record.attempts,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+    )
+
+
+def _require(storage: Storage, model: type, record_id: str, kind: str) -> Any:
+    with storage.db.session() as session:
+        record = session.get(model, record_id)
+    if record is None:
+        raise HTTPException(422, f"{kind} {record_id!r} does not exist")
+    return record
+
+
+def _succeeded_set_job(storage: Storage, job_id: str) -> JobRecord:
+    record = _require(storage, JobRecord, job_id, "job")
+    if record.type != "build_adversarial_set":
+        raise HTTPException(422, f"job {job_id} is a {record.type} job, not an adversarial set")
+    if record.state != "succeeded":
+        raise HTTPException(422, f"adversarial-set job {job_id} is {record.state}, not succeeded")
+    return record  # type: ignore[no-any-return]
+
+
+def validate_references(storage: Storage, params: Any) -> None:
+    """Refuse (422) a job whose dataset, model, set or detector is missing or unusable."""
+    if isinstance(params, TrainClassifierParams | BuildSetParams):
+        dataset = _require(storage, DatasetRecord, params.dataset_id, "dataset")
+    if isinstance(params, BuildSetParams):
+        model = _require(storage, ModelRecord, params.model_id, "model")
+        try:
+            build_config(params)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        if dataset.class_names and dataset.class_names != model.class_names:
+            raise HTTPException(
+                422,
+                f"the model's classes {model.class_names} differ from the dataset's "
+                f"{dataset.class_names}",
+            )
+    if isinstance(params, TrainDetectorParams):
+        _succeeded_set_job(storage, params.set_job_id)
+    if isinstance(params, EvaluateParams):
+        _require(storage, DetectorRecord, params.detector_id, "detector")
+        if params.set_job_id is not None:
+            _succeeded_set_job(storage, params.set_job_id)
+
+
+def _submit(job_id: str, job_type: str) -> None:
+    from advguard.worker.tasks import submit
+
+    submit(job_id, job_type)
+
+
+@router.post(
+    "",
+    response_model=JobOut,
+    status_code=202,
+    dependencies=[Depends(require_write)],
+    responses={422: {}, 503: {"description": "The job queue (Redis) is unreachable"}},
+)
+async def create_job(
+    storage: StorageDep, params: Annotated[JobParams, Body(discriminator="type")]
+) -> JobOut:
+    """Queue a job; poll ``GET /jobs/{id}`` for its state and progress."""
+    await run_in_threadpool(validate_references, storage, params)
+    with storage.db.session() as session:
+        record = JobRecord(type=params.type, params=params.model_dump(mode="json"))
+        session.add(record)
+    try:
+        await run_in_threadpool(_submit, record.id, record.type)
+    except (KombuError, RedisError, OSError) as error:
+        with storage.db.session() as session:
+            session.delete(session.get(JobRecord, record.id))
+        raise HTTPException(
+            503, f"the job queue is unreachable ({type(error).__name__}); try again shortly"
+        ) from None
+    return job_out(storage, record)
+
+
+@router.get("", response_model=JobListOut, dependencies=[Depends(require_read)])
+def list_jobs(
+    storage: StorageDep,
+    type: Annotated[
+        Literal["train_classifier", "build_adversarial_set", "train_detector", "evaluate"] | None,
+        Query(),
+    ] = None,
+    state: Annotated[
+        Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Query()
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobListOut:
+    """Jobs, newest first, filtered by type and state."""
+    query = select(JobRecord)
+    if type is not None:
+        query = query.where(JobRecord.type == type)
+    if state is not None:
+        query = query.where(JobRecord.state == state)
+    with storage.db.session() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        records = session.scalars(
+            query.order_by(JobRecord.created_at.desc()).limit(limit).offset(offset)
+        ).all()
+    return JobListOut(items=[job_out(storage, r) for r in records], total=total)
+
+
+@router.get(
+    "/{job_id}", response_model=JobOut, dependencies=[Depends(require_read)], responses={404: {}}
+)
+def get_job(job_id: str, storage: StorageDep) -> JobOut:
+    """A job's state, progress (stage, done/total), timestamps, result and error."""
+    with storage.db.session() as session:
+        record = session.get(JobRecord, job_id)
+    if record is None:
+        raise not_found("job", job_id)
+    return job_out(storage, record)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    dependencies=[Depends(require_write)],
+    responses={404: {}, 409: {}},
+)
+def cancel_job(job_id: str, storage: StorageDep) -> JobOut:
+    """Cancel a queued or running job (a running one stops at its next progress step)."""
+    with storage.db.session() as session:
+        record = session.get(JobRecord, job_id)
+        if record is None:
+            raise not_found("job", job_id)
+        if record.state in FINISHED_STATES:
+            raise HTTPException(409, f"job {job_id} has already ended ({record.state})")
+        record.state, record.finished_at = "cancelled", utc_now()
+    return job_out(storage, record)

@@ -1,0 +1,208 @@
+"""Classifiers: uploaded as TorchScript or safetensors (never pickle), or trained by a job."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import torch
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+
+from advguard.api.deps import (
+    SettingsDep,
+    StorageDep,
+    not_found,
+    require_read,
+    require_write,
+    save_upload,
+)
+from advguard.api.schemas import ModelOut
+from advguard.models import ARCHITECTURE, ModelLoadError, ModelSpec, load_classifier
+from advguard.models.io import SPEC_FILE, WEIGHTS_FILE
+from advguard.storage import ModelRecord, Storage, new_id
+
+router = APIRouter(prefix="/models", tags=["models"])
+TORCHSCRIPT_FILE = "model.pt"
+
+
+class ModelSpecIn(BaseModel):
+    """The description a model needs: its classes and input shape (and, for safetensors
+    weights, the built-in architecture's settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    class_names: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        min_length=2, max_length=1000
+    )
+    in_channels: int = Field(1, ge=1, le=3)
+    image_size: int = Field(128, ge=16, le=1024)
+    width: int = Field(16, ge=1, le=256)
+    stage_convs: list[Annotated[int, Field(ge=1, le=8)]] = Field(
+        default_factory=lambda: [1, 1, 1, 1, 1], min_length=1, max_length=8
+    )
+    dropout: float = Field(0.2, ge=0, lt=1)
+    mean: list[float] = Field(default_factory=lambda: [0.5], min_length=1, max_length=3)
+    std: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [0.25], min_length=1, max_length=3
+    )
+    architecture: str = ARCHITECTURE
+
+    @field_validator("class_names")
+    @classmethod
+    def distinct(cls, names: list[str]) -> list[str]:
+        if len(set(names)) != len(names):
+            raise ValueError("class names must be distinct")
+        return names
+
+
+def _out(record: ModelRecord) -> ModelOut:
+    return ModelOut.model_validate(record, from_attributes=True)
+
+
+def _parse_spec(text: str | None) -> ModelSpec | None:
+    if text is None:
+        return None
+    try:
+        return ModelSpec(**ModelSpecIn.model_validate_json(text).model_dump())
+    except ValidationError as error:
+        raise HTTPException(
+            422, f"spec is not a valid model description: {error.errors(include_url=False)}"
+        ) from None
+
+
+def _check(path: Path, declared: ModelSpec | None) -> ModelSpec:
+    """Load the model the safe way and run one forward pass; return its description."""
+    try:
+        model, embedded = load_classifier(path)
+    except ModelLoadError as error:
+        raise HTTPException(422, str(error).replace(str(path.parent), "upload")) from None
+    spec = declared or embedded
+    if spec is None:
+        raise HTTPException(
+            422, "this TorchScript archive has no embedded description: send `spec` (JSON)"
+        )
+    probe = torch.rand(2, spec.in_channels, spec.image_size, spec.image_size)
+    try:
+        with torch.no_grad():
+            logits = model(probe)
+    except Exception as error:  # any failure of user code in the probe is the upload's fault
+        raise HTTPException(
+            422, f"the model fails on a {tuple(probe.shape)} input: {type(error).__name__}: {error}"
+        ) from None
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (2, spec.num_classes):
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise HTTPException(
+            422, f"the model returns {shape} for 2 images; expected (2, {spec.num_classes}) logits"
+        )
+    return spec
+
+
+def _save_checked(
+    folder: Path, upload_path: Path, spec: ModelSpec | None
+) -> tuple[str, Path, ModelSpec]:
+    """Tell TorchScript from safetensors by content and check the model works."""
+    head = upload_path.open("rb").read(8)
+    if head[:2] == b"PK":  # TorchScript archives are zip files
+        target = folder / TORCHSCRIPT_FILE
+        upload_path.rename(target)
+        return "torchscript", target, _check(target, spec)
+    if len(head) == 8 and int.from_bytes(head, "little") < 100_000_000:
+        if spec is None:
+            raise HTTPException(
+                422, "safetensors weights need `spec` (JSON) describing the built-in architecture"
+            )
+        upload_path.rename(folder / WEIGHTS_FILE)
+        (folder / SPEC_FILE).write_text(json.dumps(spec.to_dict()))
+        return "safetensors", folder, _check(folder, None)
+    raise HTTPException(
+        415, "not a model file: send a TorchScript archive (torch.jit.save) or safetensors weights"
+    )
+
+
+@router.get("", response_model=list[ModelOut], dependencies=[Depends(require_read)])
+def list_models(storage: StorageDep) -> list[ModelOut]:
+    """Every model, newest first."""
+    with storage.db.session() as session:
+        records = session.scalars(select(ModelRecord).order_by(ModelRecord.created_at.desc()))
+        return [_out(record) for record in records]
+
+
+@router.post(
+    "",
+    response_model=ModelOut,
+    status_code=201,
+    dependencies=[Depends(require_write)],
+    responses={400: {}, 413: {}, 415: {}, 422: {}},
+)
+async def upload_model(
+    storage: StorageDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="TorchScript archive or .safetensors weights")],
+    spec: Annotated[
+        str | None,
+        Form(description="Model description as JSON (class_names, in_channels, image_size, …)"),
+    ] = None,
+    name: Annotated[str | None, Form(max_length=200)] = None,
+) -> ModelOut:
+    """Upload a classifier. It is loaded without unpickling and probed with one batch."""
+    declared = _parse_spec(spec)
+    model_id = new_id()
+    folder = storage.folder("models", model_id)
+    try:
+        upload_path = folder / "upload.bin"
+        await save_upload(file, upload_path, settings.max_model_bytes, "model file")
+        origin, path, checked = await run_in_threadpool(
+            _save_checked, folder, upload_path, declared
+        )
+        record = ModelRecord(
+            id=model_id,
+            name=name or file.filename or origin,
+            origin=origin,
+            path=str(path),
+            class_names=checked.class_names,
+            image_size=checked.image_size,
+            channels=checked.in_channels,
+        )
+        with storage.db.session() as session:
+            session.add(record)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return _out(record)
+
+
+def get_model_record(storage: Storage, model_id: str) -> ModelRecord:
+    with storage.db.session() as session:
+        record = session.get(ModelRecord, model_id)
+    if record is None:
+        raise not_found("model", model_id)
+    return record
+
+
+@router.get(
+    "/{model_id}",
+    response_model=ModelOut,
+    dependencies=[Depends(require_read)],
+    responses={404: {}},
+)
+def get_model(model_id: str, storage: StorageDep) -> ModelOut:
+    """One model with its classes, input shape and (for trained ones) test metrics."""
+    return _out(get_model_record(storage, model_id))
+
+
+@router.delete(
+    "/{model_id}", status_code=204, dependencies=[Depends(require_write)], responses={404: {}}
+)
+def delete_model(model_id: str, storage: StorageDep) -> Response:
+    """Delete a model and its files (detectors already built keep their own copy)."""
+    with storage.db.session() as session:
+        record = session.get(ModelRecord, model_id)
+        if record is None:
+            raise not_found("model", model_id)
+        session.delete(record)
+    shutil.rmtree(storage.folder("models", model_id), ignore_errors=True)
+    return Response(status_code=204)

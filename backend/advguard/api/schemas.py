@@ -1,0 +1,123 @@
+"""Response schemas of the HTTP API (request bodies reuse :mod:`advguard.jobs` params)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorOut(BaseModel):
+    """Every error: ``{"detail": "what is wrong"}``."""
+
+    detail: Any
+
+
+class SkippedOut(BaseModel):
+    path: str
+    reason: str
+
+
+class ThumbnailOut(BaseModel):
+    class_name: str
+    url: str
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    bundled: bool
+    class_names: list[str]
+    counts: dict[str, dict[str, int]] = Field(
+        description="Images per split and class (empty for the bundled set until it is opened)."
+    )
+    image_size: int
+    channels: int
+    created_at: datetime
+
+
+class DatasetDetailOut(DatasetOut):
+    thumbnails: list[ThumbnailOut]
+    skipped: list[SkippedOut]
+
+
+class ModelOut(BaseModel):
+    id: str
+    name: str
+    origin: Literal["torchscript", "safetensors", "trained"]
+    class_names: list[str]
+    image_size: int
+    channels: int
+    dataset_id: str | None
+    job_id: str | None
+    metrics: dict[str, Any]
+    created_at: datetime
+
+
+class ProgressOut(BaseModel):
+    stage: str
+    done: int
+    total: int
+    fraction: float = Field(description="done / total, 0 when the total is not known yet")
+
+
+class JobOut(BaseModel):
+    id: str
+    type: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    params: dict[str, Any]
+    progress: ProgressOut
+    result: dict[str, Any] | None
+    error: str | None
+    artifacts: dict[str, str] = Field(description="Artifact name → download URL")
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobListOut(BaseModel):
+    items: list[JobOut]
+    total: int
+
+
+class DetectorOut(BaseModel):
+    id: str
+    name: str
+    model_id: str
+    set_job_id: str
+    job_id: str | None
+    attack_names: list[str]
+    threshold: float
+    report_job_id: str | None
+    created_at: datetime
+
+
+class DetectorDetailOut(DetectorOut):
+    report: dict[str, Any] | None = Field(description="The latest evaluate job's report")
+    report_artifacts: dict[str, str]
+
+
+class VerdictOut(BaseModel):
+    file: str
+    is_adversarial: bool
+    score: float = Field(description="Probability that the image is adversarial")
+    attack: str | None = Field(description="Most likely attack, or null when judged clean")
+    attack_probabilities: dict[str, float]
+    label: str | None = Field(description="The classifier's class, or null when rejected")
+    class_probabilities: dict[str, float]
+
+
+class PredictOut(BaseModel):
+    detector_id: str
+    threshold: float
+    verdicts: list[VerdictOut]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    api: Literal["ok"]
+    broker: str
+    database: str
+    version: str

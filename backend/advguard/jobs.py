@@ -1,0 +1,432 @@
+"""The long-running jobs, as plain functions over the core library and the storage.
+
+The worker's Celery tasks are thin wrappers around these (so a job and the CLI run the same
+code); the API uses the parameter models to validate requests. Nothing here knows Celery or
+HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from advguard.data import ImageDataset, load_dataset
+from advguard.detection import (
+    BuildConfig,
+    DetectorConfig,
+    build_parts,
+    default_attack_specs,
+    export_zip,
+    load_adversarial_set,
+    merge_chunk_manifests,
+    part_sizes,
+    train_detector,
+    write_chunk_manifest,
+)
+from advguard.evaluation import evaluate_classifier, json_ready
+from advguard.evaluation.detection_report import (
+    build_detection_report,
+    robustness_from_set,
+    write_detection_report,
+)
+from advguard.guard import Guard
+from advguard.models import TrainConfig, fit_classifier, load_classifier, save_model
+from advguard.storage import (
+    DatasetRecord,
+    DetectorRecord,
+    JobRecord,
+    ModelRecord,
+    Storage,
+    utc_now,
+)
+
+DEFAULT_ATTACKS = ["fgsm", "bim", "pgd", "mim", "cw"]
+DEFAULT_EPSILONS = [2 / 255, 4 / 255, 8 / 255]
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when its record says it was cancelled (or, for one chunk of a
+    split job, that another chunk failed): stop without touching the record."""
+
+
+class JobInputError(ValueError):
+    """A job that cannot run with what it was given; the message is shown to the user."""
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainClassifierParams(_Params):
+    """Train the built-in CNN on a dataset's train split; test it on its test split."""
+
+    type: Literal["train_classifier"] = "train_classifier"
+    dataset_id: str = "bundled"
+    name: str | None = Field(None, max_length=200)
+    epochs: int = Field(30, ge=1, le=500)
+    patience: int = Field(10, ge=1, le=500)
+    time_limit_s: float | None = Field(None, gt=0)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class BuildSetParams(_Params):
+    """Generate an adversarial set (clean, attacked, noise and augmented controls)."""
+
+    type: Literal["build_adversarial_set"] = "build_adversarial_set"
+    dataset_id: str = "bundled"
+    model_id: str
+    attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS), min_length=1)
+    eps: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: list(DEFAULT_EPSILONS), min_length=1, max_length=16
+    )
+    fraction: float = Field(0.3, gt=0, le=1)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class TrainDetectorParams(_Params):
+    """Train a detector on a built set; save it with its classifier as a guard."""
+
+    type: Literal["train_detector"] = "train_detector"
+    set_job_id: str
+    name: str | None = Field(None, max_length=200)
+    target_false_rejection: float = Field(0.02, gt=0, lt=1)
+    epochs: int = Field(150, ge=1, le=2000)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class EvaluateParams(_Params):
+    """Report a detector on a set's test split: ROC/AUROC, naming, baselines."""
+
+    type: Literal["evaluate"] = "evaluate"
+    detector_id: str
+    set_job_id: str | None = None
+    """Default: the set the detector was trained on."""
+    baselines: bool = True
+    leave_one_out: bool = False
+
+
+JobParams = Annotated[
+    TrainClassifierParams | BuildSetParams | TrainDetectorParams | EvaluateParams,
+    Field(discriminator="type"),
+]
+JOB_QUEUES = {
+    "train_classifier": "training",
+    "build_adversarial_set": "attacks",
+    "train_detector": "training",
+    "evaluate": "evaluation",
+}
+
+
+@dataclass
+class JobContext:
+    """What a job body needs: the storage, its record id, and a progress reporter that
+    also notices cancellation (checked at most every ``check_every_s`` seconds)."""
+
+    storage: Storage
+    job_id: str
+    slot: int = 0
+    on_progress: Callable[[str, int, int], None] | None = None
+    check_every_s: float = 0.5
+    _last_check: float = field(default=0.0, repr=False)
+
+    @property
+    def folder(self) -> Path:
+        folder = self.storage.folder("jobs", self.job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """Record progress; raise :class:`JobCancelled` if the job was cancelled."""
+        now = time.monotonic()
+        if done < total and now - self._last_check < self.check_every_s:
+            return
+        self._last_check = now
+        self.storage.set_progress(self.job_id, self.slot, stage, done, total)
+        if self.on_progress is not None:
+            self.on_progress(stage, done, total)
+        with self.storage.db.session() as session:
+            record = session.get(JobRecord, self.job_id)
+            if record is None or record.state in ("cancelled", "failed"):
+                raise JobCancelled(self.job_id)
+
+
+# --- lookups with readable errors ----------------------------------------------------------
+
+
+def _dataset(storage: Storage, dataset_id: str, image_size: int | None = None) -> dict[str, Any]:
+    with storage.db.session() as session:
+        record = session.get(DatasetRecord, dataset_id)
+        if record is None:
+            raise JobInputError(f"dataset {dataset_id!r} does not exist")
+        source = record.source
+    folder = load_dataset(source, image_size=image_size)
+    return {"splits": folder.splits, "class_names": folder.class_names}
+
+
+def _model_record(storage: Storage, model_id: str) -> ModelRecord:
+    with storage.db.session() as session:
+        record = session.get(ModelRecord, model_id)
+    if record is None:
+        raise JobInputError(f"model {model_id!r} does not exist")
+    return record
+
+
+def _model(storage: Storage, model_id: str) -> tuple[torch.nn.Module, Any, ModelRecord]:
+    record = _model_record(storage, model_id)
+    model, spec = load_classifier(record.path)
+    return model, spec, record
+
+
+def _set_folder(storage: Storage, set_job_id: str) -> Path:
+    with storage.db.session() as session:
+        record = session.get(JobRecord, set_job_id)
+        if record is None or record.type != "build_adversarial_set":
+            raise JobInputError(f"{set_job_id!r} is not an adversarial-set job")
+        if record.state != "succeeded":
+            raise JobInputError(f"adversarial-set job {set_job_id} has not succeeded")
+    return storage.folder("jobs", set_job_id) / "set"
+
+
+# --- job bodies ----------------------------------------------------------------------------
+
+
+def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> dict[str, Any]:
+    """Train, test and register a model; the result names it."""
+    data = _dataset(context.storage, params.dataset_id)
+    train: ImageDataset = data["splits"]["train"]
+    test: ImageDataset = data["splits"]["test"]
+    config = TrainConfig(
+        epochs=params.epochs,
+        patience=params.patience,
+        seed=params.seed,
+        time_limit_s=params.time_limit_s,
+    )
+    model, spec, history = fit_classifier(
+        train,
+        config,
+        progress=lambda epoch, total, result: context.progress("training", epoch, total),
+        show_progress=False,
+    )
+    metrics = evaluate_classifier(model, test)
+    summary = {
+        "test_accuracy": metrics.accuracy,
+        "confusion_matrix": metrics.confusion_matrix,
+        "class_names": metrics.class_names,
+        "train_seconds": history.seconds,
+        "epochs_run": len(history.epochs),
+        "best_val_accuracy": history.best_val_accuracy,
+    }
+    folder = save_model(model, spec, context.folder / "model")
+    (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
+    with context.storage.db.session() as session:
+        record = ModelRecord(
+            name=params.name or f"cnn on {params.dataset_id}",
+            origin="trained",
+            path=str(folder),
+            class_names=spec.class_names,
+            image_size=spec.image_size,
+            channels=spec.in_channels,
+            dataset_id=params.dataset_id,
+            job_id=context.job_id,
+            metrics=summary,
+        )
+        session.add(record)
+        session.flush()
+        model_id = record.id
+    return {"model_id": model_id, **summary}
+
+
+def build_config(params: BuildSetParams) -> BuildConfig:
+    """The builder's configuration for these parameters (bad names raise ValueError)."""
+    return BuildConfig(
+        specs=default_attack_specs(params.attacks, params.eps),
+        fraction=params.fraction,
+        seed=params.seed,
+    )
+
+
+def plan_set_job(
+    context: JobContext, params: BuildSetParams, parts_per_chunk: int
+) -> list[list[int]]:
+    """Check the inputs and split the build into chunks of consecutive parts (the manifest
+    is their concatenation); each chunk's progress slot starts at 0 of its image count."""
+    record = _model_record(context.storage, params.model_id)
+    data = _dataset(context.storage, params.dataset_id, record.image_size)
+    if data["class_names"] != list(record.class_names):
+        raise JobInputError(
+            f"the model's classes {record.class_names} differ from the dataset's "
+            f"{data['class_names']}"
+        )
+    config = build_config(params)
+    sizes = part_sizes({name: len(split) for name, split in data["splits"].items()}, config)
+    chunks = [
+        list(range(start, min(len(sizes), start + parts_per_chunk)))
+        for start in range(0, len(sizes), parts_per_chunk)
+    ]
+    for chunk, parts in enumerate(chunks):
+        context.storage.set_progress(
+            context.job_id, chunk + 1, "waiting for a worker", 0, sum(sizes[p] for p in parts)
+        )
+    return chunks
+
+
+def build_set_chunk(
+    context: JobContext, params: BuildSetParams, chunk: int, parts: list[int]
+) -> int:
+    """Make one chunk of the set's parts (a chunk task); return its image count."""
+    model, spec, _ = _model(context.storage, params.model_id)
+    data = _dataset(context.storage, params.dataset_id, spec.image_size if spec else None)
+    out = context.storage.folder("jobs", context.job_id) / "set"
+    made = build_parts(
+        model,
+        data["splits"],
+        out,
+        build_config(params),
+        parts,
+        progress=lambda stage, done, total: context.progress(f"attacking: {stage}", done, total),
+        show_progress=False,
+    )
+    write_chunk_manifest(out, chunk, made)
+    return len(made)
+
+
+def finish_set(context: JobContext, params: BuildSetParams, chunks: int) -> dict[str, Any]:
+    """Join the chunks into one set, its robustness table and its zip."""
+    record = _model_record(context.storage, params.model_id)
+    out = context.storage.folder("jobs", context.job_id) / "set"
+    context.progress("joining chunks", 0, 1)
+    count = merge_chunk_manifests(
+        out, chunks, list(record.class_names), build_config(params), record.channels
+    )
+    adversarial = load_adversarial_set(out)
+    rows = [row.to_dict() for row in robustness_from_set(adversarial)]
+    (out / "robustness.json").write_text(json.dumps(json_ready(rows), indent=2))
+    export_zip(out, context.folder / "set.zip")
+    context.progress("joining chunks", 1, 1)
+    return {
+        "images": count,
+        "attack_names": adversarial.attack_names,
+        "robustness": json_ready(rows),
+        "artifacts": {"manifest": "set/manifest.csv", "zip": "set.zip"},
+    }
+
+
+def train_detector_job(context: JobContext, params: TrainDetectorParams) -> dict[str, Any]:
+    """Train a detector on a set and register it with its classifier as a guard."""
+    folder = _set_folder(context.storage, params.set_job_id)
+    with context.storage.db.session() as session:
+        set_job = session.get(JobRecord, params.set_job_id)
+        assert set_job is not None
+        model_id = set_job.params["model_id"]
+    model, spec, _ = _model(context.storage, model_id)
+    if spec is None:
+        raise JobInputError(f"model {model_id} has no description (class names, input size)")
+    adversarial = load_adversarial_set(folder)
+    config = DetectorConfig(
+        target_false_rejection=params.target_false_rejection,
+        epochs=params.epochs,
+        seed=params.seed,
+    )
+    detector, _features = train_detector(
+        model,
+        adversarial,
+        config,
+        show_progress=False,
+        progress=lambda done, total: context.progress("detector features", done, total),
+    )
+    with context.storage.db.session() as session:
+        record = DetectorRecord(
+            name=params.name or f"detector on set {params.set_job_id}",
+            path="",
+            model_id=model_id,
+            set_job_id=params.set_job_id,
+            job_id=context.job_id,
+            attack_names=adversarial.attack_names,
+            threshold=detector.threshold,
+        )
+        session.add(record)
+        session.flush()
+        record.path = str(context.storage.folder("detectors", record.id))
+        Guard(model, spec, detector).save(record.path)
+        detector_id = record.id
+    return {"detector_id": detector_id, "threshold": detector.threshold}
+
+
+def evaluate_job(context: JobContext, params: EvaluateParams) -> dict[str, Any]:
+    """Write the detection report for a detector on a set's test split."""
+    with context.storage.db.session() as session:
+        detector_record = session.get(DetectorRecord, params.detector_id)
+        if detector_record is None:
+            raise JobInputError(f"detector {params.detector_id!r} does not exist")
+        guard_path = detector_record.path
+        set_job_id = params.set_job_id or detector_record.set_job_id
+    adversarial = load_adversarial_set(_set_folder(context.storage, set_job_id))
+    guard = Guard.load(guard_path)
+    context.progress("scoring the test split", 0, 1)
+    result, view = build_detection_report(
+        guard.detector,
+        adversarial,
+        baselines=params.baselines,
+        leave_one_out=params.leave_one_out,
+    )
+    out = context.folder / "report"
+    write_detection_report(result, view, adversarial, out)
+    context.progress("scoring the test split", 1, 1)
+    with context.storage.db.session() as session:
+        detector_record = session.get(DetectorRecord, params.detector_id)
+        if detector_record is not None:
+            detector_record.report_job_id = context.job_id
+    return {
+        "report": result.to_dict(),
+        "artifacts": {
+            name: f"report/{name}"
+            for name in ("report.json", "report.md", "roc.png", "confusion.png", "examples.png")
+            if (out / name).exists()
+        },
+    }
+
+
+def mark_started(storage: Storage, job_id: str, worker: str, max_attempts: int) -> bool:
+    """Move a queued (or re-delivered) job to running; ``False`` if it must not run: it
+    was cancelled, already finished, or its worker died ``max_attempts`` times."""
+    with storage.db.session() as session:
+        record = session.get(JobRecord, job_id)
+        if record is None or record.state in ("succeeded", "failed", "cancelled"):
+            return False
+        if record.attempts >= max_attempts:
+            record.state, record.finished_at = "failed", utc_now()
+            record.error = (
+                f"the worker running this job stopped {record.attempts} times "
+                "(killed, out of memory or over the time limit); not retrying"
+            )
+            return False
+        record.state, record.worker = "running", worker
+        record.attempts += 1
+        record.started_at = record.started_at or utc_now()
+        return True
+
+
+def mark_finished(
+    storage: Storage, job_id: str, state: str, result: dict[str, Any] | None, error: str | None
+) -> None:
+    """Record a job's outcome (a cancelled job stays cancelled)."""
+    with storage.db.session() as session:
+        record = session.get(JobRecord, job_id)
+        if record is None or record.state == "cancelled":
+            return
+        record.state, record.finished_at = state, utc_now()
+        record.result, record.error = result, error
+
+
+def readable_error(error: BaseException) -> str:
+    """What a user sees for a failed job: our own messages as they are, others typed."""
+    if isinstance(error, JobInputError | ValueError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
