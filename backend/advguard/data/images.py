@@ -18,6 +18,14 @@ class ImageDecodeError(ValueError):
     """A file that is not a usable image; the message says why."""
 
 
+def _stretch(values: np.ndarray) -> np.ndarray:
+    """Map the values' own range onto [0, 1] (all zeros for a constant image)."""
+    if values.size == 0:
+        return values
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
 def _to_float_array(image: Image.Image, channels: int) -> np.ndarray:
     """Pixels as float32 ``H×W×C`` in [0, 1], whatever the PIL mode."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -25,9 +33,7 @@ def _to_float_array(image: Image.Image, channels: int) -> np.ndarray:
         peak = 65535.0 if array.max(initial=0) > 255 or image.mode != "I" else 255.0
         array = np.clip(array / peak, 0.0, 1.0)[..., None]
     elif image.mode == "F":
-        array = np.asarray(image, dtype=np.float64)
-        low, high = float(array.min(initial=0)), float(array.max(initial=0))
-        array = ((array - low) / (high - low) if high > low else np.zeros_like(array))[..., None]
+        array = _stretch(np.asarray(image, dtype=np.float64))[..., None]
     else:
         if image.mode in ("RGBA", "LA", "PA") or (
             image.mode == "P" and "transparency" in image.info
@@ -160,8 +166,7 @@ def decode_dicom(
     values = np.asarray(values, dtype=np.float64)
     if values.ndim == 3:  # RGB DICOM
         values = values.mean(axis=-1) if channels == 1 else values
-    low, high = float(values.min(initial=0)), float(values.max(initial=0))
-    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    scaled = _stretch(values)
     if getattr(dataset, "PhotometricInterpretation", "") == "MONOCHROME1":
         scaled = 1.0 - scaled
     array = scaled[..., None] if scaled.ndim == 2 else scaled

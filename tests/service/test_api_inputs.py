@@ -1,0 +1,315 @@
+"""Bad input gets a clear 4xx JSON error and leaves nothing behind; good input works."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import stat
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+from safetensors.torch import save_file
+from test_dicom import make_dicom
+
+from advguard.api import create_app
+from advguard.models import ModelSpec, build_model, export_torchscript
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """PNG of ``array``: uint8 H×W (L), uint16 H×W (I;16) or uint8 H×W×4 (RGBA)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def dataset_zip(entries: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        for name in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, "/etc/passwd")
+    return buffer.getvalue()
+
+
+def small_dataset(per_class: int = 6) -> dict[str, bytes]:
+    rng = np.random.default_rng(0)
+    entries = {}
+    for name, level in (("dark", 40), ("bright", 200)):
+        for k in range(per_class):
+            pixels = np.clip(rng.normal(level, 20, (40, 48)), 0, 255).astype(np.uint8)
+            entries[f"scans/{name}/{k}.png"] = png_bytes(pixels)
+    entries["scans/bright/broken.png"] = b"\x89PNG\r\n\x1a\n not really"
+    return entries
+
+
+def error_of(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    return detail if isinstance(detail, str) else str(detail)
+
+
+def folders(root: Path, kind: str) -> set[str]:
+    folder = root / kind
+    return {p.name for p in folder.iterdir()} if folder.exists() else set()
+
+
+# --- datasets ------------------------------------------------------------------------------
+
+
+def test_dataset_upload_lists_counts_thumbnails_and_skipped_files(client):
+    answer = client.post(
+        "/api/v1/datasets",
+        files={"file": ("scans.zip", dataset_zip(small_dataset()), "application/zip")},
+        data={"name": "two levels"},
+    )
+    assert answer.status_code == 201, answer.text
+    dataset = answer.json()
+    assert dataset["class_names"] == ["bright", "dark"]
+    counts = dataset["counts"]
+    assert sum(sum(split.values()) for split in counts.values()) == 12
+    assert [s["path"] for s in dataset["skipped"]] == ["scans/bright/broken.png"]
+    thumbnail = client.get(dataset["thumbnails"][0]["url"])
+    assert thumbnail.status_code == 200 and thumbnail.content.startswith(b"\x89PNG")
+    assert dataset["id"] in [d["id"] for d in client.get("/api/v1/datasets").json()]
+    assert client.delete(f"/api/v1/datasets/{dataset['id']}").status_code == 204
+    assert client.get(f"/api/v1/datasets/{dataset['id']}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "message"),
+    [
+        (b"", 400, "empty"),
+        (b"just some text, not a zip", 422, "neither a folder nor a zip"),
+        (dataset_zip({"../evil/a.png": b"x", "c/b.png": b"y"}), 422, "outside the archive"),
+        (dataset_zip({"/etc/a.png": b"x"}), 422, "absolute path"),
+        (dataset_zip({"a/b.png": b"x"}, links=("a/link.png",)), 422, "symbolic link"),
+        (dataset_zip({"a/readme.txt": b"x"}), 422, "no images found"),
+        (dataset_zip(small_dataset())[:300], 422, "zip"),
+    ],
+    ids=["empty", "not-zip", "traversal", "absolute", "symlink", "no-images", "truncated"],
+)
+def test_bad_dataset_uploads_are_refused_and_leave_nothing(
+    client, service_settings, payload, status, message
+):
+    before = folders(service_settings.data_dir, "datasets")
+    answer = client.post(
+        "/api/v1/datasets", files={"file": ("upload.zip", payload, "application/zip")}
+    )
+    assert message in error_of(answer, status)
+    assert folders(service_settings.data_dir, "datasets") == before
+
+
+def test_upload_limits_and_bundled_set_protection(service_settings, redis_server):
+    tight = service_settings.model_copy(update={"max_dataset_bytes": 2000})
+    with TestClient(create_app(tight)) as client:
+        answer = client.post(
+            "/api/v1/datasets",
+            files={"file": ("big.zip", dataset_zip(small_dataset()), "application/zip")},
+        )
+        assert "larger than the limit" in error_of(answer, 413)
+        assert "cannot be deleted" in error_of(client.delete("/api/v1/datasets/bundled"), 409)
+        assert "does not exist" in error_of(client.get("/api/v1/datasets/nope"), 404)
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+SPEC = ModelSpec(class_names=["a", "b", "c"], image_size=32, width=4, stage_convs=[1, 1])
+
+
+def test_model_uploads_torchscript_and_safetensors(client, tmp_path):
+    model = build_model(SPEC).eval()
+    archive = export_torchscript(model, SPEC, tmp_path / "model.pt").read_bytes()
+    answer = client.post("/api/v1/models", files={"file": ("model.pt", archive)})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["origin"] == "torchscript"
+    assert answer.json()["class_names"] == ["a", "b", "c"]
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "w.st")
+    weights = (tmp_path / "w.st").read_bytes()
+    spec_json = (
+        '{"class_names": ["a", "b", "c"], "image_size": 32, "width": 4, "stage_convs": [1, 1]}'
+    )
+    answer = client.post(
+        "/api/v1/models", files={"file": ("w.safetensors", weights)}, data={"spec": spec_json}
+    )
+    assert answer.status_code == 201, answer.text
+    model_id = answer.json()["id"]
+    assert client.get(f"/api/v1/models/{model_id}").json()["image_size"] == 32
+    assert "spec" in error_of(
+        client.post("/api/v1/models", files={"file": ("w.safetensors", weights)}), 422
+    )
+    wrong_classes = spec_json.replace('"a", "b", "c"', '"a", "b"')
+    answer = client.post(
+        "/api/v1/models", files={"file": ("w.safetensors", weights)}, data={"spec": wrong_classes}
+    )
+    assert "cannot load weights" in error_of(answer, 422)
+    assert client.delete(f"/api/v1/models/{model_id}").status_code == 204
+    assert client.get(f"/api/v1/models/{model_id}").status_code == 404
+
+
+class Exploit:
+    """Unpickling this writes a file: proof that something was unpickled."""
+
+    marker: Path
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "unpickled!"))
+
+
+def test_pickled_models_are_never_unpickled(client, service_settings, tmp_path):
+    Exploit.marker = tmp_path / "pwned.txt"
+    before = folders(service_settings.data_dir, "models")
+    buffer = io.BytesIO()
+    torch.save({"weights": Exploit()}, buffer)  # torch.save: a zip holding a pickle
+    answer = client.post("/api/v1/models", files={"file": ("model.pth", buffer.getvalue())})
+    assert "TorchScript" in error_of(answer, 422)
+    raw = pickle.dumps(Exploit())
+    assert "not a model file" in error_of(
+        client.post("/api/v1/models", files={"file": ("model.pkl", raw)}), 415
+    )
+    assert not Exploit.marker.exists()
+    assert folders(service_settings.data_dir, "models") == before
+
+
+def test_bad_model_description_is_explained(client, tmp_path):
+    model = build_model(SPEC).eval()
+    archive = export_torchscript(model, SPEC, tmp_path / "model.pt").read_bytes()
+    answer = client.post(
+        "/api/v1/models",
+        files={"file": ("model.pt", archive)},
+        data={"spec": '{"class_names": ["x", "x"]}'},
+    )
+    assert "distinct" in error_of(answer, 422)
+    answer = client.post(
+        "/api/v1/models",
+        files={"file": ("model.pt", archive)},
+        data={"spec": '{"class_names": ["a", "b"], "image_size": 32}'},
+    )
+    assert "expected (2, 2) logits" in error_of(answer, 422)
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"type": "build_adversarial_set", "model_id": "missing"},
+            "model 'missing' does not exist",
+        ),
+        ({"type": "train_classifier", "dataset_id": "missing"}, "dataset 'missing' does not exist"),
+        ({"type": "train_classifier", "epochs": 0}, "greater than or equal to 1"),
+        ({"type": "build_adversarial_set", "model_id": "m", "eps": [-0.1]}, "greater than 0"),
+        ({"type": "train_detector", "set_job_id": "missing"}, "job 'missing' does not exist"),
+        ({"type": "evaluate", "detector_id": "missing"}, "detector 'missing' does not exist"),
+        ({"type": "explode"}, "does not match any of the expected tags"),
+        ({"type": "train_classifier", "surprise": 1}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_job_requests_are_refused(client, body, message):
+    before = client.get("/api/v1/jobs").json()["total"]
+    assert message in error_of(client.post("/api/v1/jobs", json=body), 422)
+    assert client.get("/api/v1/jobs").json()["total"] == before
+
+
+def test_unknown_attack_and_class_mismatch(client, pipeline):
+    body = {"type": "build_adversarial_set", "model_id": pipeline.model_id, "attacks": ["nope"]}
+    assert "unknown attack 'nope'" in error_of(client.post("/api/v1/jobs", json=body), 422)
+    assert "does not exist" in error_of(client.get("/api/v1/jobs/nope"), 404)
+    finished = pipeline.set_job["id"]
+    assert "already ended" in error_of(client.post(f"/api/v1/jobs/{finished}/cancel"), 409)
+
+
+# --- predict -------------------------------------------------------------------------------
+
+
+def predict(client, detector_id, files):
+    return client.post("/api/v1/predict", params={"detector_id": detector_id}, files=files)
+
+
+def test_predict_accepts_png_jpeg_dicom_16bit_and_rgba(client, pipeline):
+    rng = np.random.default_rng(1)
+    gray = rng.integers(0, 255, (50, 40), dtype=np.uint8)
+    jpeg = io.BytesIO()
+    Image.fromarray(gray).save(jpeg, format="JPEG")
+    rgba = np.dstack([gray, gray, gray, np.full_like(gray, 255)])
+    sixteen = (gray.astype(np.uint16) * 257).astype(np.uint16)
+    files = [
+        ("files", ("a.png", png_bytes(gray), "image/png")),
+        ("files", ("b.jpg", jpeg.getvalue(), "image/jpeg")),
+        ("files", ("c.dcm", make_dicom(gray.astype(np.uint16) * 16), "application/dicom")),
+        ("files", ("d.png", png_bytes(sixteen), "image/png")),
+        ("files", ("e.png", png_bytes(rgba), "image/png")),
+    ]
+    answer = predict(client, pipeline.detector_id, files)
+    assert answer.status_code == 200, answer.text
+    verdicts = answer.json()["verdicts"]
+    assert [v["file"] for v in verdicts] == ["a.png", "b.jpg", "c.dcm", "d.png", "e.png"]
+    for verdict in verdicts:
+        assert sum(verdict["class_probabilities"].values()) == pytest.approx(1, abs=1e-4)
+        assert (verdict["label"] is None) == verdict["is_adversarial"]
+    # The same pixels as 8-bit PNG, 16-bit PNG and opaque RGBA give the same answer.
+    assert verdicts[0]["score"] == pytest.approx(verdicts[3]["score"], abs=1e-5)
+    assert verdicts[0]["score"] == pytest.approx(verdicts[4]["score"], abs=1e-5)
+
+
+def test_predict_refuses_bad_images(client, pipeline, service_settings, redis_server):
+    good = png_bytes(np.random.default_rng(2).integers(0, 255, (64, 64), dtype=np.uint8))
+    cases = [
+        (b"", 400, "empty"),
+        (good[: len(good) // 2], 415, "corrupt or truncated"),
+        (b"GIF89a not an image we take", 415, "not a readable image"),
+        (make_dicom(np.ones((32, 32)))[:300], 415, "DICOM"),
+    ]
+    for payload, status, message in cases:
+        answer = predict(client, pipeline.detector_id, [("files", ("x.png", payload, "image/png"))])
+        assert message in error_of(answer, status)
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(bomb, format="PNG")  # 400 megapixels, a few kB
+    answer = predict(client, pipeline.detector_id, [("files", ("bomb.png", bomb.getvalue()))])
+    assert "decompression bomb" in error_of(answer, 415)
+    assert "does not exist" in error_of(predict(client, "nope", [("files", ("a.png", good))]), 404)
+    assert error_of(client.post("/api/v1/predict"), 422)
+
+    tight = service_settings.model_copy(update={"max_image_bytes": 100})
+    with TestClient(create_app(tight)) as small:
+        answer = predict(small, pipeline.detector_id, [("files", ("a.png", good + b"\0" * 200))])
+        assert "larger than the limit" in error_of(answer, 413)
+
+
+def test_predict_without_any_detector_says_what_to_do(service_settings, redis_server, tmp_path):
+    empty = service_settings.model_copy(update={"data_dir": tmp_path, "database_url": ""})
+    with TestClient(create_app(empty)) as client:
+        good = png_bytes(np.zeros((32, 32), dtype=np.uint8))
+        answer = client.post("/api/v1/predict", files=[("files", ("a.png", good))])
+        assert "train one" in error_of(answer, 409)
+
+
+# --- access --------------------------------------------------------------------------------
+
+
+def test_api_key_guards_writes_and_optionally_reads(service_settings, redis_server, tmp_path):
+    keyed = service_settings.model_copy(
+        update={"data_dir": tmp_path, "database_url": "", "api_key": "s3cret"}
+    )
+    with TestClient(create_app(keyed)) as client:
+        assert "API key" in error_of(client.post("/api/v1/jobs", json={"type": "evaluate"}), 401)
+        wrong = {"X-API-Key": "guess"}
+        assert error_of(client.delete("/api/v1/models/x", headers=wrong), 401)
+        assert client.delete("/api/v1/models/x", headers={"X-API-Key": "s3cret"}).status_code == 404
+        assert client.get("/api/v1/datasets").status_code == 200
+    protected = keyed.model_copy(update={"protect_reads": True})
+    with TestClient(create_app(protected)) as client:
+        assert error_of(client.get("/api/v1/datasets"), 401)
+        assert client.get("/api/v1/datasets", headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert client.get("/api/v1/health").status_code == 200
