@@ -416,13 +416,21 @@ def mark_started(storage: Storage, job_id: str, worker: str, max_attempts: int) 
 def mark_finished(
     storage: Storage, job_id: str, state: str, result: dict[str, Any] | None, error: str | None
 ) -> None:
-    """Record a job's outcome (a cancelled job stays cancelled)."""
+    """Record the outcome of a running job. A job that already ended keeps its outcome:
+    a cancelled job stays cancelled, and a late duplicate delivery cannot overwrite it."""
     with storage.db.session() as session:
         record = session.get(JobRecord, job_id)
-        if record is None or record.state == "cancelled":
+        if record is None or record.state != "running":
             return
         record.state, record.finished_at = state, utc_now()
         record.result, record.error = result, error
+
+
+def is_running(storage: Storage, job_id: str) -> bool:
+    """Whether the job is running (chunks of a split job check this before working)."""
+    with storage.db.session() as session:
+        record = session.get(JobRecord, job_id)
+        return record is not None and record.state == "running"
 
 
 def readable_error(error: BaseException) -> str:

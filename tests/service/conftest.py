@@ -39,6 +39,8 @@ SERVICE_ENV = {
     "ADVGUARD_IMAGE_SIZE": "32",
     "ADVGUARD_BUILD_CHUNK_PARTS": "4",
     "ADVGUARD_NUM_THREADS": "1",
+    # Re-deliver the job of a worker killed outright after 30 s instead of hours.
+    "ADVGUARD_VISIBILITY_TIMEOUT_S": "30",
 }
 os.environ["ADVGUARD_BROKER_URL"] = SERVICE_ENV["ADVGUARD_BROKER_URL"]
 get_settings.cache_clear()
@@ -78,47 +80,49 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
-@dataclass
 class Worker:
     """A real Celery worker process serving every queue (prefork pool, one child)."""
 
-    process: subprocess.Popen[bytes]
-    log: Path
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.hostname = f"{name}@{socket.gethostname()}"
+        self.log = ROOT / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the worker and wait until it answers a broadcast ping."""
+        from advguard.service import worker_command
+        from advguard.worker.app import celery_app
+
+        process = subprocess.Popen(
+            worker_command(hostname=self.hostname),
+            env={**os.environ, **SERVICE_ENV},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while not any(self.hostname in reply for reply in celery_app.control.ping(timeout=0.5)):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
+        self.process = process
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        """Warm shutdown (finish the current job), or kill after a minute."""
+        if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def start_worker(name: str) -> Worker:
-    """Start a worker and wait until it answers a broadcast ping."""
-    from advguard.service import worker_command
-    from advguard.worker.app import celery_app
-
-    log = ROOT / f"{name}.log"
-    hostname = f"{name}@{socket.gethostname()}"
-    process = subprocess.Popen(
-        worker_command(hostname=hostname),
-        env={**os.environ, **SERVICE_ENV},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while not any(hostname in reply for reply in celery_app.control.ping(timeout=0.5)):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
-    return Worker(process, log)
+        self.process = None
 
 
 @pytest.fixture(scope="session")
 def worker(redis_server: RedisServer) -> Iterator[Worker]:
-    started = start_worker("advguard-test")
+    started = Worker("advguard-test")
+    started.start()
     yield started
     started.stop()
 

@@ -35,7 +35,14 @@ def create_celery(settings: Settings) -> Celery:
         task_soft_time_limit=settings.job_soft_time_limit_s,
         task_time_limit=settings.job_soft_time_limit_s + 300,
         task_default_queue="training",
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        # A message whose worker vanished (killed with its pool) is re-queued once it has
+        # been unacknowledged for the visibility timeout; workers look for such messages
+        # every few seconds (kombu's default is every 100 s).
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+        },
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         result_expires=7 * 24 * 3600,
         broker_connection_retry_on_startup=True,

@@ -21,6 +21,7 @@ from advguard.jobs import (
     build_set_chunk,
     evaluate_job,
     finish_set,
+    is_running,
     mark_finished,
     mark_started,
     plan_set_job,
@@ -102,6 +103,8 @@ def start_build(self: Task, job_id: str) -> None:
 @celery_app.task(bind=True, name="advguard.build_chunk")
 def build_chunk(self: Task, job_id: str, chunk: int, parts: list[int]) -> int:
     """Make one chunk of an adversarial set; a failure fails the whole job."""
+    if not is_running(get_storage(), job_id):
+        return 0  # cancelled, failed elsewhere, or a late duplicate of a finished job
     configure_threads(get_settings().num_threads)
     params: BuildSetParams = _params(job_id)
     try:
@@ -117,6 +120,8 @@ def build_chunk(self: Task, job_id: str, chunk: int, parts: list[int]) -> int:
 @celery_app.task(bind=True, name="advguard.finish_build")
 def finish_build(self: Task, job_id: str, chunks: int) -> None:
     """Join the chunks of an adversarial set once all have finished."""
+    if not is_running(get_storage(), job_id):
+        return
     params: BuildSetParams = _params(job_id)
     _run(self, job_id, lambda context: finish_set(context, params, chunks))
 

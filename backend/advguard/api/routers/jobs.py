@@ -142,7 +142,7 @@ def list_jobs(
         Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Query()
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> JobListOut:
     """Jobs, newest first, filtered by type and state."""
     query = select(JobRecord)
