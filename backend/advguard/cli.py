@@ -344,7 +344,7 @@ def command_worker(args: argparse.Namespace) -> None:
 
 def command_up(args: argparse.Namespace) -> None:
     """Redis (started here if none answers), one worker and the API, on one machine."""
-    from advguard.service import local_redis_port, redis_answers, start_redis, worker_command
+    from advguard.service import local_redis_port, redis_answers, start_redis
 
     settings = get_settings()
     children: list[subprocess.Popen[bytes]] = []
@@ -357,7 +357,8 @@ def command_up(args: argparse.Namespace) -> None:
             print(f"redis: started on 127.0.0.1:{port} (data in {settings.data_dir / 'redis'})")
         else:
             print(f"redis: using {settings.broker_url}")
-        children.append(subprocess.Popen(worker_command()))
+        # Through the CLI so the worker gets jemalloc like every other heavy command.
+        children.append(subprocess.Popen([sys.executable, "-m", "advguard.cli", "worker"]))
         print(f"worker: started (queues {', '.join(QUEUES)})")
         print(f"api: http://{args.host}:{args.port}/  (API docs at /docs)")
         command_serve(args)
