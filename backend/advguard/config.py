@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     """Torch intra-op threads; 0 means one per available core."""
 
     # --- service -------------------------------------------------------------------------
+    frontend_dir: Path = REPOSITORY_ROOT / "frontend" / "dist"
+    """The built web app, served by the API at ``/`` when the folder exists."""
+
     database_url: str = ""
     """SQLAlchemy URL of the metadata database; empty means ``sqlite:///<data_dir>/advguard.db``
     (``postgresql+psycopg://…`` for PostgreSQL)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import pickle
 import stat
@@ -313,3 +314,27 @@ def test_api_key_guards_writes_and_optionally_reads(service_settings, redis_serv
         assert error_of(client.get("/api/v1/datasets"), 401)
         assert client.get("/api/v1/datasets", headers={"X-API-Key": "s3cret"}).status_code == 200
         assert client.get("/api/v1/health").status_code == 200
+
+
+def test_attack_one_image_and_see_the_guard_verdicts(client, pipeline):
+    image = png_bytes(np.random.default_rng(3).integers(0, 255, (32, 32), dtype=np.uint8))
+    answer = client.post(
+        "/api/v1/attack",
+        params={"detector_id": pipeline.detector_id},
+        files={"file": ("scan.png", image, "image/png")},
+        data={"attack": "pgd", "eps": str(8 / 255)},
+    )
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["params"]["eps"] == pytest.approx(8 / 255)
+    assert 0 < result["linf"] <= 8 / 255 + 1e-6
+    attacked = Image.open(io.BytesIO(base64.b64decode(result["adversarial_png"])))
+    assert attacked.size == (32, 32)
+    plain = predict(client, pipeline.detector_id, [("files", ("scan.png", image))]).json()
+    assert result["original"]["score"] == pytest.approx(plain["verdicts"][0]["score"], abs=1e-5)
+    bad = client.post(
+        "/api/v1/attack",
+        files={"file": ("scan.png", image, "image/png")},
+        data={"attack": "teleport"},
+    )
+    assert "unknown attack 'teleport'" in error_of(bad, 422)

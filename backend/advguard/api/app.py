@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from advguard import __version__
 from advguard.api.predictor import GuardPool
@@ -50,6 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in (datasets, models, jobs, detectors, predict, artifacts, health):
         app.include_router(module.router, prefix=API_PREFIX)
+
+    if (settings.frontend_dir / "index.html").is_file():
+        # The web app (a single page with hash routes), so one address serves everything.
+        app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="web")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

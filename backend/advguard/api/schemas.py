@@ -121,3 +121,18 @@ class HealthOut(BaseModel):
     broker: str
     database: str
     version: str
+
+
+class AttackOut(BaseModel):
+    """An image attacked against the guard's classifier, and the guard's verdict on both."""
+
+    attack: str
+    params: dict[str, Any]
+    original: VerdictOut
+    adversarial: VerdictOut
+    adversarial_png: str = Field(description="The attacked image, 8-bit PNG, base64")
+    perturbation_png: str = Field(
+        description="The perturbation amplified to the full grey range, PNG, base64"
+    )
+    linf: float = Field(description="L∞ size of the perturbation after 8-bit quantisation")
+    l2: float

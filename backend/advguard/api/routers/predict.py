@@ -1,17 +1,25 @@
-"""Predict: synchronous detect-then-classify for uploaded images (PNG, JPEG, DICOM)."""
+"""Predict: synchronous detect-then-classify for uploaded images (PNG, JPEG, DICOM), and
+attacking one image to see the guard catch it."""
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Annotated
 
 import torch
-from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from PIL import Image
 from sqlalchemy import select
+from torch import Tensor
 
 from advguard.api.deps import SettingsDep, StorageDep, read_upload, require_read
-from advguard.api.schemas import PredictOut, VerdictOut
-from advguard.data import ImageDecodeError, decode_upload
+from advguard.api.schemas import AttackOut, PredictOut, VerdictOut
+from advguard.attacks import ATTACKS, AttackError, create_attack
+from advguard.config import Settings
+from advguard.data import ImageDecodeError, decode_upload, to_uint8
+from advguard.guard import Guard, Verdict
 from advguard.storage import DetectorRecord, ModelRecord, Storage
 
 router = APIRouter(tags=["predict"])
@@ -32,6 +40,28 @@ def _detector(storage: Storage, detector_id: str | None) -> DetectorRecord:
             409, "no detector yet: train one (a train_detector job) before calling predict"
         )
     return record
+
+
+async def _decode_files(
+    storage: Storage, settings: Settings, record: DetectorRecord, files: list[UploadFile]
+) -> Tensor:
+    """The uploads as one batch at the detector's classifier input size."""
+    with storage.db.session() as session:
+        model = session.get(ModelRecord, record.model_id)
+    size = model.image_size if model is not None else settings.image_size
+    channels = model.channels if model is not None else 1
+    images = []
+    for upload in files:
+        data = await read_upload(upload, settings.max_image_bytes, "image")
+        try:
+            images.append(
+                decode_upload(
+                    data, channels=channels, size=size, max_pixels=settings.max_image_pixels
+                )
+            )
+        except ImageDecodeError as error:
+            raise HTTPException(415, f"{upload.filename!r}: {error}") from None
+    return torch.stack(images)
 
 
 @router.post(
@@ -56,27 +86,83 @@ async def predict(
             413, f"{len(files)} images in one request; the limit is {settings.max_predict_images}"
         )
     record = await run_in_threadpool(_detector, storage, detector_id)
-    with storage.db.session() as session:
-        model = session.get(ModelRecord, record.model_id)
-    size = model.image_size if model is not None else settings.image_size
-    channels = model.channels if model is not None else 1
-    images = []
-    for upload in files:
-        data = await read_upload(upload, settings.max_image_bytes, "image")
-        try:
-            images.append(
-                decode_upload(
-                    data, channels=channels, size=size, max_pixels=settings.max_image_pixels
-                )
-            )
-        except ImageDecodeError as error:
-            raise HTTPException(415, f"{upload.filename!r}: {error}") from None
-    verdicts = await request.app.state.guards.predict(record.id, record.path, torch.stack(images))
+    images = await _decode_files(storage, settings, record, files)
+    verdicts = await request.app.state.guards.predict(record.id, record.path, images)
     return PredictOut(
         detector_id=record.id,
         threshold=record.threshold,
         verdicts=[
-            VerdictOut(file=upload.filename or f"image {k}", **verdict.to_dict())
+            _verdict_out(upload.filename or f"image {k}", verdict)
             for k, (upload, verdict) in enumerate(zip(files, verdicts, strict=True))
         ],
     )
+
+
+def _verdict_out(file: str, verdict: Verdict) -> VerdictOut:
+    return VerdictOut.model_validate({"file": file, **verdict.to_dict()})
+
+
+def _png_base64(image: Tensor) -> str:
+    buffer = io.BytesIO()
+    pixels = to_uint8(image).permute(1, 2, 0).squeeze(-1).numpy()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _attack_one(guard: Guard, image: Tensor, name: str, eps: float | None) -> AttackOut:
+    """Attack ``image`` (1×C×H×W) untargeted against the classifier's own answer."""
+    params: dict[str, object] = {}
+    if eps is not None and ATTACKS[name].norm == "linf":
+        params = {"eps": eps}
+        if name != "fgsm":
+            params["alpha"] = eps / 4
+    attack = create_attack(name, guard.classifier, **params)
+    with torch.no_grad():
+        label = guard.classifier(image).argmax(1)
+    adversarial = to_uint8(attack(image, label)).float() / 255.0
+    original, attacked = guard.predict(torch.cat([image, adversarial]))
+    delta = adversarial - image
+    peak = float(delta.abs().max())
+    amplified = 0.5 + delta / (2 * peak) if peak > 0 else torch.full_like(delta, 0.5)
+    return AttackOut(
+        attack=name,
+        params=attack.params(),
+        original=_verdict_out("original", original),
+        adversarial=_verdict_out("adversarial", attacked),
+        adversarial_png=_png_base64(adversarial[0]),
+        perturbation_png=_png_base64(amplified[0]),
+        linf=peak,
+        l2=float(delta.norm()),
+    )
+
+
+@router.post(
+    "/attack",
+    response_model=AttackOut,
+    dependencies=[Depends(require_read)],
+    responses={400: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
+)
+async def attack_image(
+    request: Request,
+    storage: StorageDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="One PNG, JPEG or DICOM image")],
+    attack: Annotated[str, Form(description="Attack name, e.g. pgd")] = "pgd",
+    eps: Annotated[float | None, Form(gt=0, le=1, description="L∞ budget, e.g. 0.0314")] = None,
+    detector_id: Annotated[str | None, Query()] = None,
+) -> AttackOut:
+    """Attack one image against the guard's classifier and show the guard's verdict on the
+    original and the attacked image (the web app's "attack this image"). One image and the
+    attack's default step counts keep this interactive (under a second for L∞ attacks on
+    the built-in CNN); larger runs are ``build_adversarial_set`` jobs."""
+    if attack not in ATTACKS:
+        raise HTTPException(
+            422, f"unknown attack {attack!r}; available: {', '.join(sorted(ATTACKS))}"
+        )
+    record = await run_in_threadpool(_detector, storage, detector_id)
+    image = await _decode_files(storage, settings, record, [file])
+    guard = await run_in_threadpool(request.app.state.guards.guard, record.id, record.path)
+    try:
+        return await run_in_threadpool(_attack_one, guard, image, attack, eps)
+    except AttackError as error:
+        raise HTTPException(422, str(error)) from None
