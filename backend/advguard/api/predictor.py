@@ -104,7 +104,9 @@ class GuardPool:
             return self._guards[detector_id]
 
     async def predict(self, detector_id: str, path: str, images: Tensor) -> list[Verdict]:
-        guard = await asyncio.to_thread(self.guard, detector_id, path)
+        guard = self._guards.get(detector_id)  # loaded already: no thread hop on the hot path
+        if guard is None:
+            guard = await asyncio.to_thread(self.guard, detector_id, path)
         if not self.batching:
             return await asyncio.to_thread(guard.predict, images)
         if detector_id not in self._batchers:

@@ -42,26 +42,38 @@ def _detector(storage: Storage, detector_id: str | None) -> DetectorRecord:
     return record
 
 
+def _input_shape(storage: Storage, settings: Settings, record: DetectorRecord) -> tuple[int, int]:
+    """Image side and channels of the detector's classifier."""
+    with storage.db.session() as session:
+        model = session.get(ModelRecord, record.model_id)
+    if model is None:
+        return settings.image_size, 1
+    return model.image_size, model.channels
+
+
+def _decode_all(
+    payloads: list[tuple[str, bytes]], size: int, channels: int, max_pixels: int
+) -> Tensor:
+    images = []
+    for name, data in payloads:
+        try:
+            images.append(decode_upload(data, channels=channels, size=size, max_pixels=max_pixels))
+        except ImageDecodeError as error:
+            raise HTTPException(415, f"{name!r}: {error}") from None
+    return torch.stack(images)
+
+
 async def _decode_files(
     storage: Storage, settings: Settings, record: DetectorRecord, files: list[UploadFile]
 ) -> Tensor:
-    """The uploads as one batch at the detector's classifier input size."""
-    with storage.db.session() as session:
-        model = session.get(ModelRecord, record.model_id)
-    size = model.image_size if model is not None else settings.image_size
-    channels = model.channels if model is not None else 1
-    images = []
-    for upload in files:
-        data = await read_upload(upload, settings.max_image_bytes, "image")
-        try:
-            images.append(
-                decode_upload(
-                    data, channels=channels, size=size, max_pixels=settings.max_image_pixels
-                )
-            )
-        except ImageDecodeError as error:
-            raise HTTPException(415, f"{upload.filename!r}: {error}") from None
-    return torch.stack(images)
+    """The uploads as one batch at the detector's classifier input size (database lookup
+    and decoding off the event loop)."""
+    payloads = [
+        (upload.filename or "image", await read_upload(upload, settings.max_image_bytes, "image"))
+        for upload in files
+    ]
+    size, channels = await run_in_threadpool(_input_shape, storage, settings, record)
+    return await run_in_threadpool(_decode_all, payloads, size, channels, settings.max_image_pixels)
 
 
 @router.post(
