@@ -240,7 +240,8 @@ def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> 
         session.add(record)
         session.flush()
         model_id = record.id
-    return {"model_id": model_id, **summary}
+    files = {"weights": "model/model.safetensors", "description": "model/model.json"}
+    return {"model_id": model_id, **summary, "artifacts": files | {"metrics": "model/metrics.json"}}
 
 
 def build_config(params: BuildSetParams) -> BuildConfig:

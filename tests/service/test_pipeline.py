@@ -36,6 +36,9 @@ def test_chunked_build_equals_one_process_build(client, pipeline, service_settin
 
     model_record = client.get(f"/api/v1/models/{pipeline.model_id}").json()
     assert model_record["origin"] == "trained"
+    training = client.get(f"/api/v1/jobs/{model_record['job_id']}").json()
+    metrics = client.get(training["artifacts"]["metrics"]).json()
+    assert metrics["test_accuracy"] == model_record["metrics"]["test_accuracy"] > 0.5
     job_folder = service_settings.data_dir / "jobs" / pipeline.set_job["id"] / "set"
     from_job = load_adversarial_set(job_folder)
     model, _ = load_classifier(
