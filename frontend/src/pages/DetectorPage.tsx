@@ -1,0 +1,324 @@
+import { useEffect, useRef, useState, type FormEvent } from "react";
+import { useSearchParams } from "react-router";
+import type { DetectorDetail } from "../api/client";
+import { useCreateJob, useDeleteDetector, useDetector, useDetectors, useJob, useJobs } from "../api/queries";
+import { AurocChart } from "../components/AurocChart";
+import { AurocTable } from "../components/AurocTable";
+import { ConfusionHeatmap } from "../components/ConfusionHeatmap";
+import { Field } from "../components/Field";
+import { ErrorMessage } from "../components/ErrorMessage";
+import { JobTracker } from "../components/JobProgress";
+import { Page, Panel } from "../components/Page";
+import { decimal, formatTime, percent, shortId } from "../lib/format";
+import { asReport, type DetectionReport } from "../lib/report";
+
+function TrainDetector({ onStarted }: { onStarted: (jobId: string) => void }) {
+  const sets = useJobs({ type: "build_adversarial_set", state: "succeeded", limit: 50 });
+  const create = useCreateJob();
+  const [setJobId, setSetJobId] = useState("");
+  const [name, setName] = useState("");
+  const [epochs, setEpochs] = useState(150);
+  const [falseRejection, setFalseRejection] = useState(2);
+  const chosen = setJobId || sets.data?.items[0]?.id || "";
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    create.mutate(
+      {
+        type: "train_detector",
+        set_job_id: chosen,
+        name: name.trim() || null,
+        epochs,
+        target_false_rejection: falseRejection / 100,
+      },
+      { onSuccess: (job) => onStarted(job.id) },
+    );
+  };
+
+  return (
+    <form className="form" onSubmit={submit} aria-label="Train a detector">
+      <Field label="Adversarial set">
+        <select value={chosen} onChange={(event) => setSetJobId(event.target.value)}>
+          {(sets.data?.items ?? []).length === 0 ? (
+            <option value="">no finished sets: build one in the attack lab</option>
+          ) : null}
+          {(sets.data?.items ?? []).map((job) => (
+            <option key={job.id} value={job.id}>
+              {shortId(job.id)} — {(job.params.attacks as string[] | undefined)?.join(", ")} —{" "}
+              {formatTime(job.finished_at)}
+            </option>
+          ))}
+        </select>
+      </Field>
+      <Field label="Name (optional)">
+        <input value={name} onChange={(event) => setName(event.target.value)} maxLength={200} />
+      </Field>
+      <div className="field-row">
+        <Field label="Epochs">
+          <input
+            type="number"
+            min={1}
+            max={2000}
+            value={epochs}
+            onChange={(event) => setEpochs(event.target.valueAsNumber)}
+            required
+          />
+        </Field>
+        <Field label="Clean images wrongly rejected, target (%)">
+          <input
+            type="number"
+            min={0.1}
+            max={50}
+            step={0.1}
+            value={falseRejection}
+            onChange={(event) => setFalseRejection(event.target.valueAsNumber)}
+            required
+          />
+        </Field>
+      </div>
+      <div className="actions">
+        <button type="submit" disabled={create.isPending || !chosen}>
+          Train detector
+        </button>
+      </div>
+      <ErrorMessage title="Could not start the job" error={create.error} />
+      <ErrorMessage error={sets.error} />
+    </form>
+  );
+}
+
+/** Once the tracked training job succeeds, show its detector. */
+function FollowTraining({ jobId, onDetector }: { jobId: string; onDetector: (id: string) => void }) {
+  const job = useJob(jobId);
+  const detectorId =
+    job.data?.state === "succeeded" ? (job.data.result?.detector_id as string | undefined) : undefined;
+  const announced = useRef<string | undefined>(undefined);
+  useEffect(() => {
+    if (detectorId && announced.current !== detectorId) {
+      announced.current = detectorId;
+      onDetector(detectorId);
+    }
+  }, [detectorId, onDetector]);
+  return <JobTracker jobId={jobId} />;
+}
+
+function Evaluate({ detector }: { detector: DetectorDetail }) {
+  const create = useCreateJob();
+  const [baselines, setBaselines] = useState(true);
+  const [leaveOneOut, setLeaveOneOut] = useState(false);
+  const [jobId, setJobId] = useState<string | null>(null);
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    create.mutate(
+      { type: "evaluate", detector_id: detector.id, baselines, leave_one_out: leaveOneOut },
+      { onSuccess: (job) => setJobId(job.id) },
+    );
+  };
+  return (
+    <form className="form" onSubmit={submit} aria-label="Evaluate the detector">
+      <div className="checks">
+        <label className="check">
+          <input
+            type="checkbox"
+            checked={baselines}
+            onChange={(event) => setBaselines(event.target.checked)}
+          />
+          compare with baselines (feature squeezing, Mahalanobis)
+        </label>
+        <label className="check">
+          <input
+            type="checkbox"
+            checked={leaveOneOut}
+            onChange={(event) => setLeaveOneOut(event.target.checked)}
+          />
+          leave-one-attack-out (unseen attacks; slower)
+        </label>
+      </div>
+      <div className="actions">
+        <button type="submit" disabled={create.isPending}>
+          {detector.report ? "Evaluate again" : "Evaluate (write the report)"}
+        </button>
+      </div>
+      <ErrorMessage title="Could not start the evaluation" error={create.error} />
+      {jobId ? <JobTracker jobId={jobId} /> : null}
+    </form>
+  );
+}
+
+function ReportView({ report, artifacts }: { report: DetectionReport; artifacts: Record<string, string> }) {
+  const noise = Object.entries(report.noise_false_rejection);
+  return (
+    <div className="report" data-testid="report">
+      <dl className="stats">
+        <div>
+          <dt>Clean test images wrongly rejected</dt>
+          <dd>{percent(report.clean_false_rejection)}</dd>
+        </div>
+        <div>
+          <dt>Clean images accepted and correctly classified</dt>
+          <dd>{percent(report.guard_accuracy_clean)}</dd>
+        </div>
+        <div>
+          <dt>Attack named correctly (successful attacks)</dt>
+          <dd>{percent(report.naming_accuracy)}</dd>
+        </div>
+        <div>
+          <dt>Attack family named correctly</dt>
+          <dd>{percent(report.family_accuracy)}</dd>
+        </div>
+        <div>
+          <dt>Threshold</dt>
+          <dd>{decimal(report.threshold, 4)}</dd>
+        </div>
+        <div>
+          <dt>Clean test images</dt>
+          <dd>{report.clean_images}</dd>
+        </div>
+      </dl>
+      {noise.length > 0 ? (
+        <p className="muted small">
+          Controls labelled clean that were rejected:{" "}
+          {noise.map(([kind, rate]) => `${kind} ${percent(rate)}`).join(", ")}.
+        </p>
+      ) : null}
+      <h3>AUROC per attack and budget</h3>
+      <AurocChart rows={report.rows} />
+      <AurocTable rows={report.rows} />
+      <div className="table-wrap">
+        <table className="data">
+          <caption>Per attack, all budgets together</caption>
+          <thead>
+            <tr>
+              <th scope="col">attack</th>
+              <th scope="col" className="num">
+                AUROC
+              </th>
+              <th scope="col" className="num">
+                leave-one-attack-out AUROC
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {report.attack_names.map((name) => (
+              <tr key={name}>
+                <th scope="row">{name}</th>
+                <td className="num">{decimal(report.per_attack_auroc[name])}</td>
+                <td className="num">{decimal(report.leave_one_out_auroc[name])}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <h3>ROC curves</h3>
+      {artifacts["roc.png"] ? (
+        <img
+          className="plot"
+          src={artifacts["roc.png"]}
+          alt="ROC curves of the detector and the baselines per attack"
+        />
+      ) : (
+        <p className="muted">No ROC plot in this report.</p>
+      )}
+      <h3>Which attack? (confusion)</h3>
+      <ConfusionHeatmap names={report.attack_names} matrix={report.attack_confusion} />
+      {artifacts["examples.png"] ? (
+        <>
+          <h3>Examples</h3>
+          <img
+            className="plot"
+            src={artifacts["examples.png"]}
+            alt="One successful attack per attack type: clean, adversarial, perturbation"
+          />
+        </>
+      ) : null}
+      <p className="small">
+        {artifacts["report.md"] ? <a href={artifacts["report.md"]}>report.md</a> : null}{" "}
+        {artifacts["report.json"] ? <a href={artifacts["report.json"]}>report.json</a> : null}
+      </p>
+    </div>
+  );
+}
+
+function DetectorView({ id, onDeleted }: { id: string; onDeleted: () => void }) {
+  const detector = useDetector(id);
+  const remove = useDeleteDetector();
+  if (detector.error) return <ErrorMessage error={detector.error} />;
+  if (!detector.data) return <p className="muted">Loading the detector…</p>;
+  const data = detector.data;
+  const report = asReport(data.report);
+  return (
+    <>
+      <p>
+        <strong>{data.name}</strong>: guards model <code>{shortId(data.model_id)}</code> against{" "}
+        {data.attack_names.join(", ")}; trained on set <code>{shortId(data.set_job_id)}</code>,{" "}
+        {formatTime(data.created_at)}.{" "}
+        <button
+          type="button"
+          className="danger"
+          disabled={remove.isPending}
+          onClick={() =>
+            window.confirm(`Delete the detector ${data.name}?`) && remove.mutate(id, { onSuccess: onDeleted })
+          }
+        >
+          Delete detector
+        </button>
+      </p>
+      <ErrorMessage title="Delete failed" error={remove.error} />
+      <Evaluate detector={data} />
+      {report ? (
+        <ReportView report={report} artifacts={data.report_artifacts} />
+      ) : data.report ? (
+        <ErrorMessage error="the report has an unexpected shape; see report.json" />
+      ) : (
+        <p className="muted">No report yet: evaluate the detector to write one.</p>
+      )}
+    </>
+  );
+}
+
+export function DetectorPage() {
+  const detectors = useDetectors();
+  const [search, setSearch] = useSearchParams();
+  const chosen = search.get("id") ?? detectors.data?.[0]?.id;
+  const trainJob = search.get("job") ?? undefined;
+  const update = (changes: Record<string, string | undefined>) =>
+    setSearch(
+      (previous) => {
+        const next = new URLSearchParams(previous);
+        for (const [key, value] of Object.entries(changes)) {
+          if (value) next.set(key, value);
+          else next.delete(key);
+        }
+        return next;
+      },
+      { replace: true },
+    );
+
+  return (
+    <Page
+      title="Detector"
+      intro="A detector sits in front of the classifier: it rejects adversarial images and names the attack. Train one on an adversarial set, then evaluate it."
+    >
+      <Panel title="Train a detector">
+        <TrainDetector onStarted={(job) => update({ job })} />
+        {trainJob ? <FollowTraining jobId={trainJob} onDetector={(id) => update({ id })} /> : null}
+      </Panel>
+      <Panel title="Report">
+        <ErrorMessage error={detectors.error} />
+        {detectors.data && detectors.data.length === 0 ? <p className="muted">No detectors yet.</p> : null}
+        {detectors.data && detectors.data.length > 0 ? (
+          <Field label="Detector">
+            <select value={chosen ?? ""} onChange={(event) => update({ id: event.target.value })}>
+              {detectors.data.map((detector) => (
+                <option key={detector.id} value={detector.id}>
+                  {detector.name} ({shortId(detector.id)}){detector.report_job_id ? "" : " — no report"}
+                </option>
+              ))}
+            </select>
+          </Field>
+        ) : null}
+        {chosen ? <DetectorView id={chosen} onDeleted={() => update({ id: undefined })} /> : null}
+      </Panel>
+    </Page>
+  );
+}

@@ -1,0 +1,228 @@
+import { useState } from "react";
+import { Link } from "react-router";
+import type { Job, JobState, JobType } from "../api/client";
+import { isActive, useCancelJob, useJobs } from "../api/queries";
+import { Field } from "../components/Field";
+import { ErrorMessage } from "../components/ErrorMessage";
+import { jobTypeName, StateBadge } from "../components/JobProgress";
+import { Page, Panel } from "../components/Page";
+import { ProgressBar } from "../components/ProgressBar";
+import { duration, formatTime, percent, shortId } from "../lib/format";
+
+const TYPES: JobType[] = ["train_classifier", "build_adversarial_set", "train_detector", "evaluate"];
+const STATES: JobState[] = ["queued", "running", "succeeded", "failed", "cancelled"];
+const PAGE_SIZE = 25;
+
+/** Where the thing a job made (or reads) is shown. */
+function jobLink(job: Job): { to: string; text: string } | null {
+  const result = job.result ?? {};
+  switch (job.type) {
+    case "train_classifier":
+      return { to: `/models?job=${job.id}`, text: "model" };
+    case "build_adversarial_set":
+      return { to: `/attack?set=${job.id}`, text: "gallery" };
+    case "train_detector":
+      return result.detector_id
+        ? { to: `/detector?id=${String(result.detector_id)}`, text: "detector" }
+        : null;
+    case "evaluate":
+      return { to: `/detector?id=${String(job.params.detector_id)}`, text: "report" };
+    default:
+      return null;
+  }
+}
+
+function summary(job: Job): string {
+  const result = job.result;
+  if (!result) return "";
+  if (job.type === "train_classifier" && typeof result.test_accuracy === "number")
+    return `test accuracy ${percent(result.test_accuracy)}`;
+  if (job.type === "build_adversarial_set" && result.images !== undefined)
+    return `${String(result.images)} images`;
+  if (job.type === "train_detector" && typeof result.threshold === "number")
+    return `threshold ${result.threshold.toFixed(3)}`;
+  return "";
+}
+
+function JobRow({ job }: { job: Job }) {
+  const cancel = useCancelJob();
+  const link = jobLink(job);
+  const { stage, done, total, fraction } = job.progress;
+  return (
+    <tr data-job-id={job.id} data-state={job.state}>
+      <th scope="row">
+        {jobTypeName(job.type)}
+        <br />
+        <code className="small" title={job.id}>
+          {shortId(job.id)}
+        </code>
+      </th>
+      <td>
+        <StateBadge state={job.state} />
+        {job.attempts > 1 ? <span className="muted small"> attempt {job.attempts}</span> : null}
+      </td>
+      <td className="progress-cell">
+        {job.state === "failed" || job.state === "cancelled" ? (
+          <span className="muted small">
+            {stage ? `stopped at ${stage}${total ? ` (${done} / ${total})` : ""}` : "–"}
+          </span>
+        ) : (
+          <>
+            <ProgressBar
+              label={`${jobTypeName(job.type)} ${shortId(job.id)} progress`}
+              value={
+                job.state === "succeeded" ? 1 : total > 0 ? fraction : isActive(job.state) ? undefined : 0
+              }
+            />
+            <span className="muted small">
+              {stage}
+              {total > 0 ? ` ${done} / ${total}` : ""}
+            </span>
+          </>
+        )}
+      </td>
+      <td>
+        {formatTime(job.created_at)}
+        <br />
+        <span className="muted small">{duration(job.started_at, job.finished_at)}</span>
+      </td>
+      <td className="job-detail">
+        {job.error ? <pre className="job-error">{job.error}</pre> : null}
+        {summary(job)}
+        {Object.keys(job.artifacts).length > 0 ? (
+          <span className="small">
+            {" "}
+            {Object.entries(job.artifacts).map(([name, url]) => (
+              <a key={name} href={url} className="artifact">
+                {name}
+              </a>
+            ))}
+          </span>
+        ) : null}
+        <ErrorMessage title="Cancel failed" error={cancel.error} />
+      </td>
+      <td className="row-actions">
+        {isActive(job.state) ? (
+          <button
+            type="button"
+            className="secondary"
+            onClick={() => cancel.mutate(job.id)}
+            disabled={cancel.isPending}
+            aria-label={`Cancel job ${shortId(job.id)}`}
+          >
+            Cancel
+          </button>
+        ) : null}
+        {link && job.state === "succeeded" ? (
+          <Link to={link.to} className="button secondary">
+            Open {link.text}
+          </Link>
+        ) : null}
+      </td>
+    </tr>
+  );
+}
+
+export function JobsPage() {
+  const [type, setType] = useState<JobType | "">("");
+  const [state, setState] = useState<JobState | "">("");
+  const [offset, setOffset] = useState(0);
+  const jobs = useJobs({
+    type: type || undefined,
+    state: state || undefined,
+    limit: PAGE_SIZE,
+    offset,
+  });
+  const total = jobs.data?.total ?? 0;
+
+  return (
+    <Page title="Jobs" intro="Every job with its state and progress, refreshed while any is running.">
+      <Panel title="Filter">
+        <div className="field-row">
+          <Field label="Type">
+            <select
+              value={type}
+              onChange={(event) => {
+                setType(event.target.value as JobType | "");
+                setOffset(0);
+              }}
+            >
+              <option value="">all types</option>
+              {TYPES.map((name) => (
+                <option key={name} value={name}>
+                  {jobTypeName(name)}
+                </option>
+              ))}
+            </select>
+          </Field>
+          <Field label="State">
+            <select
+              value={state}
+              onChange={(event) => {
+                setState(event.target.value as JobState | "");
+                setOffset(0);
+              }}
+            >
+              <option value="">all states</option>
+              {STATES.map((name) => (
+                <option key={name} value={name}>
+                  {name}
+                </option>
+              ))}
+            </select>
+          </Field>
+        </div>
+      </Panel>
+      <Panel title="Jobs list" id="jobs-list">
+        <ErrorMessage error={jobs.error} />
+        {jobs.data && jobs.data.items.length === 0 ? <p className="muted">No jobs.</p> : null}
+        {jobs.data && jobs.data.items.length > 0 ? (
+          <div className="table-wrap">
+            <table className="data jobs">
+              <thead>
+                <tr>
+                  <th scope="col">job</th>
+                  <th scope="col">state</th>
+                  <th scope="col">progress</th>
+                  <th scope="col">created · took</th>
+                  <th scope="col">result or error</th>
+                  <th scope="col">
+                    <span className="visually-hidden">actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {jobs.data.items.map((job) => (
+                  <JobRow key={job.id} job={job} />
+                ))}
+              </tbody>
+            </table>
+          </div>
+        ) : null}
+        {total > PAGE_SIZE ? (
+          <div className="actions">
+            <button
+              type="button"
+              className="secondary"
+              disabled={offset === 0}
+              onClick={() => setOffset(Math.max(0, offset - PAGE_SIZE))}
+            >
+              Newer
+            </button>
+            <span className="muted small">
+              {offset + 1}–{Math.min(total, offset + PAGE_SIZE)} of {total}
+            </span>
+            <button
+              type="button"
+              className="secondary"
+              disabled={offset + PAGE_SIZE >= total}
+              onClick={() => setOffset(offset + PAGE_SIZE)}
+            >
+              Older
+            </button>
+          </div>
+        ) : null}
+      </Panel>
+    </Page>
+  );
+}

@@ -1,0 +1,385 @@
+"""The web app end to end in a real headless Chromium, against the real stack.
+
+The API runs as its own process (``advguard serve``, serving ``frontend/dist``) beside the
+session's Redis and Celery worker. Everything happens through the UI, as a user would do
+it: upload a small dataset, train a classifier, build an adversarial set, train and
+evaluate a detector, then the live test passes a clean image and catches an attacked one
+with the attack named. A screenshot of every page goes to ``tests/artifacts/screenshots``.
+
+The browser is Debian's ``chromium`` (``scripts/system-deps.sh`` installs it), driven by
+Playwright; no browser is ever downloaded. The app must be built first
+(``cd frontend && npm ci && npm run build``; ``make test`` does it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, SERVICE_ENV
+from PIL import Image
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+FRONTEND_DIST = REPOSITORY / "frontend" / "dist"
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPOSITORY / "tests" / "artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+JOB_TIMEOUT_MS = 240_000
+CLASSES = ("stripes", "checks", "blobs")
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed (scripts/system-deps.sh installs it as root)",
+)
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+def pattern(kind: str, rng: np.random.Generator, size: int = 32) -> np.ndarray:
+    """A grey ``size``×``size`` image: one of three faint textures under noise, so that a
+    small CNN learns the classes in seconds and an 8/255 attack still fools it."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    if kind == "stripes":
+        signal = np.sin(y * rng.uniform(0.7, 0.9) + rng.uniform(0, 2 * np.pi))
+    elif kind == "checks":
+        period = int(rng.integers(3, 5))
+        signal = 2.0 * (((x // period) + (y // period)) % 2) - 1
+    else:
+        cx, cy, radius = rng.uniform(12, 20), rng.uniform(12, 20), rng.uniform(6, 10)
+        signal = 2.0 * (((x - cx) ** 2 + (y - cy) ** 2) < radius**2) - 1
+    image = 0.5 + 0.08 * signal + rng.normal(0, 0.08, signal.shape)
+    return (np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_dataset_zip(path: Path, per_class: int = 80, seed: int = 0) -> Path:
+    """A folder-per-class zip of three texture classes."""
+    rng = np.random.default_rng(seed)
+    with zipfile.ZipFile(path, "w") as archive:
+        for kind in CLASSES:
+            for k in range(per_class):
+                archive.writestr(f"{kind}/{k:03d}.png", png_bytes(pattern(kind, rng)))
+    return path
+
+
+# --- the stack -------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/health", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def web_url(worker: object) -> Iterator[str]:
+    """The real API in its own process, serving the built web app, with the session's
+    Redis and worker behind it."""
+    if not (FRONTEND_DIST / "index.html").is_file():
+        pytest.fail(
+            f"{FRONTEND_DIST / 'index.html'} is missing: build the web app first "
+            "(cd frontend && npm ci && npm run build)"
+        )
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = ROOT / "web-api.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "advguard.cli", "serve", "--port", str(port)],
+        env={**os.environ, **SERVICE_ENV, "ADVGUARD_FRONTEND_DIR": str(FRONTEND_DIST)},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    while not _healthy(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the API did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def page_errors() -> list[str]:
+    """Uncaught exceptions and console errors (failed requests included) in the page."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(web_url: str, page_errors: list[str]) -> Iterator[object]:
+    """A Chromium page on the web app."""
+    from playwright.sync_api import sync_playwright
+
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=web_url)
+        opened = context.new_page()
+        opened.set_default_timeout(30_000)
+        opened.on("pageerror", lambda error: page_errors.append(f"uncaught: {error}"))
+        opened.on(
+            "console",
+            lambda message: message.type == "error" and page_errors.append(message.text),
+        )
+        yield opened
+        context.close()
+        browser.close()
+
+
+# --- the flow --------------------------------------------------------------------------
+
+
+def screenshot(page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def open_page(page, title: str) -> None:
+    """Go to a page through the navigation bar, by keyboard-reachable link."""
+    page.get_by_role("navigation", name="Pages").get_by_role("link", name=title).click()
+    page.get_by_role("heading", level=1, name=title).wait_for()
+
+
+def wait_job_succeeded(page, scope) -> str:
+    """Wait until the job tracked in ``scope`` has ended; fail with its error unless it
+    succeeded. Returns the job id."""
+    tracker = scope.locator(".job-progress").first
+    tracker.wait_for()
+    ended = scope.locator(
+        ".job-progress[data-state=succeeded], .job-progress[data-state=failed], "
+        ".job-progress[data-state=cancelled]"
+    ).first
+    ended.wait_for(timeout=JOB_TIMEOUT_MS)
+    state = ended.get_attribute("data-state")
+    assert state == "succeeded", f"job {state}: {ended.inner_text()}"
+    return str(ended.get_attribute("data-job-id"))
+
+
+def query_value(page, key: str) -> str:
+    found = re.search(rf"[?&]{key}=([^&]+)", page.url)
+    assert found, f"no {key} in {page.url}"
+    return found.group(1)
+
+
+def upload_dataset(page, tmp_path: Path, name: str) -> None:
+    """Datasets: a bad upload shows the API's error; a good one, a sample grid per class."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", level=1, name="Datasets")).to_be_visible()
+    upload = page.get_by_role("form", name="Upload a dataset")
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"not a zip")
+    upload.get_by_label("Dataset zip", exact=True).set_input_files(broken)
+    upload.get_by_role("button", name="Upload").click()
+    expect(upload.get_by_role("alert")).to_have_text(
+        "Upload failed: 'broken.zip' is neither a folder nor a zip archive (HTTP 422)"
+    )
+    upload.get_by_label("Dataset zip", exact=True).set_input_files(
+        write_dataset_zip(tmp_path / "shapes.zip")
+    )
+    upload.get_by_label("Name (optional)", exact=True).fill(name)
+    upload.get_by_role("button", name="Upload").click()
+    grid = page.get_by_test_id("sample-grid")
+    expect(grid).to_be_visible(timeout=60_000)
+    expect(upload.get_by_role("alert")).to_have_count(0)
+    for kind in CLASSES:
+        expect(grid.get_by_text(kind, exact=True)).to_be_visible()
+    expect(grid.locator("img")).to_have_count(4 * len(CLASSES))
+    expect(page.get_by_role("row", name=re.compile(name))).to_be_visible()
+    screenshot(page, "datasets")
+
+
+def train_classifier(page, dataset_name: str) -> tuple[str, str]:
+    """Models: train the built-in classifier as a job, followed live. Returns (job, model)."""
+    from playwright.sync_api import expect
+
+    open_page(page, "Models")
+    form = page.get_by_role("form", name="Train the built-in classifier")
+    form.get_by_label("Dataset", exact=True).select_option(label=dataset_name)
+    form.get_by_label("Epochs", exact=True).fill("15")
+    form.get_by_label("Patience (epochs without improvement)", exact=True).fill("15")
+    form.get_by_role("button", name="Train classifier").click()
+    panel = page.get_by_role("region", name="Train the built-in classifier", exact=True)
+    job_id = wait_job_succeeded(page, panel)
+    summary = panel.get_by_role("status").filter(has_text="test accuracy")
+    expect(summary).to_be_visible()
+    model_id = summary.locator("code").inner_text()
+    expect(
+        page.get_by_role("row", name=re.compile("trained blobs, checks, stripes"))
+    ).not_to_have_count(0)
+    screenshot(page, "models")
+    return job_id, model_id
+
+
+def build_set(page, dataset_name: str, model_id: str) -> str:
+    """Attack lab: FGSM and PGD at 8/255 with a live progress bar, then the gallery of
+    original, adversarial and amplified perturbation. Returns the set's job id."""
+    from playwright.sync_api import expect
+
+    open_page(page, "Attack lab")
+    form = page.get_by_role("form", name="Build an adversarial set")
+    form.get_by_label("Dataset", exact=True).select_option(label=dataset_name)
+    form.get_by_label("Model", exact=True).select_option(value=model_id)
+    for attack in ("fgsm", "pgd"):
+        form.get_by_role("checkbox", name=re.compile(rf"^{attack.upper()}")).check()
+    form.get_by_label("Budgets ε, in 1/255 steps (comma-separated)", exact=True).fill("8")
+    form.get_by_label("Share of images attacked per attack and ε", exact=True).fill("1")
+    form.get_by_role("button", name="Build adversarial set").click()
+    panel = page.get_by_role("region", name="Adversarial set", exact=True)
+    expect(panel.get_by_role("progressbar").first).to_be_visible()
+    job_id = wait_job_succeeded(page, panel)
+    pairs = page.get_by_test_id("gallery").get_by_test_id("gallery-pair")
+    expect(pairs.first).to_be_visible()
+    first = pairs.first
+    expect(first.get_by_role("img", name=re.compile("original"))).to_be_visible()
+    expect(first.get_by_role("img", name=re.compile("adversarial image"))).to_be_visible()
+    perturbation = first.get_by_role("img", name=re.compile("perturbation, amplified"))
+    expect(perturbation).to_be_visible()
+    expect(first).to_contain_text("predicted")
+    # The perturbation is drawn in the browser from the two images: not blank mid-grey.
+    page.wait_for_function(
+        "canvas => canvas.width > 1", arg=perturbation.element_handle(), timeout=10_000
+    )
+    screenshot(page, "attack-lab")
+    return job_id
+
+
+def train_and_evaluate_detector(page, set_job_id: str) -> tuple[str, str, str]:
+    """Detector: train one on the set, evaluate it, see the report drawn as charts.
+    Returns (training job, evaluation job, detector)."""
+    from playwright.sync_api import expect
+
+    open_page(page, "Detector")
+    form = page.get_by_role("form", name="Train a detector")
+    form.get_by_label("Adversarial set", exact=True).select_option(value=set_job_id)
+    form.get_by_role("button", name="Train detector").click()
+    train_job = wait_job_succeeded(
+        page, page.get_by_role("region", name="Train a detector", exact=True)
+    )
+    expect(page).to_have_url(re.compile(r"[?&]id="), timeout=10_000)
+    detector_id = query_value(page, "id")
+    panel = page.get_by_role("region", name="Report", exact=True)
+    expect(panel).to_contain_text("No report yet")
+    panel.get_by_role("button", name="Evaluate (write the report)").click()
+    evaluate_job = wait_job_succeeded(page, panel)
+    report = page.get_by_test_id("report")
+    expect(report).to_be_visible(timeout=30_000)
+    expect(report.get_by_role("img", name="AUROC per attack and budget")).to_be_visible()
+    table = report.get_by_role("table", name=re.compile("AUROC per attack and budget"))
+    for attack in ("fgsm", "pgd"):
+        expect(table.get_by_role("row", name=re.compile(rf"^{attack} 8.255 "))).to_be_visible()
+    expect(report.get_by_role("img", name=re.compile("Attack-type confusion"))).to_be_visible()
+    roc = report.get_by_role("img", name=re.compile("ROC curves"))
+    expect(roc).to_be_visible()
+    expect(roc).to_have_js_property("complete", True)
+    assert roc.evaluate("image => image.naturalWidth") > 0
+    screenshot(page, "detector")
+    return train_job, evaluate_job, detector_id
+
+
+def live_test(page, tmp_path: Path, detector_id: str) -> None:
+    """Live test: a clean image gets its class; attacked with PGD it is caught and named.
+    The detector names the right attack on most images, not all: the first of a few fresh
+    images on which it does passes."""
+    from playwright.sync_api import expect
+
+    open_page(page, "Live test")
+    page.get_by_label("Detector", exact=True).select_option(value=detector_id)
+    form = page.get_by_role("form", name="Attack this image")
+    form.get_by_label("Attack", exact=True).select_option(value="pgd")
+    form.get_by_label("Budget ε (1/255 steps)", exact=True).fill("8")
+    outcomes = []
+    for seed, kind in enumerate(CLASSES):
+        clean = tmp_path / f"clean-{kind}.png"
+        clean.write_bytes(png_bytes(pattern(kind, np.random.default_rng(1000 + seed))))
+        page.get_by_label("Image (PNG, JPEG or DICOM)", exact=True).set_input_files(clean)
+        verdict = page.get_by_role("region", name=f"Verdict on {clean.name}", exact=True)
+        expect(verdict).to_contain_text(f"Clean — class {kind}", timeout=30_000)
+        form.get_by_role("button", name="Attack this image").click()
+        outcome = page.get_by_test_id("attack-outcome")
+        expect(outcome).to_be_visible(timeout=60_000)
+        expect(outcome.get_by_role("status")).to_contain_text("The guard caught it")
+        outcomes.append(outcome.get_by_role("status").inner_text())
+        if "caught it: pgd" in outcomes[-1]:
+            break
+    assert "caught it: pgd" in outcomes[-1], outcomes
+    attacked = page.get_by_role("region", name="Guard on the attacked image", exact=True)
+    expect(attacked).to_contain_text("Adversarial — attack pgd")
+    screenshot(page, "live-test")
+    page.set_viewport_size({"width": 420, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420, "scrolls sideways"
+    screenshot(page, "live-test-narrow")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def check_jobs(page, job_ids: list[str]) -> None:
+    """Jobs: every job of the flow listed as succeeded with a full progress bar."""
+    from playwright.sync_api import expect
+
+    open_page(page, "Jobs")
+    for job_id in job_ids:
+        row = page.locator(f"tr[data-job-id='{job_id}']")
+        expect(row).to_have_attribute("data-state", "succeeded")
+        expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    screenshot(page, "jobs")
+
+
+def test_the_whole_pipeline_through_the_web_app(
+    page, page_errors: list[str], tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    dataset_name = f"e2e shapes {time.time_ns()}"
+    page.goto("/")
+    try:
+        upload_dataset(page, tmp_path, dataset_name)
+        classifier_job, model_id = train_classifier(page, dataset_name)
+        set_job = build_set(page, dataset_name, model_id)
+        detector_job, evaluate_job, detector_id = train_and_evaluate_detector(page, set_job)
+        live_test(page, tmp_path, detector_id)
+        check_jobs(page, [classifier_job, set_job, detector_job, evaluate_job])
+    except BaseException:
+        screenshot(page, "failure")
+        raise
+    # The one expected failure: the broken zip's 422, shown in the page above.
+    unexpected = [error for error in page_errors if "status of 422" not in error]
+    assert not unexpected, f"errors in the page: {unexpected}"
+    print(f"web e2e flow: {time.monotonic() - started:.0f} s")
