@@ -283,6 +283,11 @@ def test_report_numbers_match_scikit_learn_and_files_are_written(built, trained_
         float((scores[clean] > detector.threshold).float().mean())
     )
     assert set(report.leave_one_out_auroc) == {"fgsm", "pgd", "cw"}
+    curve = report.roc_curves["detector"]["fgsm"]
+    assert curve.auroc == pytest.approx(report.per_attack_auroc["fgsm"])
+    assert curve.fpr[0] == curve.tpr[0] == 0 and curve.fpr[-1] == curve.tpr[-1] == 1
+    assert np.trapezoid(curve.tpr, curve.fpr) == pytest.approx(curve.auroc, abs=0.02)
+    assert set(report.roc_curves) == {"detector", "feature squeezing", "mahalanobis"}
     assert set(row.baselines) == {"feature squeezing", "mahalanobis"}
     assert sum(map(sum, report.attack_confusion)) == sum(r.successful for r in report.rows)
     assert 0 <= report.naming_accuracy <= report.family_accuracy <= 1

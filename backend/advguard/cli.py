@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +17,13 @@ from pathlib import Path
 import torch
 
 from advguard import __version__
-from advguard.attacks import ATTACKS, AttackError, create_attack
+from advguard.attacks import (
+    ATTACKS,
+    AttackError,
+    attack_defaults,
+    attack_summary,
+    create_attack,
+)
 from advguard.config import get_settings
 from advguard.data import DatasetImportError, ImageDataset, SkippedFile, load_dataset
 from advguard.detection import (
@@ -185,15 +191,12 @@ def command_attack(args: argparse.Namespace) -> None:
 
 def command_attacks(args: argparse.Namespace) -> None:
     for name, cls in ATTACKS.items():
-        defaults = {
-            key: p.default
-            for key, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
-        shown = ", ".join(f"{k}={format_eps(v) if k == 'eps' else v}" for k, v in defaults.items())
-        print(
-            f"{name:6s} ({cls.norm}) {cls.__doc__.strip().splitlines()[0] if cls.__doc__ else ''}"
+        defaults = attack_defaults(cls)
+        shown = ", ".join(
+            f"{k}={format_eps(v) if k == 'eps' and isinstance(v, float) else v}"
+            for k, v in defaults.items()
         )
+        print(f"{name:6s} ({cls.norm}) {attack_summary(cls)}")
         print(f"       {shown}")
 
 
@@ -348,6 +351,9 @@ def command_up(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     children: list[subprocess.Popen[bytes]] = []
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; make that an exit that
+    # runs the clean-up below instead of killing this process with the children still up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         if not redis_answers(settings.broker_url):
             port = local_redis_port(settings.broker_url)

@@ -165,9 +165,9 @@ def _dataset(storage: Storage, dataset_id: str, image_size: int | None = None) -
         record = session.get(DatasetRecord, dataset_id)
         if record is None:
             raise JobInputError(f"dataset {dataset_id!r} does not exist")
-        source = record.source
+        source, name = record.source, record.name
     folder = load_dataset(source, image_size=image_size)
-    return {"splits": folder.splits, "class_names": folder.class_names}
+    return {"splits": folder.splits, "class_names": folder.class_names, "name": name}
 
 
 def _model_record(storage: Storage, model_id: str) -> ModelRecord:
@@ -227,7 +227,7 @@ def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> 
     (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
     with context.storage.db.session() as session:
         record = ModelRecord(
-            name=params.name or f"cnn on {params.dataset_id}",
+            name=params.name or f"CNN on {data['name']}",
             origin="trained",
             path=str(folder),
             class_names=spec.class_names,

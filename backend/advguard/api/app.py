@@ -12,7 +12,16 @@ from fastapi.staticfiles import StaticFiles
 
 from advguard import __version__
 from advguard.api.predictor import GuardPool
-from advguard.api.routers import artifacts, datasets, detectors, health, jobs, models, predict
+from advguard.api.routers import (
+    artifacts,
+    attacks,
+    datasets,
+    detectors,
+    health,
+    jobs,
+    models,
+    predict,
+)
 from advguard.config import Settings, get_settings
 from advguard.runtime import configure_threads
 from advguard.storage import Storage
@@ -49,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.guards = GuardPool(
         settings.predict_batching, settings.predict_max_batch, settings.predict_max_wait_ms
     )
-    for module in (datasets, models, jobs, detectors, predict, artifacts, health):
+    for module in (datasets, models, jobs, detectors, predict, attacks, artifacts, health):
         app.include_router(module.router, prefix=API_PREFIX)
 
     if (settings.frontend_dir / "index.html").is_file():

@@ -136,3 +136,27 @@ class AttackOut(BaseModel):
     )
     linf: float = Field(description="L∞ size of the perturbation after 8-bit quantisation")
     l2: float
+
+
+class AttackInfoOut(BaseModel):
+    name: str
+    norm: str = Field(description="linf or l2: the norm its budget is measured in")
+    summary: str
+    defaults: dict[str, Any]
+
+
+_ERROR_MEANINGS = {
+    400: "Empty or malformed upload",
+    401: "Missing or wrong API key",
+    404: "No such record",
+    409: "Conflicts with the record's state",
+    413: "Upload over the size limit",
+    415: "Not a readable image or model file",
+    422: "Invalid parameters or unusable upload",
+    503: "The job queue (Redis) is unreachable",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error codes, each with the ``{"detail": …}`` body."""
+    return {code: {"model": ErrorOut, "description": _ERROR_MEANINGS[code]} for code in codes}

@@ -4,7 +4,9 @@ from advguard.attacks.base import (
     ATTACKS,
     Attack,
     AttackError,
+    attack_defaults,
     attack_mode,
+    attack_summary,
     create_attack,
     input_gradient,
 )
@@ -21,7 +23,9 @@ __all__ = [
     "Attack",
     "AttackError",
     "LinfGradientAttack",
+    "attack_defaults",
     "attack_mode",
+    "attack_summary",
     "create_attack",
     "input_gradient",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -175,3 +176,17 @@ def input_gradient(model: nn.Module, x: Tensor, y: Tensor, targeted: bool) -> tu
     loss = F.cross_entropy(logits, y, reduction="sum")
     (gradient,) = torch.autograd.grad(loss, x)
     return (-gradient if targeted else gradient), logits.detach()
+
+
+def attack_defaults(cls: type[Attack]) -> dict[str, object]:
+    """The keyword parameters of an attack class with their default values."""
+    return {
+        key: parameter.default
+        for key, parameter in inspect.signature(cls.__init__).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+
+
+def attack_summary(cls: type[Attack]) -> str:
+    """The first line of an attack class's docstring."""
+    return cls.__doc__.strip().splitlines()[0] if cls.__doc__ else ""

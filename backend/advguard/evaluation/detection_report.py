@@ -69,6 +69,15 @@ class ReportRow:
 
 
 @dataclass
+class RocCurve:
+    """One ROC curve: false- and true-positive rates, and the exact area under it."""
+
+    fpr: list[float]
+    tpr: list[float]
+    auroc: float
+
+
+@dataclass
 class DetectionReport:
     """Everything the report says; ``to_dict`` is what ``report.json`` holds."""
 
@@ -85,6 +94,9 @@ class DetectionReport:
     family_accuracy: float
     guard_accuracy_clean: float
     seconds: float
+    roc_curves: dict[str, dict[str, RocCurve]] = field(default_factory=dict)
+    """Per scorer (the detector and each baseline) and attack: ``fpr`` and ``tpr`` points
+    of the ROC curve against clean test images (at most ``ROC_POINTS``)."""
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready data; undefined numbers (NaN) become ``None``."""
@@ -231,6 +243,7 @@ def build_detection_report(
         else float("nan"),
         guard_accuracy_clean=_mean((~rejected & classifier_correct)[clean]),
         seconds=time.perf_counter() - started,
+        roc_curves=roc_curves(view, detector.attack_names),
     )
     return report, view
 
@@ -347,21 +360,41 @@ def report_markdown(report: DetectionReport) -> str:
     return "\n".join(lines)
 
 
-def _plot_roc(view: ScoredTestSplit, attack_names: list[str], path: Path) -> None:
+ROC_POINTS = 100
+
+
+def roc_curves(view: ScoredTestSplit, attack_names: list[str]) -> dict[str, dict[str, RocCurve]]:
+    """ROC points of every scorer for every attack (clean test images are the negatives),
+    thinned to at most ``ROC_POINTS`` so that a report stays small enough to chart."""
     clean = view.made_by(CLEAN)
-    figure, axes = plt.subplots(1, len(view.scores), figsize=(5 * len(view.scores), 4.5))
-    axes = np.atleast_1d(axes)
-    for axis, (detector_name, scores) in zip(axes, view.scores.items(), strict=True):
+    curves: dict[str, dict[str, RocCurve]] = {}
+    for scorer, scores in view.scores.items():
+        curves[scorer] = {}
         for name in attack_names:
             group = view.made_by(name)
-            if not group.any():
+            if not group.any() or not clean.any():
                 continue
             truth = np.r_[np.zeros(int(clean.sum())), np.ones(int(group.sum()))]
             values = np.r_[scores[clean].numpy(), scores[group].numpy()]
             fpr, tpr, _ = roc_curve(truth, values)
-            axis.plot(fpr, tpr, label=f"{name} (AUROC {roc_auc_score(truth, values):.3f})")
+            keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).round())
+            curves[scorer][name] = RocCurve(
+                fpr=[round(float(v), 5) for v in fpr[keep.astype(int)]],
+                tpr=[round(float(v), 5) for v in tpr[keep.astype(int)]],
+                auroc=float(roc_auc_score(truth, values)),
+            )
+    return curves
+
+
+def _plot_roc(report: DetectionReport, path: Path) -> None:
+    scorers = list(report.roc_curves)
+    figure, axes = plt.subplots(1, len(scorers), figsize=(5 * len(scorers), 4.5))
+    axes = np.atleast_1d(axes)
+    for axis, scorer in zip(axes, scorers, strict=True):
+        for name, curve in report.roc_curves[scorer].items():
+            axis.plot(curve.fpr, curve.tpr, label=f"{name} (AUROC {curve.auroc:.3f})")
         axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-        axis.set(title=detector_name, xlabel="false-positive rate (clean rejected)",
+        axis.set(title=scorer, xlabel="false-positive rate (clean rejected)",
                  ylabel="true-positive rate")  # fmt: skip
         axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
@@ -426,7 +459,7 @@ def write_detection_report(
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
     (out / "report.md").write_text(report_markdown(report))
-    _plot_roc(view, report.attack_names, out / "roc.png")
+    _plot_roc(report, out / "roc.png")
     _plot_confusion(report, out / "confusion.png")
     _plot_examples(adversarial, view, out / "examples.png")
     return out

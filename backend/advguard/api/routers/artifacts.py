@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 
 from advguard.api.deps import StorageDep, require_read
+from advguard.api.schemas import errors
 from advguard.storage import JobRecord
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"])
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/artifacts", tags=["artifacts"])
     "/jobs/{job_id}/{path:path}",
     response_class=FileResponse,
     dependencies=[Depends(require_read)],
-    responses={404: {}},
+    responses=errors(404),
 )
 def download_job_artifact(job_id: str, path: str, storage: StorageDep) -> FileResponse:
     """A file a job wrote, by its path inside the job's folder (see the job's ``artifacts``)."""

@@ -18,7 +18,7 @@ from advguard.api.deps import (
     require_write,
     save_upload,
 )
-from advguard.api.schemas import DatasetDetailOut, DatasetOut, SkippedOut, ThumbnailOut
+from advguard.api.schemas import DatasetDetailOut, DatasetOut, SkippedOut, ThumbnailOut, errors
 from advguard.data import DatasetImportError, FolderDataset, load_dataset, save_png
 from advguard.storage import BUNDLED_DATASET_ID, DatasetRecord, Storage, new_id
 
@@ -85,7 +85,7 @@ def list_datasets(storage: StorageDep) -> list[DatasetOut]:
     response_model=DatasetDetailOut,
     status_code=201,
     dependencies=[Depends(require_write)],
-    responses={400: {}, 413: {}, 422: {}},
+    responses=errors(400, 413, 422),
 )
 async def upload_dataset(
     storage: StorageDep,
@@ -126,7 +126,7 @@ async def upload_dataset(
     "/{dataset_id}",
     response_model=DatasetDetailOut,
     dependencies=[Depends(require_read)],
-    responses={404: {}},
+    responses=errors(404),
 )
 def get_dataset(dataset_id: str, storage: StorageDep) -> DatasetDetailOut:
     """One dataset with its class counts and a few thumbnails per class."""
@@ -143,7 +143,7 @@ def get_dataset(dataset_id: str, storage: StorageDep) -> DatasetDetailOut:
     "/{dataset_id}/thumbnails/{name}",
     response_class=FileResponse,
     dependencies=[Depends(require_read)],
-    responses={404: {}},
+    responses=errors(404),
 )
 def get_thumbnail(dataset_id: str, name: str, storage: StorageDep) -> FileResponse:
     """One thumbnail PNG."""
@@ -157,7 +157,7 @@ def get_thumbnail(dataset_id: str, name: str, storage: StorageDep) -> FileRespon
     "/{dataset_id}",
     status_code=204,
     dependencies=[Depends(require_write)],
-    responses={404: {}, 409: {}},
+    responses=errors(404, 409),
 )
 def delete_dataset(dataset_id: str, storage: StorageDep) -> Response:
     """Delete an uploaded dataset and its files (the bundled set stays)."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 
 from advguard.api.deps import StorageDep, not_found, require_read, require_write
-from advguard.api.schemas import DetectorDetailOut, DetectorOut
+from advguard.api.schemas import DetectorDetailOut, DetectorOut, errors
 from advguard.storage import DetectorRecord, JobRecord
 
 router = APIRouter(prefix="/detectors", tags=["detectors"])
@@ -30,7 +30,7 @@ def list_detectors(storage: StorageDep) -> list[DetectorOut]:
     "/{detector_id}",
     response_model=DetectorDetailOut,
     dependencies=[Depends(require_read)],
-    responses={404: {}},
+    responses=errors(404),
 )
 def get_detector(detector_id: str, storage: StorageDep) -> DetectorDetailOut:
     """One detector with its latest report (AUROC per attack and ε, confusion, baselines)."""
@@ -51,7 +51,7 @@ def get_detector(detector_id: str, storage: StorageDep) -> DetectorDetailOut:
 
 
 @router.delete(
-    "/{detector_id}", status_code=204, dependencies=[Depends(require_write)], responses={404: {}}
+    "/{detector_id}", status_code=204, dependencies=[Depends(require_write)], responses=errors(404)
 )
 def delete_detector(detector_id: str, storage: StorageDep, request: Request) -> Response:
     """Delete a detector and its saved guard."""

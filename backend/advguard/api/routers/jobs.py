@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from advguard.api.deps import StorageDep, not_found, require_read, require_write
-from advguard.api.schemas import JobListOut, JobOut, ProgressOut
+from advguard.api.schemas import JobListOut, JobOut, ProgressOut, errors
 from advguard.jobs import (
     BuildSetParams,
     EvaluateParams,
@@ -110,7 +110,7 @@ def _submit(job_id: str, job_type: str) -> None:
     response_model=JobOut,
     status_code=202,
     dependencies=[Depends(require_write)],
-    responses={422: {}, 503: {"description": "The job queue (Redis) is unreachable"}},
+    responses=errors(422, 503),
 )
 async def create_job(
     storage: StorageDep, params: Annotated[JobParams, Body(discriminator="type")]
@@ -159,7 +159,7 @@ def list_jobs(
 
 
 @router.get(
-    "/{job_id}", response_model=JobOut, dependencies=[Depends(require_read)], responses={404: {}}
+    "/{job_id}", response_model=JobOut, dependencies=[Depends(require_read)], responses=errors(404)
 )
 def get_job(job_id: str, storage: StorageDep) -> JobOut:
     """A job's state, progress (stage, done/total), timestamps, result and error."""
@@ -174,7 +174,7 @@ def get_job(job_id: str, storage: StorageDep) -> JobOut:
     "/{job_id}/cancel",
     response_model=JobOut,
     dependencies=[Depends(require_write)],
-    responses={404: {}, 409: {}},
+    responses=errors(404, 409),
 )
 def cancel_job(job_id: str, storage: StorageDep) -> JobOut:
     """Cancel a queued or running job (a running one stops at its next progress step)."""

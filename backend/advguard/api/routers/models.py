@@ -21,7 +21,7 @@ from advguard.api.deps import (
     require_write,
     save_upload,
 )
-from advguard.api.schemas import ModelOut
+from advguard.api.schemas import ModelOut, errors
 from advguard.models import ARCHITECTURE, ModelLoadError, ModelSpec, load_classifier
 from advguard.models.io import SPEC_FILE, WEIGHTS_FILE
 from advguard.storage import ModelRecord, Storage, new_id
@@ -136,7 +136,7 @@ def list_models(storage: StorageDep) -> list[ModelOut]:
     response_model=ModelOut,
     status_code=201,
     dependencies=[Depends(require_write)],
-    responses={400: {}, 413: {}, 415: {}, 422: {}},
+    responses=errors(400, 413, 415, 422),
 )
 async def upload_model(
     storage: StorageDep,
@@ -187,7 +187,7 @@ def get_model_record(storage: Storage, model_id: str) -> ModelRecord:
     "/{model_id}",
     response_model=ModelOut,
     dependencies=[Depends(require_read)],
-    responses={404: {}},
+    responses=errors(404),
 )
 def get_model(model_id: str, storage: StorageDep) -> ModelOut:
     """One model with its classes, input shape and (for trained ones) test metrics."""
@@ -195,7 +195,7 @@ def get_model(model_id: str, storage: StorageDep) -> ModelOut:
 
 
 @router.delete(
-    "/{model_id}", status_code=204, dependencies=[Depends(require_write)], responses={404: {}}
+    "/{model_id}", status_code=204, dependencies=[Depends(require_write)], responses=errors(404)
 )
 def delete_model(model_id: str, storage: StorageDep) -> Response:
     """Delete a model and its files (detectors already built keep their own copy)."""

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from torch import Tensor
 
 from advguard.api.deps import SettingsDep, StorageDep, read_upload, require_read
-from advguard.api.schemas import AttackOut, PredictOut, VerdictOut
+from advguard.api.schemas import AttackOut, PredictOut, VerdictOut, errors
 from advguard.attacks import ATTACKS, AttackError, create_attack
 from advguard.config import Settings
 from advguard.data import ImageDecodeError, decode_upload, to_uint8
@@ -80,7 +80,7 @@ async def _decode_files(
     "/predict",
     response_model=PredictOut,
     dependencies=[Depends(require_read)],
-    responses={400: {}, 404: {}, 409: {}, 413: {}, 415: {}},
+    responses=errors(400, 404, 409, 413, 415),
 )
 async def predict(
     request: Request,
@@ -152,7 +152,7 @@ def _attack_one(guard: Guard, image: Tensor, name: str, eps: float | None) -> At
     "/attack",
     response_model=AttackOut,
     dependencies=[Depends(require_read)],
-    responses={400: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
+    responses=errors(400, 404, 409, 413, 415, 422),
 )
 async def attack_image(
     request: Request,
