@@ -48,6 +48,7 @@ from advguard.evaluation import (
     random_targets,
     run_attack,
     save_adversarial_set,
+    training_summary,
 )
 from advguard.evaluation.detection_report import (
     build_detection_report,
@@ -115,15 +116,7 @@ def train_and_report(
     model, spec, history = fit_classifier(train, config)
     metrics = evaluate_classifier(model, test)
     save_model(model, spec, out / "model")
-    summary = {
-        "test_accuracy": metrics.accuracy,
-        "confusion_matrix": metrics.confusion_matrix,
-        "class_names": metrics.class_names,
-        "train_seconds": history.seconds,
-        "epochs_run": len(history.epochs),
-        "best_epoch": history.best_epoch + 1,
-        "best_val_accuracy": history.best_val_accuracy,
-    }
+    summary = training_summary(metrics, history)
     (out / "model" / "metrics.json").write_text(json.dumps(summary, indent=2))
     print(
         f"trained in {history.seconds:.0f} s ({len(history.epochs)} epochs, "

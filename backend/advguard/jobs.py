@@ -30,7 +30,7 @@ from advguard.detection import (
     train_detector,
     write_chunk_manifest,
 )
-from advguard.evaluation import evaluate_classifier, json_ready
+from advguard.evaluation import evaluate_classifier, json_ready, training_summary
 from advguard.evaluation.detection_report import (
     build_detection_report,
     robustness_from_set,
@@ -215,14 +215,7 @@ def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> 
         show_progress=False,
     )
     metrics = evaluate_classifier(model, test)
-    summary = {
-        "test_accuracy": metrics.accuracy,
-        "confusion_matrix": metrics.confusion_matrix,
-        "class_names": metrics.class_names,
-        "train_seconds": history.seconds,
-        "epochs_run": len(history.epochs),
-        "best_val_accuracy": history.best_val_accuracy,
-    }
+    summary = training_summary(metrics, history)
     folder = save_model(model, spec, context.folder / "model")
     (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
     with context.storage.db.session() as session:

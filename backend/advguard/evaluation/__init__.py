@@ -11,6 +11,7 @@ from advguard.evaluation.metrics import (
     confusion_matrix,
     evaluate_classifier,
     format_confusion,
+    training_summary,
 )
 from advguard.evaluation.robustness import (
     DEMO_ATTACKS,
@@ -38,4 +39,5 @@ __all__ = [
     "robustness_table",
     "run_attack",
     "save_adversarial_set",
+    "training_summary",
 ]

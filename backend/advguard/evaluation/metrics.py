@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from advguard.data.dataset import ImageDataset
-from advguard.models.training import predict_logits
+from advguard.models.training import TrainHistory, predict_logits
 
 
 def confusion_matrix(labels: Tensor, predictions: Tensor, num_classes: int) -> list[list[int]]:
@@ -47,3 +48,16 @@ def format_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
     for name, row in zip(class_names, matrix, strict=True):
         lines.append(name.ljust(width) + "".join(str(v).rjust(12) for v in row))
     return "\n".join(lines)
+
+
+def training_summary(metrics: ClassifierMetrics, history: TrainHistory) -> dict[str, Any]:
+    """What a trained model's ``metrics.json`` records (the CLI and jobs write the same)."""
+    return {
+        "test_accuracy": metrics.accuracy,
+        "confusion_matrix": metrics.confusion_matrix,
+        "class_names": metrics.class_names,
+        "train_seconds": history.seconds,
+        "epochs_run": len(history.epochs),
+        "best_epoch": history.best_epoch + 1,
+        "best_val_accuracy": history.best_val_accuracy,
+    }
