@@ -308,10 +308,20 @@ def train_and_evaluate_detector(page, set_job_id: str) -> tuple[str, str, str]:
     for attack in ("fgsm", "pgd"):
         expect(table.get_by_role("row", name=re.compile(rf"^{attack} 8.255 "))).to_be_visible()
     expect(report.get_by_role("img", name=re.compile("Attack-type confusion"))).to_be_visible()
-    roc = report.get_by_role("img", name=re.compile("ROC curves"))
+    # ROC curves drawn from the report's points: a panel per scorer, a line per attack.
+    roc = report.get_by_role("img", name="ROC curves: detector", exact=True)
     expect(roc).to_be_visible()
-    expect(roc).to_have_js_property("complete", True)
-    assert roc.evaluate("image => image.naturalWidth") > 0
+    for attack in ("fgsm", "pgd"):
+        expect(roc.locator(f"path.roc-line[data-attack='{attack}']")).to_have_count(1)
+    legend = report.get_by_role("list", name="detector: AUROC per attack", exact=True)
+    expect(legend.get_by_role("listitem")).to_have_text(
+        [re.compile(rf"^{attack} — AUROC [01]\.\d{{3}}$") for attack in ("fgsm", "pgd")]
+    )
+    for baseline in ("feature squeezing", "mahalanobis"):
+        expect(
+            report.get_by_role("img", name=f"ROC curves: {baseline}", exact=True)
+        ).to_be_visible()
+    expect(report.get_by_role("link", name=re.compile("roc.png"))).to_be_visible()
     screenshot(page, "detector")
     return train_job, evaluate_job, detector_id
 

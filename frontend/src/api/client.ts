@@ -17,6 +17,9 @@ export type Verdict = Schemas["VerdictOut"];
 export type PredictResult = Schemas["PredictOut"];
 export type AttackResult = Schemas["AttackOut"];
 export type Health = Schemas["HealthOut"];
+export type AttackInfo = Schemas["AttackInfoOut"];
+/** The body of every error the API answers (4xx, 503): ``{"detail": ...}``. */
+export type ErrorBody = Schemas["ErrorOut"];
 export type JobRequest =
   | Schemas["TrainClassifierParams"]
   | Schemas["BuildSetParams"]
@@ -42,13 +45,15 @@ interface ValidationItem {
   msg?: string;
 }
 
+/** Whether ``body`` is the API's error body (``ErrorOut``). */
+export function isErrorBody(body: unknown): body is ErrorBody {
+  return body !== null && typeof body === "object" && "detail" in body;
+}
+
 /** The message of an error body: FastAPI's ``detail`` string, or its validation list
- * flattened to "field: problem" lines. */
+ * flattened to "field: problem" lines. Anything else (a proxy's text page) is shown as is. */
 export function detailMessage(body: unknown, status: number, statusText = ""): string {
-  const detail =
-    body !== null && typeof body === "object" && "detail" in body
-      ? (body as { detail: unknown }).detail
-      : body;
+  const detail = isErrorBody(body) ? body.detail : body;
   if (typeof detail === "string" && detail.trim() !== "") return detail;
   if (Array.isArray(detail)) {
     return detail
@@ -71,7 +76,8 @@ export const api = createClient<paths>({ baseUrl: origin(), fetch: (request) => 
 
 interface FetchResult<T> {
   data?: T;
-  error?: unknown;
+  /** ``ErrorOut`` for the answers the API documents; anything for the rest. */
+  error?: ErrorBody | unknown;
   response: Response;
 }
 

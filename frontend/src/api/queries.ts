@@ -27,6 +27,7 @@ export const keys = {
   jobs: ["jobs"] as const,
   job: (id: string) => ["jobs", "one", id] as const,
   health: ["health"] as const,
+  attacks: ["attacks"] as const,
 };
 
 export function isActive(state: JobState | undefined): boolean {
@@ -47,6 +48,16 @@ export function useHealth() {
     queryFn: () => unwrap(api.GET("/api/v1/health")),
     refetchInterval: 15000,
     retry: false,
+  });
+}
+
+/** The attacks the service can run, with each one's norm and defaults; they change only
+ * when the service is redeployed. */
+export function useAttacks() {
+  return useQuery({
+    queryKey: keys.attacks,
+    queryFn: () => unwrap(api.GET("/api/v1/attacks")),
+    staleTime: Infinity,
   });
 }
 

@@ -1,20 +1,36 @@
-// The attacks the service knows (advguard.attacks.ATTACKS). The API has no endpoint that
-// lists them yet, so they are named here; an unknown name gets the API's 422 message.
-export interface AttackInfo {
-  name: string;
-  title: string;
-  /** L∞ attacks take a budget ε; CW (L2) runs at its defaults. */
-  norm: "linf" | "l2";
+// Helpers over the attacks the API lists (GET /api/v1/attacks, `useAttacks()`): an L∞
+// attack takes a budget ε; an L2 attack (Carlini–Wagner) runs at its own defaults.
+import type { AttackInfo } from "../api/client";
+
+/** Whether the attack is measured in L∞ and so takes a budget ε. */
+export function takesBudget(attack: Pick<AttackInfo, "norm"> | undefined): boolean {
+  return attack?.norm === "linf";
 }
 
-export const ATTACKS: AttackInfo[] = [
-  { name: "fgsm", title: "FGSM (one step, L∞)", norm: "linf" },
-  { name: "bim", title: "BIM (iterative, L∞)", norm: "linf" },
-  { name: "pgd", title: "PGD (iterative, random start, L∞)", norm: "linf" },
-  { name: "mim", title: "MIM (momentum, L∞)", norm: "linf" },
-  { name: "cw", title: "Carlini–Wagner (L2, no ε)", norm: "l2" },
-];
+/** "L∞", "L2", or the API's own word for a norm it may add later. */
+export function normLabel(norm: string): string {
+  if (norm === "linf") return "L∞";
+  if (norm === "l2") return "L2";
+  return norm;
+}
 
-export function attackNorm(name: string): "linf" | "l2" {
-  return ATTACKS.find((attack) => attack.name === name)?.norm ?? "linf";
+/** The default budget of an L∞ attack in 1/255 steps (its ``eps`` default), else ``fallback``. */
+export function defaultBudget(attack: AttackInfo | undefined, fallback = 8): number {
+  const eps = attack?.defaults.eps;
+  return typeof eps === "number" && eps > 0 ? Math.round(eps * 255 * 2) / 2 : fallback;
+}
+
+/** The names among ``preferred`` that the API lists, else its first attack. */
+export function defaultAttacks(attacks: AttackInfo[], preferred: string[]): string[] {
+  const known = preferred.filter((name) => attacks.some((attack) => attack.name === name));
+  if (known.length > 0) return known;
+  return attacks.length > 0 ? [attacks[0]!.name] : [];
+}
+
+/** A summary's ``code`` spans (reStructuredText literals) as [text, isCode] parts. */
+export function summaryParts(summary: string): [string, boolean][] {
+  return summary
+    .split("``")
+    .map((part, i): [string, boolean] => [part, i % 2 === 1])
+    .filter(([part]) => part !== "");
 }

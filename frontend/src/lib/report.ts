@@ -1,6 +1,7 @@
 // The detector report (DetectionReport.to_dict in backend/advguard/evaluation/
-// detection_report.py). The API types it as a free-form object, so its shape is checked
-// here before it is drawn. Undefined numbers (NaN) arrive as null.
+// detection_report.py). The API types it as a free-form object (`DetectorDetailOut.report`,
+// and an evaluate job's `result.report`), so its shape is checked here before it is drawn.
+// Undefined numbers (NaN) arrive as null.
 
 export interface ReportRow {
   attack: string;
@@ -17,6 +18,19 @@ export interface ReportRow {
   baselines: Record<string, number | null>;
 }
 
+/** Scores that the report draws ROC curves of: the detector and the baselines. */
+export type RocScorer = "detector" | "feature squeezing" | "mahalanobis";
+
+/** One ROC curve (at most 100 points, from (0, 0) to (1, 1)) and the exact area under it. */
+export interface RocCurve {
+  fpr: number[];
+  tpr: number[];
+  auroc: number | null;
+}
+
+/** ROC curves per scorer, then per attack (clean test images are the negatives). */
+export type RocCurves = Partial<Record<RocScorer | (string & {}), Record<string, RocCurve>>>;
+
 export interface DetectionReport {
   threshold: number;
   clean_images: number;
@@ -31,11 +45,65 @@ export interface DetectionReport {
   family_accuracy: number | null;
   guard_accuracy_clean: number | null;
   seconds: number;
+  /** Empty in reports written before the API sent ROC points. */
+  roc_curves: RocCurves;
 }
 
-/** The report if ``value`` has the fields the charts need, else null. */
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+const finite = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value);
+
+/** A curve's points as [fpr, tpr] pairs, keeping only pairs of finite numbers. */
+export function rocPoints(curve: RocCurve): [number, number][] {
+  const points: [number, number][] = [];
+  const count = Math.min(curve.fpr.length, curve.tpr.length);
+  for (let i = 0; i < count; i++) {
+    const x = curve.fpr[i];
+    const y = curve.tpr[i];
+    if (finite(x) && finite(y)) points.push([x, y]);
+  }
+  return points;
+}
+
+/** The ROC curves that have the expected shape; anything else is left out. */
+export function asRocCurves(value: unknown): RocCurves {
+  const curves: RocCurves = {};
+  if (!isObject(value)) return curves;
+  for (const [scorer, perAttack] of Object.entries(value)) {
+    if (!isObject(perAttack)) continue;
+    const kept: Record<string, RocCurve> = {};
+    for (const [attack, curve] of Object.entries(perAttack)) {
+      if (!isObject(curve) || !Array.isArray(curve.fpr) || !Array.isArray(curve.tpr)) continue;
+      kept[attack] = {
+        fpr: curve.fpr as number[],
+        tpr: curve.tpr as number[],
+        auroc: finite(curve.auroc) ? curve.auroc : null,
+      };
+    }
+    if (Object.keys(kept).length > 0) curves[scorer] = kept;
+  }
+  return curves;
+}
+
+const SCORER_ORDER: string[] = ["detector", "feature squeezing", "mahalanobis"];
+
+/** Scorers with at least one curve: the detector first, then the baselines. */
+export function rocScorers(curves: RocCurves): string[] {
+  const rank = (name: string) => {
+    const at = SCORER_ORDER.indexOf(name);
+    return at === -1 ? SCORER_ORDER.length : at;
+  };
+  return Object.keys(curves)
+    .filter((name) => Object.keys(curves[name] ?? {}).length > 0)
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+/** The report if ``value`` (a ``DetectorDetailOut.report`` or an evaluate job's
+ * ``result.report``) has the fields the charts need, else null. */
 export function asReport(value: unknown): DetectionReport | null {
-  if (value === null || typeof value !== "object") return null;
+  if (!isObject(value)) return null;
   const report = value as Partial<DetectionReport>;
   if (!Array.isArray(report.rows) || !Array.isArray(report.attack_names)) return null;
   if (!Array.isArray(report.attack_confusion)) return null;
@@ -44,6 +112,7 @@ export function asReport(value: unknown): DetectionReport | null {
     per_attack_auroc: {},
     leave_one_out_auroc: {},
     ...report,
+    roc_curves: asRocCurves(value.roc_curves),
   } as DetectionReport;
 }
 

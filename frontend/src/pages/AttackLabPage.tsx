@@ -1,13 +1,14 @@
 import { useState, type FormEvent } from "react";
 import { useSearchParams } from "react-router";
-import type { Job } from "../api/client";
-import { useCreateJob, useDatasets, useJob, useJobs, useModels } from "../api/queries";
+import type { AttackInfo, Job } from "../api/client";
+import { useAttacks, useCreateJob, useDatasets, useJob, useJobs, useModels } from "../api/queries";
 import { Field } from "../components/Field";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { Gallery } from "../components/Gallery";
 import { JobTracker } from "../components/JobProgress";
 import { Page, Panel } from "../components/Page";
-import { ATTACKS } from "../lib/attacks";
+import { AttackSummary } from "../components/AttackSummary";
+import { defaultAttacks, normLabel, takesBudget } from "../lib/attacks";
 import { decimal, formatEps, formatTime, parseBudgets, percent, shortId } from "../lib/format";
 
 interface RobustnessRow {
@@ -20,14 +21,29 @@ interface RobustnessRow {
   max_linf: number | null;
 }
 
+/** Which attacks the budgets apply to: "For the L∞ attacks (FGSM, PGD); CW (L2) runs once
+ * at its defaults, without ε". */
+export function budgetHint(attacks: AttackInfo[]): string | undefined {
+  const name = (attack: AttackInfo) => attack.name.toUpperCase();
+  const linf = attacks.filter((attack) => takesBudget(attack));
+  const other = attacks.filter((attack) => !takesBudget(attack));
+  const parts = [];
+  if (linf.length > 0) parts.push(`For the L∞ attacks (${linf.map(name).join(", ")})`);
+  for (const attack of other)
+    parts.push(`${name(attack)} (${normLabel(attack.norm)}) runs once at its defaults, without ε`);
+  return parts.length > 0 ? parts.join("; ") : undefined;
+}
+
 function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
   const [search] = useSearchParams();
   const datasets = useDatasets();
   const models = useModels();
+  const catalogue = useAttacks();
   const create = useCreateJob();
   const [datasetId, setDatasetId] = useState("");
   const [modelId, setModelId] = useState(search.get("model") ?? "");
-  const [attacks, setAttacks] = useState<string[]>(["fgsm", "pgd"]);
+  // null until the user ticks or unticks one: then FGSM and PGD, where the API lists them.
+  const [picked, setPicked] = useState<string[] | null>(null);
   const [budgets, setBudgets] = useState("2, 4, 8");
   const [fraction, setFraction] = useState(0.3);
   const [problem, setProblem] = useState<string | null>(null);
@@ -40,6 +56,11 @@ function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
     datasets.data?.at(-1)?.id ||
     "";
   const dataset = datasets.data?.find((d) => d.id === chosenDataset);
+  const known = catalogue.data ?? [];
+  const attacks = (picked ?? defaultAttacks(known, ["fgsm", "pgd"])).filter((name) =>
+    known.some((attack) => attack.name === name),
+  );
+  const needsBudgets = known.some((attack) => attacks.includes(attack.name) && takesBudget(attack));
   const mismatch =
     model &&
     dataset &&
@@ -51,11 +72,14 @@ function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
     setProblem(null);
     if (!model) return setProblem("upload or train a model first");
     if (attacks.length === 0) return setProblem("choose at least one attack");
-    let eps: number[];
-    try {
-      eps = parseBudgets(budgets);
-    } catch (error) {
-      return setProblem((error as Error).message);
+    // Only L∞ attacks take budgets; L2 ones (CW) run once at their defaults.
+    let eps: number[] | undefined;
+    if (needsBudgets) {
+      try {
+        eps = parseBudgets(budgets);
+      } catch (error) {
+        return setProblem((error as Error).message);
+      }
     }
     create.mutate(
       {
@@ -63,7 +87,7 @@ function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
         dataset_id: chosenDataset,
         model_id: model.id,
         attacks,
-        eps,
+        ...(eps ? { eps } : {}),
         fraction,
       },
       { onSuccess: (job) => onStarted(job.id) },
@@ -101,34 +125,42 @@ function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
       ) : null}
       <fieldset>
         <legend>Attacks</legend>
-        <div className="checks">
-          {ATTACKS.map((attack) => (
-            <label key={attack.name} className="check">
+        {catalogue.isPending ? <p className="muted">Loading the attacks…</p> : null}
+        <ErrorMessage title="Could not list the attacks" error={catalogue.error} />
+        <div className="checks attack-checks">
+          {known.map((attack) => (
+            <label key={attack.name} className="check" data-norm={attack.norm}>
               <input
                 type="checkbox"
                 name="attacks"
                 value={attack.name}
                 checked={attacks.includes(attack.name)}
                 onChange={(event) =>
-                  setAttacks(
+                  setPicked(
                     event.target.checked
                       ? [...attacks, attack.name]
                       : attacks.filter((a) => a !== attack.name),
                   )
                 }
               />
-              {attack.title}
+              <span>
+                <strong>{attack.name.toUpperCase()}</strong>{" "}
+                <span className="norm-badge">{normLabel(attack.norm)}</span>{" "}
+                {takesBudget(attack) ? null : <span className="muted small">no ε </span>}
+                <AttackSummary summary={attack.summary} />
+              </span>
             </label>
           ))}
         </div>
       </fieldset>
       <div className="field-row">
-        <Field label="Budgets ε, in 1/255 steps (comma-separated)">
+        <Field label="Budgets ε, in 1/255 steps (comma-separated)" hint={budgetHint(known)}>
           <input
             value={budgets}
             onChange={(event) => setBudgets(event.target.value)}
             inputMode="decimal"
-            required
+            disabled={!needsBudgets}
+            required={needsBudgets}
           />
         </Field>
         <Field label="Share of images attacked per attack and ε">
@@ -144,7 +176,7 @@ function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
         </Field>
       </div>
       <div className="actions">
-        <button type="submit" disabled={create.isPending || !model}>
+        <button type="submit" disabled={create.isPending || !model || known.length === 0}>
           Build adversarial set
         </button>
       </div>

@@ -5,12 +5,13 @@ import { useCreateJob, useDeleteDetector, useDetector, useDetectors, useJob, use
 import { AurocChart } from "../components/AurocChart";
 import { AurocTable } from "../components/AurocTable";
 import { ConfusionHeatmap } from "../components/ConfusionHeatmap";
+import { RocCharts } from "../components/RocChart";
 import { Field } from "../components/Field";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { JobTracker } from "../components/JobProgress";
 import { Page, Panel } from "../components/Page";
 import { decimal, formatTime, percent, shortId } from "../lib/format";
-import { asReport, type DetectionReport } from "../lib/report";
+import { asReport, rocScorers, type DetectionReport } from "../lib/report";
 
 function TrainDetector({ onStarted }: { onStarted: (jobId: string) => void }) {
   const sets = useJobs({ type: "build_adversarial_set", state: "succeeded", limit: 50 });
@@ -210,15 +211,17 @@ function ReportView({ report, artifacts }: { report: DetectionReport; artifacts:
         </table>
       </div>
       <h3>ROC curves</h3>
-      {artifacts["roc.png"] ? (
-        <img
-          className="plot"
-          src={artifacts["roc.png"]}
-          alt="ROC curves of the detector and the baselines per attack"
-        />
-      ) : (
-        <p className="muted">No ROC plot in this report.</p>
-      )}
+      <RocCharts curves={report.roc_curves} attackNames={report.attack_names} />
+      <p className="muted small">
+        {rocScorers(report.roc_curves).length > 0
+          ? "One line per attack (all its budgets together) against the clean test images; the dashed diagonal is chance. The legends give each curve's AUROC, the tables above AUROC per budget. "
+          : null}
+        {artifacts["roc.png"] ? (
+          <a href={artifacts["roc.png"]} download>
+            Download the ROC plot (roc.png)
+          </a>
+        ) : null}
+      </p>
       <h3>Which attack? (confusion)</h3>
       <ConfusionHeatmap names={report.attack_names} matrix={report.attack_confusion} />
       {artifacts["examples.png"] ? (

@@ -2,13 +2,14 @@ import { useMutation } from "@tanstack/react-query";
 import { useEffect, useState, type FormEvent } from "react";
 import { Link } from "react-router";
 import { attackImage, predictImages, type AttackResult } from "../api/client";
-import { useDetectors } from "../api/queries";
+import { useAttacks, useDetectors } from "../api/queries";
+import { AttackSummary } from "../components/AttackSummary";
 import { Field } from "../components/Field";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { FileDrop } from "../components/FileDrop";
 import { Page, Panel } from "../components/Page";
 import { VerdictCard } from "../components/VerdictCard";
-import { ATTACKS, attackNorm } from "../lib/attacks";
+import { defaultAttacks, defaultBudget, normLabel, takesBudget } from "../lib/attacks";
 import { formatEps, percent, ranked, shortId } from "../lib/format";
 
 const PREVIEWABLE = /\.(png|jpe?g)$/i;
@@ -101,23 +102,26 @@ function AttackOutcome({ result, preview }: { result: AttackResult; preview: str
 export function LiveTestPage() {
   const detectors = useDetectors();
   const [detectorId, setDetectorId] = useState("");
+  const catalogue = useAttacks();
   const [file, setFile] = useState<File | null>(null);
-  const [attack, setAttack] = useState("pgd");
-  const [budget, setBudget] = useState(8);
+  const [attackName, setAttackName] = useState("");
+  // null until edited: then the chosen attack's default ε
+  const [budgetInput, setBudgetInput] = useState<number | null>(null);
   const preview = usePreview(file);
   const chosen = detectorId || detectors.data?.[0]?.id || "";
+  const known = catalogue.data ?? [];
+  const attack =
+    known.find((item) => item.name === attackName) ??
+    known.find((item) => item.name === defaultAttacks(known, ["pgd"])[0]);
+  const budgeted = takesBudget(attack);
+  const budget = budgetInput ?? defaultBudget(attack);
 
   const predict = useMutation({
     mutationFn: (image: File) => predictImages([image], chosen || undefined),
   });
   const attackRun = useMutation({
     mutationFn: () =>
-      attackImage(
-        file!,
-        attack,
-        attackNorm(attack) === "linf" ? budget / 255 : undefined,
-        chosen || undefined,
-      ),
+      attackImage(file!, attack!.name, budgeted ? budget / 255 : undefined, chosen || undefined),
   });
 
   const take = (image: File) => {
@@ -127,7 +131,7 @@ export function LiveTestPage() {
   };
   const runAttack = (event: FormEvent) => {
     event.preventDefault();
-    if (file) attackRun.mutate();
+    if (file && attack) attackRun.mutate();
   };
   const verdict = predict.data?.verdicts[0];
 
@@ -182,29 +186,46 @@ export function LiveTestPage() {
             </p>
             <div className="field-row">
               <Field label="Attack">
-                <select value={attack} onChange={(event) => setAttack(event.target.value)}>
-                  {ATTACKS.map((item) => (
+                <select value={attack?.name ?? ""} onChange={(event) => setAttackName(event.target.value)}>
+                  {known.length === 0 ? (
+                    <option value="">{catalogue.isPending ? "loading the attacks…" : "no attacks"}</option>
+                  ) : null}
+                  {known.map((item) => (
                     <option key={item.name} value={item.name}>
-                      {item.title}
+                      {item.name.toUpperCase()} ({normLabel(item.norm)}
+                      {takesBudget(item) ? "" : ", no ε"})
                     </option>
                   ))}
                 </select>
               </Field>
-              <Field label="Budget ε (1/255 steps)">
+              <Field
+                label="Budget ε (1/255 steps)"
+                hint={
+                  attack && !budgeted
+                    ? `${attack.name.toUpperCase()} is an ${normLabel(attack.norm)} attack: it runs at its defaults, without ε`
+                    : undefined
+                }
+              >
                 <input
                   type="number"
                   min={0.5}
                   max={255}
                   step={0.5}
-                  value={budget}
-                  disabled={attackNorm(attack) !== "linf"}
-                  onChange={(event) => setBudget(event.target.valueAsNumber)}
-                  required
+                  value={Number.isNaN(budget) ? "" : budget}
+                  disabled={!budgeted}
+                  onChange={(event) => setBudgetInput(event.target.valueAsNumber)}
+                  required={budgeted}
                 />
               </Field>
             </div>
+            {attack ? (
+              <p className="small">
+                <AttackSummary summary={attack.summary} />
+              </p>
+            ) : null}
+            <ErrorMessage title="Could not list the attacks" error={catalogue.error} />
             <div className="actions">
-              <button type="submit" disabled={!file || attackRun.isPending || !chosen}>
+              <button type="submit" disabled={!file || !attack || attackRun.isPending || !chosen}>
                 {attackRun.isPending ? "Attacking…" : "Attack this image"}
               </button>
             </div>

@@ -1,4 +1,4 @@
-import type { Job, Verdict } from "../api/client";
+import type { AttackInfo, Job, Verdict } from "../api/client";
 import type { ReportRow } from "../lib/report";
 
 export function makeJob(overrides: Partial<Job> = {}): Job {
@@ -49,6 +49,34 @@ export function makeRow(overrides: Partial<ReportRow> = {}): ReportRow {
     ...overrides,
   };
 }
+
+/** What GET /api/v1/attacks answers (advguard.attacks.ATTACKS, abridged). */
+export const ATTACK_LIST: AttackInfo[] = [
+  {
+    name: "cw",
+    norm: "l2",
+    summary: "Carlini & Wagner L2: minimise ``‖x' − x‖²₂ + c·f(x')`` in tanh space with Adam.",
+    defaults: { c: 1.0, kappa: 0.0, steps: 50, lr: 0.01 },
+  },
+  {
+    name: "fgsm",
+    norm: "linf",
+    summary: "Fast Gradient Sign Method: one step of size ``eps``.",
+    defaults: { eps: 8 / 255 },
+  },
+  {
+    name: "pgd",
+    norm: "linf",
+    summary: "Projected Gradient Descent: BIM from a uniformly random start inside the ball.",
+    defaults: { eps: 8 / 255, alpha: 2 / 255, steps: 10 },
+  },
+  {
+    name: "mim",
+    norm: "linf",
+    summary: "Momentum Iterative Method.",
+    defaults: { eps: 4 / 255, alpha: 1 / 255, steps: 10, decay: 1.0 },
+  },
+];
 
 /** A fetch stub answering JSON per "METHOD path" (path without the query). */
 export function stubFetch(routes: Record<string, (request: Request) => [number, unknown]>) {

@@ -1,0 +1,125 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { MemoryRouter } from "react-router";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Dataset, Model } from "../api/client";
+import { ATTACK_LIST, makeJob, stubFetch } from "../test/fixtures";
+import { AttackLabPage, budgetHint } from "./AttackLabPage";
+
+const dataset: Dataset = {
+  id: "ds1",
+  name: "shapes",
+  bundled: false,
+  class_names: ["a", "b"],
+  counts: {},
+  image_size: 32,
+  channels: 1,
+  created_at: "2026-01-02T10:00:00Z",
+};
+
+const model: Model = {
+  id: "m1",
+  name: "net",
+  origin: "trained",
+  class_names: ["a", "b"],
+  image_size: 32,
+  channels: 1,
+  dataset_id: "ds1",
+  job_id: null,
+  metrics: {},
+  created_at: "2026-01-02T10:00:00Z",
+};
+
+function setUp(attacks: () => [number, unknown] = () => [200, ATTACK_LIST]) {
+  const job = makeJob({ id: "ffffffff00000000", state: "queued" });
+  const stub = stubFetch({
+    "GET /api/v1/attacks": attacks,
+    "GET /api/v1/datasets": () => [200, [dataset]],
+    "GET /api/v1/models": () => [200, [model]],
+    "GET /api/v1/jobs": () => [200, { items: [], total: 0 }],
+    "POST /api/v1/jobs": () => [202, job],
+    [`GET /api/v1/jobs/${job.id}`]: () => [200, job],
+  });
+  vi.stubGlobal("fetch", stub.fetchStub);
+  const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+  render(
+    <QueryClientProvider client={client}>
+      <MemoryRouter>
+        <AttackLabPage />
+      </MemoryRouter>
+    </QueryClientProvider>,
+  );
+  return stub;
+}
+
+async function posted(calls: Request[]) {
+  await vi.waitFor(() => expect(calls.some((request) => request.method === "POST")).toBe(true));
+  return (await calls
+    .find((request) => request.method === "POST")!
+    .clone()
+    .json()) as Record<string, unknown>;
+}
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe("AttackLabPage", () => {
+  it("offers the attacks the API lists, with their norms; FGSM and PGD to start with", async () => {
+    setUp();
+    const form = screen.getByRole("form", { name: "Build an adversarial set" });
+    const boxes = await within(form).findAllByRole("checkbox");
+    expect(boxes.map((box) => (box as HTMLInputElement).value)).toEqual(["cw", "fgsm", "pgd", "mim"]);
+    expect(within(form).getByRole("checkbox", { name: /^FGSM L∞/ })).toBeChecked();
+    expect(within(form).getByRole("checkbox", { name: /^PGD L∞/ })).toBeChecked();
+    expect(within(form).getByRole("checkbox", { name: /^CW L2 no ε/ })).not.toBeChecked();
+    expect(within(form).getByText("eps", { selector: "code" })).toBeInTheDocument();
+    expect(
+      within(form).getByLabelText("Budgets ε, in 1/255 steps (comma-separated)"),
+    ).toHaveAccessibleDescription(
+      "For the L∞ attacks (FGSM, PGD, MIM); CW (L2) runs once at its defaults, without ε",
+    );
+  });
+
+  it("sends the budgets with L∞ attacks", async () => {
+    const { calls } = setUp();
+    const form = screen.getByRole("form", { name: "Build an adversarial set" });
+    await within(form).findByRole("option", { name: "net (m1)" });
+    await userEvent.click(within(form).getByRole("checkbox", { name: /^PGD/ }));
+    await userEvent.click(within(form).getByRole("checkbox", { name: /^CW/ }));
+    const budgets = within(form).getByLabelText("Budgets ε, in 1/255 steps (comma-separated)");
+    await userEvent.clear(budgets);
+    await userEvent.type(budgets, "4, 8");
+    await userEvent.click(within(form).getByRole("button", { name: "Build adversarial set" }));
+    expect(await posted(calls)).toMatchObject({ attacks: ["fgsm", "cw"], eps: [4 / 255, 8 / 255] });
+  });
+
+  it("takes no budgets for L2 attacks alone", async () => {
+    const { calls } = setUp();
+    const form = screen.getByRole("form", { name: "Build an adversarial set" });
+    await within(form).findByRole("option", { name: "net (m1)" });
+    await userEvent.click(within(form).getByRole("checkbox", { name: /^FGSM/ }));
+    await userEvent.click(within(form).getByRole("checkbox", { name: /^PGD/ }));
+    await userEvent.click(within(form).getByRole("checkbox", { name: /^CW/ }));
+    expect(within(form).getByLabelText("Budgets ε, in 1/255 steps (comma-separated)")).toBeDisabled();
+    await userEvent.click(within(form).getByRole("button", { name: "Build adversarial set" }));
+    const body = await posted(calls);
+    expect(body.attacks).toEqual(["cw"]);
+    expect(body).not.toHaveProperty("eps");
+  });
+
+  it("shows the API's error when the attacks cannot be listed", async () => {
+    setUp(() => [503, { detail: "the service is starting" }]);
+    const form = screen.getByRole("form", { name: "Build an adversarial set" });
+    expect(await within(form).findByRole("alert")).toHaveTextContent(
+      "Could not list the attacks: the service is starting (HTTP 503)",
+    );
+    expect(within(form).getByRole("button", { name: "Build adversarial set" })).toBeDisabled();
+  });
+});
+
+describe("budgetHint", () => {
+  it("names the attacks that take budgets and those that do not", () => {
+    expect(budgetHint([])).toBeUndefined();
+    expect(budgetHint(ATTACK_LIST.slice(1, 3))).toBe("For the L∞ attacks (FGSM, PGD)");
+  });
+});

@@ -1,0 +1,102 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { MemoryRouter } from "react-router";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { AttackResult, Detector } from "../api/client";
+import { ATTACK_LIST, makeVerdict, stubFetch } from "../test/fixtures";
+import { LiveTestPage } from "./LiveTestPage";
+
+const detector: Detector = {
+  id: "d1",
+  name: "guard",
+  model_id: "m1",
+  set_job_id: "s1",
+  job_id: null,
+  attack_names: ["fgsm", "pgd"],
+  threshold: 0.5,
+  report_job_id: null,
+  created_at: "2026-01-02T10:00:00Z",
+};
+
+const attacked: AttackResult = {
+  attack: "cw",
+  params: { c: 1, steps: 50 },
+  linf: 0.02,
+  l2: 0.4,
+  adversarial_png: "",
+  perturbation_png: "",
+  original: makeVerdict(),
+  adversarial: makeVerdict({ is_adversarial: true, attack: "pgd", label: null }),
+};
+
+function setUp() {
+  const sent: FormData[] = [];
+  const stub = stubFetch({
+    "GET /api/v1/attacks": () => [200, ATTACK_LIST],
+    "GET /api/v1/detectors": () => [200, [detector]],
+    "POST /api/v1/predict": () => [200, { detector_id: "d1", threshold: 0.5, verdicts: [makeVerdict()] }],
+    "POST /api/v1/attack": () => [200, attacked],
+  });
+  const fetchStub = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = input instanceof Request ? input : new Request(input, init);
+    if (request.method === "POST" && new URL(request.url).pathname === "/api/v1/attack")
+      sent.push(await request.clone().formData());
+    return stub.fetchStub(request);
+  };
+  vi.stubGlobal("fetch", fetchStub);
+  const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+  render(
+    <QueryClientProvider client={client}>
+      <MemoryRouter>
+        <LiveTestPage />
+      </MemoryRouter>
+    </QueryClientProvider>,
+  );
+  return { sent };
+}
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe("LiveTestPage: attack this image", () => {
+  it("offers the API's attacks with their norms, PGD and its default ε first", async () => {
+    setUp();
+    const form = screen.getByRole("form", { name: "Attack this image" });
+    const select = within(form).getByLabelText("Attack");
+    await within(select).findByRole("option", { name: "PGD (L∞)" });
+    expect(
+      within(select)
+        .getAllByRole("option")
+        .map((option) => option.textContent),
+    ).toEqual(["CW (L2, no ε)", "FGSM (L∞)", "PGD (L∞)", "MIM (L∞)"]);
+    expect(select).toHaveValue("pgd");
+    const budget = within(form).getByLabelText("Budget ε (1/255 steps)");
+    expect(budget).toBeEnabled();
+    expect(budget).toHaveValue(8);
+    await userEvent.selectOptions(select, "mim");
+    expect(budget).toHaveValue(4);
+  });
+
+  it("runs an L2 attack without a budget", async () => {
+    const { sent } = setUp();
+    const form = screen.getByRole("form", { name: "Attack this image" });
+    const select = within(form).getByLabelText("Attack");
+    await within(select).findByRole("option", { name: "CW (L2, no ε)" });
+    await userEvent.selectOptions(select, "cw");
+    const budget = within(form).getByLabelText("Budget ε (1/255 steps)");
+    expect(budget).toBeDisabled();
+    expect(budget).toHaveAccessibleDescription("CW is an L2 attack: it runs at its defaults, without ε");
+    expect(within(form).getByText(/Carlini & Wagner L2/)).toBeInTheDocument();
+
+    await userEvent.upload(
+      screen.getByLabelText("Image (PNG, JPEG or DICOM)"),
+      new File([new Uint8Array([1, 2, 3])], "scan.png", { type: "image/png" }),
+    );
+    await screen.findByRole("region", { name: "Verdict on scan.png" });
+    await userEvent.click(within(form).getByRole("button", { name: "Attack this image" }));
+    expect(await screen.findByTestId("attack-outcome")).toHaveTextContent("The guard caught it");
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.get("attack")).toBe("cw");
+    expect(sent[0]!.has("eps")).toBe(false);
+  });
+});
