@@ -69,8 +69,10 @@ class Guard:
             raise ValueError(
                 f"expected N×{self.spec.in_channels}×H×W images, got {tuple(images.shape)}"
             )
-        detection = self.detector.detect(images)
-        class_probabilities = self.classifier.eval()(images).softmax(1)
+        # The detector's features already ran the classifier on the images: reuse its logits.
+        detection, class_logits = self.detector.detect_and_classify(images)
+        self.classifier.eval()
+        class_probabilities = class_logits.softmax(1)
         predicted = class_probabilities.argmax(1)
         attacks = self.detector.attack_names
         verdicts = []

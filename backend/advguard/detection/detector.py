@@ -25,7 +25,6 @@ from tqdm.auto import tqdm
 
 from advguard.detection.builder import AUGMENTED, CLEAN, AdversarialSet
 from advguard.detection.features import DetectorFeatures
-from advguard.models.training import predict_logits
 
 WEIGHTS_FILE = "detector.safetensors"
 CONFIG_FILE = "detector.json"
@@ -113,17 +112,41 @@ class Detector(nn.Module):
     @torch.no_grad()
     def detect(self, images: Tensor, batch_size: int = 256) -> Detection:
         """Score, verdict at the saved threshold, likeliest attack and all probabilities."""
-        if len(images) == 0:
-            probabilities = torch.empty(0, len(self.outputs))
+        return self.detect_and_classify(images, batch_size)[0]
+
+    @torch.no_grad()
+    def detect_and_classify(
+        self, images: Tensor, batch_size: int = 256
+    ) -> tuple[Detection, Tensor]:
+        """:meth:`detect`, and the classifier's logits for ``images`` (``N×classes``, on the
+        CPU) from the same pass: the features run the classifier on the images anyway."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        outputs, class_logits = [], []
+        try:
+            for start in range(0, len(images), batch_size):
+                features, logits = self.features.with_logits(
+                    images[start : start + batch_size].to(device)
+                )
+                outputs.append(self.head(features).cpu())
+                class_logits.append(logits.cpu())
+        finally:
+            self.train(was_training)
+        if outputs:
+            probabilities = torch.cat(outputs).softmax(1)
+            logits = torch.cat(class_logits)
         else:
-            probabilities = predict_logits(self, images, batch_size).softmax(1)
+            probabilities = torch.empty(0, len(self.outputs))
+            logits = torch.empty(0, self.features.num_classes)
         score = 1 - probabilities[:, 0]
-        return Detection(
+        detection = Detection(
             score=score,
             is_adversarial=score > self.threshold,
             attack_index=probabilities[:, 1:].argmax(1),
             probabilities=probabilities,
         )
+        return detection, logits
 
     def save(self, directory: str | Path) -> Path:
         """Write the head's weights and a JSON description (not the classifier)."""
