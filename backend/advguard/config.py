@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     predict_max_batch: int = 32
     """Micro-batching: run as soon as this many images are waiting…"""
 
-    predict_max_wait_ms: float = 2.0
-    """…or this long after the first one arrived."""
+    predict_max_wait_ms: float = 0.0
+    """…or this long after the first one arrived. 0 (the default) takes whatever is waiting
+    when the previous batch ends: no added latency for a lone client, and under load the
+    requests that queued during one batch form the next."""
 
     @property
     def resolved_database_url(self) -> str:
