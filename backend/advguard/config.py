@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     when the previous batch ends: no added latency for a lone client, and under load the
     requests that queued during one batch form the next."""
 
+    predict_runners: int = 1
+    """Micro-batching: batches computed at once, each in its own thread."""
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL, with the SQLite default inside the data directory."""

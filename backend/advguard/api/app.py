@@ -56,7 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.storage = Storage.from_settings(settings)
     app.state.storage.ensure_bundled_dataset()
     app.state.guards = GuardPool(
-        settings.predict_batching, settings.predict_max_batch, settings.predict_max_wait_ms
+        settings.predict_batching,
+        settings.predict_max_batch,
+        settings.predict_max_wait_ms,
+        settings.predict_runners,
     )
     for module in (datasets, models, jobs, detectors, predict, attacks, artifacts, health):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -31,12 +31,15 @@ class MicroBatcher:
     guard: Guard
     max_batch: int
     max_wait_s: float
+    runners: int = 1
+    """Batches computed at once (each in its own thread)."""
     _queue: asyncio.Queue[_Pending] = field(default_factory=asyncio.Queue)
-    _runner: asyncio.Task[None] | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def predict(self, images: Tensor) -> list[Verdict]:
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._run())
+        self._tasks = [task for task in self._tasks if not task.done()]
+        while len(self._tasks) < self.runners:
+            self._tasks.append(asyncio.create_task(self._run()))
         pending = _Pending(images, asyncio.get_running_loop().create_future())
         await self._queue.put(pending)
         return await pending.future
@@ -80,18 +83,21 @@ class MicroBatcher:
                 start = end
 
     def close(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
+        for task in self._tasks:
+            task.cancel()
 
 
 class GuardPool:
     """Loaded guards by detector id, each with its own batcher (or none when batching is
     off: each request then runs its own forward pass)."""
 
-    def __init__(self, batching: bool, max_batch: int, max_wait_ms: float) -> None:
+    def __init__(
+        self, batching: bool, max_batch: int, max_wait_ms: float, runners: int = 1
+    ) -> None:
         self.batching = batching
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
+        self.runners = runners
         self._guards: dict[str, Guard] = {}
         self._batchers: dict[str, MicroBatcher] = {}
         self._lock = threading.Lock()
@@ -110,7 +116,9 @@ class GuardPool:
         if not self.batching:
             return await asyncio.to_thread(guard.predict, images)
         if detector_id not in self._batchers:
-            self._batchers[detector_id] = MicroBatcher(guard, self.max_batch, self.max_wait_s)
+            self._batchers[detector_id] = MicroBatcher(
+                guard, self.max_batch, self.max_wait_s, self.runners
+            )
         return await self._batchers[detector_id].predict(images)
 
     def forget(self, detector_id: str) -> None:

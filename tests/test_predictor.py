@@ -1,0 +1,68 @@
+"""The micro-batcher: concurrent requests share batches and get their own answers back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+import torch
+
+from advguard.api.predictor import MicroBatcher
+
+
+class RecordingGuard:
+    """Answers each image with its own first pixel; records batch sizes. The first call
+    blocks until released, so that requests queue up behind it as they do under load."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def predict(self, images: torch.Tensor) -> list[float]:
+        if not self.batches:
+            self.entered.set()
+            self.release.wait(timeout=10)
+        self.batches.append(len(images))
+        if (images < 0).any():
+            raise ValueError("negative pixels")
+        return [float(image.flatten()[0]) for image in images]
+
+
+def test_requests_that_queue_during_a_batch_form_the_next_one():
+    async def scenario() -> tuple[list[list[float]], list[int]]:
+        guard = RecordingGuard()
+        batcher = MicroBatcher(guard, max_batch=8, max_wait_s=0.0)  # type: ignore[arg-type]
+        first = asyncio.create_task(batcher.predict(torch.full((1, 1, 2, 2), 0.5)))
+        assert await asyncio.to_thread(guard.entered.wait, 10)  # computing, alone
+        others = [
+            asyncio.create_task(batcher.predict(torch.full((k, 1, 2, 2), k / 8)))
+            for k in (1, 2, 3)
+        ]
+        while batcher._queue.qsize() < len(others):
+            await asyncio.sleep(0)
+        guard.release.set()
+        answers = [await first] + [await task for task in others]
+        batcher.close()
+        return answers, guard.batches
+
+    answers, batches = asyncio.run(scenario())
+    assert answers == [[0.5], [0.125], [0.25, 0.25], [0.375, 0.375, 0.375]]
+    assert batches == [1, 6]  # 1 + 2 + 3 images gathered while the first batch ran
+
+
+def test_a_failing_batch_fails_each_of_its_requests_and_the_batcher_goes_on():
+    async def scenario() -> tuple[BaseException | None, list[float]]:
+        guard = RecordingGuard()
+        guard.release.set()
+        batcher = MicroBatcher(guard, max_batch=8, max_wait_s=0.0)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="negative") as caught:
+            await batcher.predict(torch.full((1, 1, 2, 2), -1.0))
+        after = await batcher.predict(torch.full((1, 1, 2, 2), 0.25))
+        batcher.close()
+        return caught.value, after
+
+    error, after = asyncio.run(scenario())
+    assert isinstance(error, ValueError)
+    assert after == [0.25]
