@@ -37,8 +37,7 @@ def test_requests_that_queue_during_a_batch_form_the_next_one():
         first = asyncio.create_task(batcher.predict(torch.full((1, 1, 2, 2), 0.5)))
         assert await asyncio.to_thread(guard.entered.wait, 10)  # computing, alone
         others = [
-            asyncio.create_task(batcher.predict(torch.full((k, 1, 2, 2), k / 8)))
-            for k in (1, 2, 3)
+            asyncio.create_task(batcher.predict(torch.full((k, 1, 2, 2), k / 8))) for k in (1, 2, 3)
         ]
         while batcher._queue.qsize() < len(others):
             await asyncio.sleep(0)
