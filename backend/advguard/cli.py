@@ -189,8 +189,8 @@ def command_attacks(args: argparse.Namespace) -> None:
             f"{k}={format_eps(v) if k == 'eps' and isinstance(v, float) else v}"
             for k, v in defaults.items()
         )
-        print(f"{name:6s} ({cls.norm}) {attack_summary(cls)}")
-        print(f"       {shown}")
+        print(f"{name:8s} ({cls.norm}) {attack_summary(cls)}")
+        print(f"         {shown}")
 
 
 def parse_list(text: str) -> list[str]:
@@ -551,6 +551,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("advguard: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``advguard attacks | head``): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:
         if args.debug:
             traceback.print_exc()

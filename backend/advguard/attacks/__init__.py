@@ -1,5 +1,6 @@
 """Adversarial attacks in pixel space [0, 1]; ``ATTACKS`` maps a name to its class."""
 
+from advguard.attacks.apgd import APGD
 from advguard.attacks.base import (
     ATTACKS,
     Attack,
@@ -11,9 +12,12 @@ from advguard.attacks.base import (
     input_gradient,
 )
 from advguard.attacks.cw import CW
+from advguard.attacks.deepfool import DeepFool
 from advguard.attacks.linf import BIM, FGSM, MIM, PGD, LinfGradientAttack
+from advguard.attacks.square import Square
 
 __all__ = [
+    "APGD",
     "ATTACKS",
     "BIM",
     "CW",
@@ -22,7 +26,9 @@ __all__ = [
     "PGD",
     "Attack",
     "AttackError",
+    "DeepFool",
     "LinfGradientAttack",
+    "Square",
     "attack_defaults",
     "attack_mode",
     "attack_summary",
