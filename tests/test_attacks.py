@@ -142,7 +142,11 @@ def test_iterative_attacks_beat_fgsm_and_succeed(trained_small):
     for name in ("pgd", "bim", "mim"):
         rate = success_rate(trained_small, name, eps=EPS).success_rate
         assert rate >= 0.90, f"{name} succeeded on only {rate:.2%}"
-        assert rate > fgsm, f"{name} ({rate:.2%}) not stronger than FGSM ({fgsm:.2%})"
+        # "More often than FGSM" cannot hold when FGSM already fools every image (the
+        # session's small model is not bit-reproducible on CPU and sometimes is that weak).
+        assert rate > fgsm or rate == fgsm == 1.0, (
+            f"{name} ({rate:.2%}) not stronger than FGSM ({fgsm:.2%})"
+        )
 
 
 def test_targeted_pgd_reaches_target(trained_small):
