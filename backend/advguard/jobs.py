@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,6 +46,8 @@ from advguard.storage import (
     Storage,
     utc_now,
 )
+
+RecordT = TypeVar("RecordT", DatasetRecord, ModelRecord, DetectorRecord, JobRecord)
 
 DEFAULT_ATTACKS = ["fgsm", "bim", "pgd", "mim", "cw"]
 DEFAULT_EPSILONS = [2 / 255, 4 / 255, 8 / 255]
@@ -160,37 +162,39 @@ class JobContext:
 # --- lookups with readable errors ----------------------------------------------------------
 
 
-def _dataset(storage: Storage, dataset_id: str, image_size: int | None = None) -> dict[str, Any]:
+def find_record(storage: Storage, kind: type[RecordT], record_id: str, label: str) -> RecordT:
+    """The ``kind`` record with this id, or :class:`JobInputError` naming what is missing."""
     with storage.db.session() as session:
-        record = session.get(DatasetRecord, dataset_id)
-        if record is None:
-            raise JobInputError(f"dataset {dataset_id!r} does not exist")
-        source, name = record.source, record.name
-    folder = load_dataset(source, image_size=image_size)
-    return {"splits": folder.splits, "class_names": folder.class_names, "name": name}
-
-
-def _model_record(storage: Storage, model_id: str) -> ModelRecord:
-    with storage.db.session() as session:
-        record = session.get(ModelRecord, model_id)
+        record = session.get(kind, record_id)
     if record is None:
-        raise JobInputError(f"model {model_id!r} does not exist")
+        raise JobInputError(f"{label} {record_id!r} does not exist")
     return record
 
 
+def succeeded_set_job(storage: Storage, job_id: str) -> JobRecord:
+    """A ``build_adversarial_set`` job that has succeeded (its set can be used)."""
+    record = find_record(storage, JobRecord, job_id, "job")
+    if record.type != "build_adversarial_set":
+        raise JobInputError(f"job {job_id} is a {record.type} job, not an adversarial set")
+    if record.state != "succeeded":
+        raise JobInputError(f"adversarial-set job {job_id} is {record.state}, not succeeded")
+    return record
+
+
+def _dataset(storage: Storage, dataset_id: str, image_size: int | None = None) -> dict[str, Any]:
+    record = find_record(storage, DatasetRecord, dataset_id, "dataset")
+    folder = load_dataset(record.source, image_size=image_size)
+    return {"splits": folder.splits, "class_names": folder.class_names, "name": record.name}
+
+
 def _model(storage: Storage, model_id: str) -> tuple[torch.nn.Module, Any, ModelRecord]:
-    record = _model_record(storage, model_id)
+    record = find_record(storage, ModelRecord, model_id, "model")
     model, spec = load_classifier(record.path)
     return model, spec, record
 
 
 def _set_folder(storage: Storage, set_job_id: str) -> Path:
-    with storage.db.session() as session:
-        record = session.get(JobRecord, set_job_id)
-        if record is None or record.type != "build_adversarial_set":
-            raise JobInputError(f"{set_job_id!r} is not an adversarial-set job")
-        if record.state != "succeeded":
-            raise JobInputError(f"adversarial-set job {set_job_id} has not succeeded")
+    succeeded_set_job(storage, set_job_id)
     return storage.folder("jobs", set_job_id) / "set"
 
 
@@ -251,7 +255,7 @@ def plan_set_job(
 ) -> list[list[int]]:
     """Check the inputs and split the build into chunks of consecutive parts (the manifest
     is their concatenation); each chunk's progress slot starts at 0 of its image count."""
-    record = _model_record(context.storage, params.model_id)
+    record = find_record(context.storage, ModelRecord, params.model_id, "model")
     data = _dataset(context.storage, params.dataset_id, record.image_size)
     if data["class_names"] != list(record.class_names):
         raise JobInputError(
@@ -293,7 +297,7 @@ def build_set_chunk(
 
 def finish_set(context: JobContext, params: BuildSetParams, chunks: int) -> dict[str, Any]:
     """Join the chunks into one set, its robustness table and its zip."""
-    record = _model_record(context.storage, params.model_id)
+    record = find_record(context.storage, ModelRecord, params.model_id, "model")
     out = context.storage.folder("jobs", context.job_id) / "set"
     context.progress("joining chunks", 0, 1)
     count = merge_chunk_manifests(
@@ -355,12 +359,9 @@ def train_detector_job(context: JobContext, params: TrainDetectorParams) -> dict
 
 def evaluate_job(context: JobContext, params: EvaluateParams) -> dict[str, Any]:
     """Write the detection report for a detector on a set's test split."""
-    with context.storage.db.session() as session:
-        detector_record = session.get(DetectorRecord, params.detector_id)
-        if detector_record is None:
-            raise JobInputError(f"detector {params.detector_id!r} does not exist")
-        guard_path = detector_record.path
-        set_job_id = params.set_job_id or detector_record.set_job_id
+    detector_record = find_record(context.storage, DetectorRecord, params.detector_id, "detector")
+    guard_path = detector_record.path
+    set_job_id = params.set_job_id or detector_record.set_job_id
     adversarial = load_adversarial_set(_set_folder(context.storage, set_job_id))
     guard = Guard.load(guard_path)
     context.progress("scoring the test split", 0, 1)
@@ -374,9 +375,9 @@ def evaluate_job(context: JobContext, params: EvaluateParams) -> dict[str, Any]:
     write_detection_report(result, view, adversarial, out)
     context.progress("scoring the test split", 1, 1)
     with context.storage.db.session() as session:
-        detector_record = session.get(DetectorRecord, params.detector_id)
-        if detector_record is not None:
-            detector_record.report_job_id = context.job_id
+        reported = session.get(DetectorRecord, params.detector_id)
+        if reported is not None:  # it may have been deleted while the report ran
+            reported.report_job_id = context.job_id
     return {
         "report": result.to_dict(),
         "artifacts": {

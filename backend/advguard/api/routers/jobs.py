@@ -15,10 +15,13 @@ from advguard.api.schemas import JobListOut, JobOut, ProgressOut, errors
 from advguard.jobs import (
     BuildSetParams,
     EvaluateParams,
+    JobInputError,
     JobParams,
     TrainClassifierParams,
     TrainDetectorParams,
     build_config,
+    find_record,
+    succeeded_set_job,
 )
 from advguard.storage import (
     FINISHED_STATES,
@@ -58,45 +61,28 @@ def job_out(storage: Storage, record: JobRecord) -> JobOut:
     )
 
 
-def _require(storage: Storage, model: type, record_id: str, kind: str) -> Any:
-    with storage.db.session() as session:
-        record = session.get(model, record_id)
-    if record is None:
-        raise HTTPException(422, f"{kind} {record_id!r} does not exist")
-    return record
-
-
-def _succeeded_set_job(storage: Storage, job_id: str) -> JobRecord:
-    record = _require(storage, JobRecord, job_id, "job")
-    if record.type != "build_adversarial_set":
-        raise HTTPException(422, f"job {job_id} is a {record.type} job, not an adversarial set")
-    if record.state != "succeeded":
-        raise HTTPException(422, f"adversarial-set job {job_id} is {record.state}, not succeeded")
-    return record  # type: ignore[no-any-return]
-
-
 def validate_references(storage: Storage, params: Any) -> None:
-    """Refuse (422) a job whose dataset, model, set or detector is missing or unusable."""
-    if isinstance(params, TrainClassifierParams | BuildSetParams):
-        dataset = _require(storage, DatasetRecord, params.dataset_id, "dataset")
-    if isinstance(params, BuildSetParams):
-        model = _require(storage, ModelRecord, params.model_id, "model")
-        try:
+    """Refuse (422) a job whose dataset, model, set or detector is missing or unusable,
+    with the same checks (and messages) the worker applies when the job runs."""
+    try:
+        if isinstance(params, TrainClassifierParams | BuildSetParams):
+            dataset = find_record(storage, DatasetRecord, params.dataset_id, "dataset")
+        if isinstance(params, BuildSetParams):
+            model = find_record(storage, ModelRecord, params.model_id, "model")
             build_config(params)
-        except ValueError as error:
-            raise HTTPException(422, str(error)) from None
-        if dataset.class_names and dataset.class_names != model.class_names:
-            raise HTTPException(
-                422,
-                f"the model's classes {model.class_names} differ from the dataset's "
-                f"{dataset.class_names}",
-            )
-    if isinstance(params, TrainDetectorParams):
-        _succeeded_set_job(storage, params.set_job_id)
-    if isinstance(params, EvaluateParams):
-        _require(storage, DetectorRecord, params.detector_id, "detector")
-        if params.set_job_id is not None:
-            _succeeded_set_job(storage, params.set_job_id)
+            if dataset.class_names and dataset.class_names != model.class_names:
+                raise JobInputError(
+                    f"the model's classes {model.class_names} differ from the dataset's "
+                    f"{dataset.class_names}"
+                )
+        if isinstance(params, TrainDetectorParams):
+            succeeded_set_job(storage, params.set_job_id)
+        if isinstance(params, EvaluateParams):
+            find_record(storage, DetectorRecord, params.detector_id, "detector")
+            if params.set_job_id is not None:
+                succeeded_set_job(storage, params.set_job_id)
+    except ValueError as error:  # JobInputError, and bad attack names or budgets
+        raise HTTPException(422, str(error)) from None
 
 
 def _submit(job_id: str, job_type: str) -> None:

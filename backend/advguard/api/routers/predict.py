@@ -17,7 +17,7 @@ from torch import Tensor
 from advguard.api.deps import SettingsDep, StorageDep, read_upload, require_read
 from advguard.api.schemas import AttackOut, PredictOut, VerdictOut, errors
 from advguard.attacks import ATTACKS, AttackError, create_attack
-from advguard.config import Settings, get_settings
+from advguard.config import Settings
 from advguard.data import ImageDecodeError, decode_upload, to_uint8
 from advguard.guard import Guard, Verdict
 from advguard.storage import DetectorRecord, ModelRecord, Storage
@@ -25,7 +25,9 @@ from advguard.storage import DetectorRecord, ModelRecord, Storage
 router = APIRouter(tags=["predict"])
 
 
-def _detector(storage: Storage, detector_id: str | None) -> tuple[DetectorRecord, int, int]:
+def _detector(
+    storage: Storage, settings: Settings, detector_id: str | None
+) -> tuple[DetectorRecord, int, int]:
     """The detector (the newest when no id is given) and its classifier's image side and
     channels, in one database round trip."""
     with storage.db.session() as session:
@@ -43,16 +45,20 @@ def _detector(storage: Storage, detector_id: str | None) -> tuple[DetectorRecord
                 )
         model = session.get(ModelRecord, record.model_id)
     if model is None:
-        return record, get_settings().image_size, 1
+        return record, settings.image_size, 1
     return record, model.image_size, model.channels
 
 
 def _prepare(
-    storage: Storage, detector_id: str | None, payloads: list[tuple[str, bytes]], max_pixels: int
+    storage: Storage,
+    settings: Settings,
+    detector_id: str | None,
+    payloads: list[tuple[str, bytes]],
 ) -> tuple[DetectorRecord, Tensor]:
     """Look the detector up and decode the uploads to its input size (one trip off the
     event loop: each hop costs about a millisecond on a busy 2-core machine)."""
-    record, size, channels = _detector(storage, detector_id)
+    record, size, channels = _detector(storage, settings, detector_id)
+    max_pixels = settings.max_image_pixels
     images = []
     for name, data in payloads:
         try:
@@ -91,9 +97,7 @@ async def predict(
             413, f"{len(files)} images in one request; the limit is {settings.max_predict_images}"
         )
     payloads = await _read_files(settings, files)
-    record, images = await run_in_threadpool(
-        _prepare, storage, detector_id, payloads, settings.max_image_pixels
-    )
+    record, images = await run_in_threadpool(_prepare, storage, settings, detector_id, payloads)
     verdicts = await request.app.state.guards.predict(record.id, record.path, images)
     return PredictOut(
         detector_id=record.id,
@@ -167,9 +171,7 @@ async def attack_image(
             422, f"unknown attack {attack!r}; available: {', '.join(sorted(ATTACKS))}"
         )
     payloads = await _read_files(settings, [file])
-    record, image = await run_in_threadpool(
-        _prepare, storage, detector_id, payloads, settings.max_image_pixels
-    )
+    record, image = await run_in_threadpool(_prepare, storage, settings, detector_id, payloads)
     guard = await run_in_threadpool(request.app.state.guards.guard, record.id, record.path)
     try:
         return await run_in_threadpool(_attack_one, guard, image, attack, eps)
