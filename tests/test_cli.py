@@ -228,3 +228,35 @@ def test_detection_commands_refuse_bad_input(args, message, trained_model_dir, t
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_robustness_command_writes_curves(trained_model_dir, folder_dataset, tmp_path):
+    out = tmp_path / "robustness"
+    result = advguard(
+        "robustness", "--model", str(trained_model_dir / "model"), "--data", str(folder_dataset),
+        "--attacks", "fgsm,pgd", "--eps", "0,4/255", "--defenses", "median", "--limit", "20",
+        "--out", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "robustness measured on 20 images" in result.stdout
+    data = json.loads((out / "robustness.json").read_text())
+    assert data["defenses"] == ["none", "median", "median + BPDA"]
+    assert data["images"] == 20
+    assert [len(curve["accuracy"]) for curve in data["curves"]] == [2] * 6
+    assert (out / "robustness.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--attacks", "pgd,zap"], "unknown attack(s) zap"),
+        (["--eps", "2"], "between 0 and 1"),
+        (["--defenses", "blur"], "unknown defense 'blur'"),
+    ],
+)
+def test_robustness_command_refuses_bad_input(args, message, trained_model_dir, tmp_path):
+    model = str(trained_model_dir / "model")
+    result = advguard("robustness", "--model", model, "--out", "r", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -7,6 +7,7 @@ import torch
 
 from advguard.attacks import PGD
 from advguard.defenses import PreprocessingDefense, bit_depth, gaussian_blur, jpeg, median
+from advguard.models import predict_logits
 
 
 def test_preprocessors_keep_images_valid_and_close():
@@ -62,3 +63,11 @@ def test_bad_defense_parameters_are_refused(trained_small):
         PreprocessingDefense(trained_small.model, "bit_depth", bits=0)
     with pytest.raises(ValueError, match="quality"):
         PreprocessingDefense(trained_small.model, "jpeg", quality=0)
+
+
+def test_wrapper_keeps_the_classifier_in_evaluation_mode(trained_small):
+    """Evaluating through a wrapper must not leave the classifier in training mode."""
+    model = trained_small.model
+    assert not model.training
+    predict_logits(PreprocessingDefense(model, "median"), trained_small.test.images[:4])
+    assert not model.training

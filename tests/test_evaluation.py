@@ -1,6 +1,8 @@
-"""Metrics against scikit-learn, and the robustness table on a small trained model."""
+"""Metrics against scikit-learn, and robustness over ε on a small trained model."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -8,11 +10,15 @@ from sklearn.metrics import accuracy_score
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 
 from advguard.evaluation import (
+    DefenseSetting,
+    RobustnessRow,
     confusion_matrix,
+    defense_settings,
     evaluate_classifier,
+    evaluate_robustness,
     format_eps,
     format_table,
-    robustness_table,
+    write_robustness_report,
 )
 
 
@@ -36,23 +42,84 @@ def test_format_eps(eps, text):
     assert format_eps(eps) == text
 
 
-def test_robustness_table_rows(trained_small):
-    data = trained_small.test.subset(torch.arange(40))
-    rows = robustness_table(
-        trained_small.model, data, ("fgsm", "pgd", "cw"), (2 / 255, 8 / 255), show_progress=False
-    )
-    assert [(r.attack, r.eps) for r in rows] == [
-        ("fgsm", 2 / 255),
-        ("fgsm", 8 / 255),
-        ("pgd", 2 / 255),
-        ("pgd", 8 / 255),
-        ("cw", None),
+def test_format_table_has_a_line_per_row():
+    rows = [
+        RobustnessRow("pgd", 8 / 255, 0.9, 0.1, 0.88, 1.2, 8 / 255, 3.0),
+        RobustnessRow("cw", None, 0.9, 0.0, 1.0, 0.4, 0.02, float("nan")),
     ]
-    by_key = {(r.attack, r.eps): r for r in rows}
-    assert (
-        by_key[("pgd", 8 / 255)].adversarial_accuracy
-        <= by_key[("pgd", 2 / 255)].adversarial_accuracy
+    table = format_table(rows)
+    assert table.count("\n") == len(rows) + 1
+    assert "| pgd | 8/255 | 0.900 | 0.100 |" in table and "| cw | L2 |" in table
+
+
+@pytest.fixture(scope="module")
+def robustness(trained_small):
+    data = trained_small.test.sample(48, seed=1)
+    settings = defense_settings(["bit_depth"])
+    return evaluate_robustness(
+        trained_small.model,
+        data,
+        ("fgsm", "pgd", "cw"),
+        (0, 2 / 255, 8 / 255),
+        settings,
+        show_progress=False,
     )
-    assert by_key[("pgd", 8 / 255)].max_linf <= 8 / 255 + 1e-6
-    assert all(r.clean_accuracy == rows[0].clean_accuracy for r in rows)
-    assert format_table(rows).count("\n") == len(rows) + 1
+
+
+def test_robustness_curves_start_at_clean_accuracy_and_fall(robustness, trained_small):
+    assert robustness.epsilons == [0, 2 / 255, 8 / 255]
+    assert robustness.defenses == ["none", "bit_depth", "bit_depth + BPDA"]
+    data = trained_small.test.sample(48, seed=1)
+    clean = float((trained_small.model(data.images).argmax(1) == data.labels).float().mean())
+    assert robustness.clean_accuracy["none"] == pytest.approx(clean)
+    for curve in robustness.curves:
+        assert curve.accuracy[0] == robustness.clean_accuracy[curve.defense]
+    pgd = robustness.curve("none", "pgd").accuracy
+    assert pgd[2] <= pgd[1] < pgd[0]
+    assert pgd[2] < 0.2 * pgd[0]  # PGD at 8/255 breaks an undefended small model
+    # CW is a minimal-perturbation attack: broken at ε only within that L∞ budget.
+    cw = robustness.curve("none", "cw").accuracy
+    assert cw[0] >= cw[1] >= cw[2]
+
+
+def test_worst_case_is_per_image_and_below_every_attack(robustness):
+    for defense in robustness.defenses:
+        curves = [robustness.curve(defense, attack).accuracy for attack in robustness.attacks]
+        for i in range(len(robustness.epsilons)):
+            assert robustness.worst_case[defense][i] <= min(curve[i] for curve in curves)
+
+
+def test_bpda_exposes_the_masked_gradient_of_bit_depth_reduction(robustness):
+    """Rounding has a zero gradient: plain PGD through it barely moves the accuracy; the
+    same attack with BPDA (straight-through) brings it down (the defense only hid it)."""
+    plain = robustness.curve("bit_depth", "pgd").accuracy
+    bpda = robustness.curve("bit_depth + BPDA", "pgd").accuracy
+    assert plain[2] > bpda[2] + 0.3
+    assert robustness.worst_case["bit_depth + BPDA"][2] <= robustness.worst_case["bit_depth"][2]
+
+
+def test_robustness_report_files(robustness, tmp_path):
+    files = write_robustness_report(robustness, tmp_path)
+    saved = json.loads((tmp_path / files["json"]).read_text())
+    assert saved["worst_case"] == robustness.worst_case
+    markdown = (tmp_path / files["markdown"]).read_text()
+    assert markdown.count("| **worst case** |") == 3
+    assert (tmp_path / files["plot"]).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"attacks": ("nope",)}, "unknown attack"),
+        ({"attacks": ()}, "at least one attack"),
+        ({"epsilons": (-1 / 255,)}, "between 0 and 1"),
+    ],
+)
+def test_robustness_refuses_bad_requests(trained_small, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate_robustness(trained_small.model, trained_small.test, **kwargs)
+
+
+def test_defense_settings_refuse_unknown_names():
+    with pytest.raises(ValueError, match="unknown defense 'blur'"):
+        DefenseSetting("blur")

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from advguard import __version__
 from advguard.attacks import (
@@ -41,7 +42,12 @@ from advguard.detection import (
 from advguard.evaluation import (
     DEMO_ATTACKS,
     DEMO_EPSILONS,
+    ROBUSTNESS_ATTACKS,
+    ROBUSTNESS_EPSILONS,
+    DefenseSetting,
+    RobustnessResult,
     evaluate_classifier,
+    evaluate_robustness,
     format_eps,
     format_table,
     json_ready,
@@ -49,12 +55,14 @@ from advguard.evaluation import (
     run_attack,
     save_adversarial_set,
     training_summary,
+    write_robustness_report,
 )
 from advguard.evaluation.detection_report import (
     build_detection_report,
     robustness_from_set,
     write_detection_report,
 )
+from advguard.evaluation.robustness import check_robustness_request, defense_settings
 from advguard.guard import Guard
 from advguard.models import (
     ModelLoadError,
@@ -321,6 +329,57 @@ def command_demo(args: argparse.Namespace) -> None:
     print(f"demo took {time.perf_counter() - started:.0f} s")
 
 
+def robustness_settings(args: argparse.Namespace) -> list[DefenseSetting]:
+    """The defense settings asked for, with the attacks and budgets checked (before any
+    data is loaded)."""
+    try:
+        check_robustness_request(args.attacks, args.eps)
+        return defense_settings(args.defenses)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+
+
+def measure_robustness(
+    model: torch.nn.Module,
+    dataset: ImageDataset,
+    settings: Sequence[DefenseSetting],
+    out: Path,
+    args: argparse.Namespace,
+) -> RobustnessResult:
+    """Accuracy over the ε grid with one progress bar; write and print the report."""
+    with tqdm(total=1, desc="robustness", unit="img") as bar:
+
+        def advance(stage: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.set_postfix_str(stage, refresh=False)
+            bar.update(done - bar.n)
+
+        result = evaluate_robustness(
+            model,
+            dataset,
+            args.attacks,
+            args.eps,
+            settings,
+            batch_size=args.batch_size,
+            progress=advance,
+            show_progress=False,
+        )
+    write_robustness_report(result, out)
+    print(result.markdown())
+    print(f"robustness measured on {len(dataset)} images in {result.seconds:.0f} s → {out}")
+    return result
+
+
+def command_robustness(args: argparse.Namespace) -> None:
+    model, spec = load_classifier(args.model)
+    settings = robustness_settings(args)
+    splits = load_splits(args.data, spec, args.seed)
+    if args.split not in splits:
+        raise CommandError(f"split {args.split!r} not found; have {', '.join(splits)}")
+    dataset = splits[args.split].sample(args.limit, args.seed)
+    measure_robustness(model, dataset, settings, Path(args.out), args)
+
+
 def command_serve(args: argparse.Namespace) -> None:
     """Run the API (and the built web app) with uvicorn."""
     import uvicorn
@@ -393,6 +452,35 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--seed", type=int, default=0)
 
+    def add_robustness_options(sub: argparse.ArgumentParser, limit: int | None = None) -> None:
+        sub.add_argument(
+            "--attacks",
+            type=parse_list,
+            default=list(ROBUSTNESS_ATTACKS),
+            help=f"comma-separated attacks (default: {','.join(ROBUSTNESS_ATTACKS)})",
+        )
+        sub.add_argument(
+            "--eps",
+            type=lambda text: [parse_number(item) for item in parse_list(text)],
+            default=list(ROBUSTNESS_EPSILONS),
+            help="comma-separated L∞ budgets (default: 0,1/255,2/255,4/255,8/255,16/255)",
+        )
+        sub.add_argument(
+            "--defenses",
+            type=parse_list,
+            default=[],
+            help="preprocessing defenses to compare, each attacked plainly and with BPDA: "
+            "bit_depth,median,jpeg,gaussian_blur (default: none)",
+        )
+        sub.add_argument(
+            "--limit",
+            type=int,
+            default=limit,
+            help="evaluate a random N images of the split"
+            + (f" (default: {limit})" if limit else " (default: all)"),
+        )
+        sub.add_argument("--batch-size", type=int, default=128)
+
     train = commands.add_parser("train", help="train the built-in classifier on a dataset")
     add_training_options(train, epochs=60)
     train.add_argument("--out", default="advguard-out/train", help="output folder")
@@ -418,6 +506,18 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--seed", type=int, default=0)
     attack.add_argument("--out", required=True, help="output folder")
     attack.set_defaults(handler=command_attack)
+
+    robustness = commands.add_parser(
+        "robustness",
+        help="accuracy under each attack over an ε grid, with and without preprocessing defenses",
+    )
+    robustness.add_argument("--model", required=True, help="model folder or TorchScript file")
+    robustness.add_argument("--data", default="bundled")
+    robustness.add_argument("--split", default="test")
+    add_robustness_options(robustness)
+    robustness.add_argument("--seed", type=int, default=0)
+    robustness.add_argument("--out", required=True, help="report folder")
+    robustness.set_defaults(handler=command_robustness)
 
     listing = commands.add_parser("attacks", help="list the attacks and their defaults")
     listing.set_defaults(handler=command_attacks)

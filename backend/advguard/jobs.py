@@ -30,12 +30,21 @@ from advguard.detection import (
     train_detector,
     write_chunk_manifest,
 )
-from advguard.evaluation import evaluate_classifier, json_ready, training_summary
+from advguard.evaluation import (
+    ROBUSTNESS_ATTACKS,
+    ROBUSTNESS_EPSILONS,
+    evaluate_classifier,
+    evaluate_robustness,
+    json_ready,
+    training_summary,
+    write_robustness_report,
+)
 from advguard.evaluation.detection_report import (
     build_detection_report,
     robustness_from_set,
     write_detection_report,
 )
+from advguard.evaluation.robustness import check_robustness_request, defense_settings
 from advguard.guard import Guard
 from advguard.models import TrainConfig, fit_classifier, load_classifier, save_model
 from advguard.storage import (
@@ -114,15 +123,44 @@ class EvaluateParams(_Params):
     leave_one_out: bool = False
 
 
+class EvaluateRobustnessParams(_Params):
+    """Accuracy under each attack over an ε grid, without and with preprocessing defenses
+    (each attacked plainly and through BPDA), on a random sample of a test split."""
+
+    type: Literal["evaluate_robustness"] = "evaluate_robustness"
+    model_id: str
+    dataset_id: str = "bundled"
+    attacks: list[str] = Field(
+        default_factory=lambda: list(ROBUSTNESS_ATTACKS), min_length=1, max_length=16
+    )
+    eps: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: list(ROBUSTNESS_EPSILONS), min_length=1, max_length=16
+    )
+    defenses: list[Literal["bit_depth", "median", "jpeg", "gaussian_blur"]] = Field(
+        default_factory=list, max_length=4
+    )
+    limit: int | None = Field(200, ge=1, le=100_000)
+    """Evaluate a random ``limit`` test images (``None``: all of them)."""
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
 JobParams = Annotated[
-    TrainClassifierParams | BuildSetParams | TrainDetectorParams | EvaluateParams,
+    TrainClassifierParams
+    | BuildSetParams
+    | TrainDetectorParams
+    | EvaluateParams
+    | EvaluateRobustnessParams,
     Field(discriminator="type"),
 ]
-JOB_QUEUES = {
+JobType = Literal[
+    "train_classifier", "build_adversarial_set", "train_detector", "evaluate", "evaluate_robustness"
+]
+JOB_QUEUES: dict[str, str] = {
     "train_classifier": "training",
     "build_adversarial_set": "attacks",
     "train_detector": "training",
     "evaluate": "evaluation",
+    "evaluate_robustness": "evaluation",
 }
 
 
@@ -193,6 +231,33 @@ def _model(storage: Storage, model_id: str) -> tuple[torch.nn.Module, Any, Model
     return model, spec, record
 
 
+def matching_model_and_dataset(
+    storage: Storage, model_id: str, dataset_id: str
+) -> tuple[ModelRecord, DatasetRecord]:
+    """The model and dataset records, refused when their class names differ."""
+    model = find_record(storage, ModelRecord, model_id, "model")
+    dataset = find_record(storage, DatasetRecord, dataset_id, "dataset")
+    if dataset.class_names:  # known once the dataset was imported
+        check_same_classes(model.class_names, dataset.class_names)
+    return model, dataset
+
+
+def check_same_classes(model_classes: list[str], dataset_classes: list[str]) -> None:
+    """Refuse (:class:`JobInputError`) a model used on a dataset with other classes."""
+    if list(model_classes) != list(dataset_classes):
+        raise JobInputError(
+            f"the model's classes {model_classes} differ from the dataset's {dataset_classes}"
+        )
+
+
+def check_robustness_params(params: EvaluateRobustnessParams) -> None:
+    """Refuse unknown attacks or bad budgets (:class:`JobInputError`)."""
+    try:
+        check_robustness_request(params.attacks, params.eps)
+    except ValueError as error:
+        raise JobInputError(str(error)) from error
+
+
 def _set_folder(storage: Storage, set_job_id: str) -> Path:
     succeeded_set_job(storage, set_job_id)
     return storage.folder("jobs", set_job_id) / "set"
@@ -257,11 +322,7 @@ def plan_set_job(
     is their concatenation); each chunk's progress slot starts at 0 of its image count."""
     record = find_record(context.storage, ModelRecord, params.model_id, "model")
     data = _dataset(context.storage, params.dataset_id, record.image_size)
-    if data["class_names"] != list(record.class_names):
-        raise JobInputError(
-            f"the model's classes {record.class_names} differ from the dataset's "
-            f"{data['class_names']}"
-        )
+    check_same_classes(record.class_names, data["class_names"])
     config = build_config(params)
     sizes = part_sizes({name: len(split) for name, split in data["splits"].items()}, config)
     chunks = [
@@ -385,6 +446,33 @@ def evaluate_job(context: JobContext, params: EvaluateParams) -> dict[str, Any]:
             for name in ("report.json", "report.md", "roc.png", "confusion.png", "examples.png")
             if (out / name).exists()
         },
+    }
+
+
+def evaluate_robustness_job(
+    context: JobContext, params: EvaluateRobustnessParams
+) -> dict[str, Any]:
+    """Accuracy-vs-ε curves for a model on a test sample; report files in ``robustness/``."""
+    check_robustness_params(params)
+    model, _, record = _model(context.storage, params.model_id)
+    data = _dataset(context.storage, params.dataset_id, record.image_size)
+    check_same_classes(record.class_names, data["class_names"])
+    if "test" not in data["splits"]:
+        raise JobInputError(f"dataset {params.dataset_id} has no test split")
+    dataset = data["splits"]["test"].sample(params.limit, params.seed)
+    result = evaluate_robustness(
+        model,
+        dataset,
+        params.attacks,
+        params.eps,
+        defense_settings(params.defenses),
+        progress=context.progress,
+        show_progress=False,
+    )
+    files = write_robustness_report(result, context.folder / "robustness")
+    return {
+        "robustness": json_ready(result.to_dict()),
+        "artifacts": {name: f"robustness/{file}" for name, file in files.items()},
     }
 
 

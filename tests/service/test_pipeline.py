@@ -6,7 +6,9 @@ import io
 import zipfile
 
 import numpy as np
+import pytest
 import torch
+from conftest import wait_for_job
 from PIL import Image
 
 from advguard.data import load_dataset
@@ -86,3 +88,37 @@ def test_detector_report_and_predict(client, pipeline, service_settings):
         assert got["label"] == want.label
         assert np.isclose(got["score"], want.score, atol=1e-5)
         assert (got["attack"] is None) == (got["label"] is not None)
+
+
+def test_robustness_job_gives_the_core_functions_curves(client, pipeline, service_settings):
+    from advguard.evaluation import defense_settings, evaluate_robustness
+    from advguard.models import load_classifier
+
+    request = {
+        "type": "evaluate_robustness",
+        "model_id": pipeline.model_id,
+        "attacks": ["fgsm", "pgd"],
+        "eps": [0, 4 / 255, 8 / 255],
+        "defenses": ["jpeg"],
+        "limit": 24,
+    }
+    job = wait_for_job(client, client.post("/api/v1/jobs", json=request).json()["id"])
+    assert job["state"] == "succeeded", job
+    assert job["progress"]["done"] == job["progress"]["total"]
+    curves = job["result"]["robustness"]
+    assert curves["defenses"] == ["none", "jpeg", "jpeg + BPDA"]
+    assert client.get(job["artifacts"]["plot"]).content[:4] == b"\x89PNG"
+    assert "| **worst case** |" in client.get(job["artifacts"]["markdown"]).text
+    # The same evaluation in this process: the job is a thin wrapper over the core.
+    model_record = client.get(f"/api/v1/models/{pipeline.model_id}").json()
+    model, _ = load_classifier(
+        service_settings.data_dir / "jobs" / model_record["job_id"] / "model"
+    )
+    test = load_dataset("bundled", image_size=32).splits["test"].sample(24, seed=0)
+    direct = evaluate_robustness(
+        model, test, ["fgsm", "pgd"], [0, 4 / 255, 8 / 255], defense_settings(["jpeg"]),
+        show_progress=False,
+    )  # fmt: skip
+    for theirs, ours in zip(curves["curves"], direct.curves, strict=True):
+        assert (theirs["defense"], theirs["attack"]) == (ours.defense, ours.attack)
+        assert theirs["accuracy"] == pytest.approx(ours.accuracy, abs=1 / 24 + 1e-9)

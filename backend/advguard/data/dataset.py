@@ -56,6 +56,17 @@ class ImageDataset:
             groups=None if self.groups is None else self.groups[index],
         )
 
+    def sample(self, count: int | None, seed: int = 0) -> ImageDataset:
+        """A reproducible random ``count`` images in their original order (all of them when
+        ``count`` is ``None`` or not smaller than the dataset): an unbiased subset where the
+        files are sorted by class."""
+        if count is None or count >= len(self):
+            return self
+        if count < 1:
+            raise ValueError(f"count must be ≥ 1, got {count}")
+        generator = torch.Generator().manual_seed(seed)
+        return self.subset(torch.randperm(len(self), generator=generator)[:count].sort().values)
+
     def class_counts(self) -> dict[str, int]:
         """Number of images per class name."""
         counts = torch.bincount(self.labels, minlength=self.num_classes).tolist()

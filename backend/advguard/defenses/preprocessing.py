@@ -87,6 +87,9 @@ class PreprocessingDefense(nn.Module):
         self.bpda = bpda
         self.params = params
         PREPROCESSORS[name](torch.zeros(1, 1, 8, 8), **params)  # refuse bad parameters now
+        # Take the classifier's mode: a new module is in training mode, and restoring that
+        # after an evaluation (predict_logits, attacks) would put the classifier in it too.
+        self.train(classifier.training)
 
     def preprocess(self, images: Tensor) -> Tensor:
         processed = PREPROCESSORS[self.name](images, **self.params)

@@ -1,19 +1,36 @@
-"""Accuracy and attack success over attacks and budgets, as a table."""
+"""Robustness over a budget grid: accuracy under each attack at each ε, the worst case over
+attacks, with and without preprocessing defenses (attacked plainly and through BPDA)."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt
 from torch import nn
 
-from advguard.attacks import ATTACKS, create_attack
+from advguard.attacks import ATTACKS, attack_defaults, create_attack
 from advguard.data.dataset import ImageDataset
+from advguard.defenses.preprocessing import PREPROCESSORS, PreprocessingDefense
 from advguard.evaluation.attack_run import run_attack
 from advguard.models.training import predict_logits
 
 DEMO_ATTACKS = ("fgsm", "bim", "pgd", "mim", "cw")
 DEMO_EPSILONS = (2 / 255, 4 / 255, 8 / 255)
+ROBUSTNESS_ATTACKS = ("fgsm", "bim", "pgd", "mim", "apgd", "cw", "deepfool")
+"""Square is left out by default: as a query-only attack it needs ~1000 forward passes per
+image and budget, which is minutes per budget on a CPU. Name it to include it."""
+ROBUSTNESS_EPSILONS = tuple(level / 255 for level in (0, 1, 2, 4, 8, 16))
+NO_DEFENSE = "none"
+
+ProgressCallback = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -52,52 +69,6 @@ def format_eps(eps: float | None) -> str:
     return f"{round(steps)}/255" if abs(steps - round(steps)) < 1e-6 else f"{eps:.4g}"
 
 
-def robustness_table(
-    model: nn.Module,
-    dataset: ImageDataset,
-    attacks: Sequence[str] = DEMO_ATTACKS,
-    epsilons: Sequence[float] = DEMO_EPSILONS,
-    *,
-    batch_size: int = 128,
-    progress: Callable[[int, int], None] | None = None,
-    show_progress: bool = True,
-) -> list[RobustnessRow]:
-    """Attack ``dataset`` with each attack at each ε (L2 attacks once, at their defaults)."""
-    runs = [
-        (name, eps)
-        for name in attacks
-        for eps in ([None] if ATTACKS[name].norm == "l2" else epsilons)
-    ]
-    predicted_before = predict_logits(model, dataset.images).argmax(1)
-    rows = []
-    for index, (name, eps) in enumerate(runs):
-        attack = create_attack(name, model) if eps is None else create_attack(name, model, eps=eps)
-        outcome = run_attack(
-            model,
-            attack,
-            dataset,
-            batch_size=batch_size,
-            predicted_before=predicted_before,
-            show_progress=show_progress,
-        )
-        successful = outcome.success & outcome.clean_correct
-        rows.append(
-            RobustnessRow(
-                attack=name,
-                eps=eps,
-                clean_accuracy=outcome.clean_accuracy,
-                adversarial_accuracy=outcome.adversarial_accuracy,
-                success_rate=outcome.success_rate,
-                mean_l2=float(outcome.l2[successful].mean()) if successful.any() else float("nan"),
-                max_linf=float(outcome.linf.max()),
-                seconds=outcome.seconds,
-            )
-        )
-        if progress is not None:
-            progress(index + 1, len(runs))
-    return rows
-
-
 def format_table(rows: Sequence[RobustnessRow]) -> str:
     """A fixed-width text table of robustness rows for the terminal and Markdown."""
     header = "| attack | ε | clean acc | adv acc | success | mean L2 (succ.) | max L∞ | seconds |"
@@ -109,3 +80,284 @@ def format_table(rows: Sequence[RobustnessRow]) -> str:
             f"{row.max_linf:.4f} | {'–' if row.seconds != row.seconds else f'{row.seconds:.1f}'} |"
         )
     return "\n".join(lines)
+
+
+# --- accuracy over an ε grid ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DefenseSetting:
+    """The model under test: the plain classifier (``name == "none"``) or a preprocessing
+    defense in front of it, attacked through its true gradient or with BPDA."""
+
+    name: str = NO_DEFENSE
+    bpda: bool = False
+    params: tuple[tuple[str, object], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.name != NO_DEFENSE and self.name not in PREPROCESSORS:
+            known = ", ".join([NO_DEFENSE, *PREPROCESSORS])
+            raise ValueError(f"unknown defense {self.name!r}; known: {known}")
+        if self.name == NO_DEFENSE and (self.bpda or self.params):
+            raise ValueError("the undefended model takes neither BPDA nor parameters")
+
+    @property
+    def label(self) -> str:
+        """``none``, ``jpeg`` or ``jpeg + BPDA``: the name used in tables and plots."""
+        return f"{self.name} + BPDA" if self.bpda else self.name
+
+    def wrap(self, classifier: nn.Module) -> nn.Module:
+        """The classifier with this defense in front of it (itself for ``none``)."""
+        if self.name == NO_DEFENSE:
+            return classifier
+        return PreprocessingDefense(classifier, self.name, bpda=self.bpda, **dict(self.params))
+
+
+def defense_settings(names: Sequence[str]) -> list[DefenseSetting]:
+    """The undefended model, then each named preprocessing attacked plainly and with BPDA,
+    so gradient masking shows as the gap between the two."""
+    settings = [DefenseSetting()]
+    for name in names:
+        if name != NO_DEFENSE:
+            settings += [DefenseSetting(name), DefenseSetting(name, bpda=True)]
+    return settings
+
+
+@dataclass
+class RobustnessCurve:
+    """Accuracy of one model (defense setting) under one attack, one value per ε."""
+
+    defense: str
+    attack: str
+    accuracy: list[float]
+    seconds: float
+
+
+@dataclass
+class RobustnessResult:
+    """Accuracy under attack over an ε grid, per defense setting and attack.
+
+    ``worst_case[defense][i]`` is the share of images that every attack left correctly
+    classified at ``epsilons[i]`` (per image, not the minimum of the averages).
+    """
+
+    epsilons: list[float]
+    images: int
+    attacks: list[str]
+    defenses: list[str]
+    clean_accuracy: dict[str, float]
+    curves: list[RobustnessCurve]
+    worst_case: dict[str, list[float]]
+    seconds: float
+    attack_params: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def curve(self, defense: str, attack: str) -> RobustnessCurve:
+        """The curve for one defense setting (by label) and attack."""
+        for curve in self.curves:
+            if curve.defense == defense and curve.attack == attack:
+                return curve
+        raise KeyError((defense, attack))
+
+    def markdown(self) -> str:
+        """One table per defense setting: attacks as rows, budgets as columns."""
+        budgets = [format_eps(eps) for eps in self.epsilons]
+        sections = []
+        for defense in self.defenses:
+            lines = [
+                f"### {defense} (clean accuracy {self.clean_accuracy[defense]:.3f})",
+                "",
+                "| attack | " + " | ".join(f"ε={b}" for b in budgets) + " | seconds |",
+                "|---|" + "---|" * (len(budgets) + 1),
+            ]
+            for attack in self.attacks:
+                curve = self.curve(defense, attack)
+                values = " | ".join(f"{a:.3f}" for a in curve.accuracy)
+                lines.append(f"| {attack} | {values} | {curve.seconds:.0f} |")
+            worst = " | ".join(f"**{a:.3f}**" for a in self.worst_case[defense])
+            lines.append(f"| **worst case** | {worst} | |")
+            sections.append("\n".join(lines))
+        return "\n\n".join(sections)
+
+
+def _attack_params(name: str, eps: float) -> dict[str, object]:
+    """The budget ``eps`` and, for step-size attacks, Madry et al.'s step ``2.5·ε/steps``,
+    so that every budget on the grid gets a step scaled to it."""
+    defaults = attack_defaults(ATTACKS[name])
+    params: dict[str, object] = {"eps": eps}
+    steps = defaults.get("steps")
+    if "alpha" in defaults and isinstance(steps, int):
+        params["alpha"] = 2.5 * eps / steps
+    return params
+
+
+def check_robustness_request(attacks: Sequence[str], epsilons: Sequence[float]) -> None:
+    """Raise ``ValueError`` naming what is wrong with these attacks or budgets (callers
+    check before loading data)."""
+    if not attacks:
+        raise ValueError("name at least one attack")
+    unknown = [name for name in attacks if name not in ATTACKS]
+    if unknown:
+        raise ValueError(f"unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
+    if not epsilons or any(not 0 <= eps <= 1 for eps in epsilons):
+        raise ValueError("budgets must be between 0 and 1 (pixel scale, e.g. 8/255)")
+
+
+def evaluate_robustness(
+    classifier: nn.Module,
+    dataset: ImageDataset,
+    attacks: Sequence[str] = ROBUSTNESS_ATTACKS,
+    epsilons: Sequence[float] = ROBUSTNESS_EPSILONS,
+    defenses: Sequence[DefenseSetting] = (DefenseSetting(),),
+    *,
+    batch_size: int = 128,
+    progress: ProgressCallback | None = None,
+    show_progress: bool = True,
+) -> RobustnessResult:
+    """Accuracy of ``classifier`` (behind each defense setting) under each attack at each ε.
+
+    L∞ attacks run once per non-zero ε. Minimal-perturbation L2 attacks (CW, DeepFool) run
+    once: an image counts as broken at ε when the attack fooled the model with an L∞
+    change of at most ε, the same budget the L∞ attacks get. ``progress(stage, done,
+    total)`` counts attacked images.
+    """
+    check_robustness_request(attacks, epsilons)
+    grid = sorted(set(float(eps) for eps in epsilons))
+    linf_budgets = [eps for eps in grid if eps > 0]
+    runs_per_defense = sum(
+        1 if ATTACKS[name].norm == "l2" else len(linf_budgets) for name in attacks
+    )
+    total = len(defenses) * runs_per_defense * len(dataset)
+    done = 0
+    started = time.perf_counter()
+    labels = dataset.labels
+    curves: list[RobustnessCurve] = []
+    clean_accuracy: dict[str, float] = {}
+    worst_case: dict[str, list[float]] = {}
+    for setting in defenses:
+        model = setting.wrap(classifier)
+        clean_predictions = predict_logits(model, dataset.images).argmax(1)
+        clean_correct = clean_predictions == labels
+        clean_accuracy[setting.label] = float(clean_correct.float().mean())
+        survived_all = clean_correct.repeat(len(grid), 1)  # budgets × images
+        for name in attacks:
+            attack_started = time.perf_counter()
+            correct = clean_correct.repeat(len(grid), 1)
+            budgets = [None] if ATTACKS[name].norm == "l2" else linf_budgets
+            for eps in budgets:
+                stage = f"{setting.label}: {name}" + (
+                    "" if eps is None else f" ε={format_eps(eps)}"
+                )
+                attack = create_attack(
+                    name, model, **({} if eps is None else _attack_params(name, eps))
+                )
+                offset = done
+
+                def report(
+                    images_done: int, _total: int, stage: str = stage, offset: int = offset
+                ) -> None:
+                    if progress is not None:
+                        progress(stage, offset + images_done, total)
+
+                outcome = run_attack(
+                    model,
+                    attack,
+                    dataset,
+                    batch_size=batch_size,
+                    predicted_before=clean_predictions,
+                    progress=report,
+                    show_progress=show_progress,
+                )
+                fooled = outcome.predicted_after != labels
+                done += len(dataset)
+                if eps is None:
+                    # Broken at ε when fooled within that L∞ budget (8-bit tolerance).
+                    for row, budget in enumerate(grid):
+                        within = outcome.linf <= budget + 1e-6
+                        correct[row] &= ~(fooled & within)
+                else:
+                    correct[grid.index(eps)] &= ~fooled
+            curves.append(
+                RobustnessCurve(
+                    defense=setting.label,
+                    attack=name,
+                    accuracy=[float(row.float().mean()) for row in correct],
+                    seconds=time.perf_counter() - attack_started,
+                )
+            )
+            survived_all &= correct
+        worst_case[setting.label] = [float(row.float().mean()) for row in survived_all]
+    return RobustnessResult(
+        epsilons=grid,
+        images=len(dataset),
+        attacks=list(attacks),
+        defenses=[setting.label for setting in defenses],
+        clean_accuracy=clean_accuracy,
+        curves=curves,
+        worst_case=worst_case,
+        seconds=time.perf_counter() - started,
+        attack_params={
+            name: {"alpha": "2.5·ε/steps"} if "alpha" in attack_defaults(ATTACKS[name]) else {}
+            for name in attacks
+        },
+    )
+
+
+def plot_robustness(result: RobustnessResult, path: str | Path) -> Path:
+    """Accuracy against ε: one panel per defense setting (a line per attack, the worst
+    case in black), and a last panel with every setting's worst case side by side."""
+    panels = len(result.defenses) + (1 if len(result.defenses) > 1 else 0)
+    columns = min(panels, 3)
+    rows = -(-panels // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False, sharey=True
+    )
+    x = [eps * 255 for eps in result.epsilons]
+    for axis, defense in zip(axes.flat, result.defenses, strict=False):
+        for attack in result.attacks:
+            axis.plot(x, result.curve(defense, attack).accuracy, marker="o", ms=3, label=attack)
+        axis.plot(x, result.worst_case[defense], color="black", lw=2.2, label="worst case")
+        axis.set_title(f"{defense} (clean {result.clean_accuracy[defense]:.2f})", fontsize=10)
+    if len(result.defenses) > 1:
+        summary = axes.flat[len(result.defenses)]
+        for defense in result.defenses:
+            style = "--" if defense.endswith("BPDA") else "-"
+            summary.plot(x, result.worst_case[defense], style, marker="o", ms=3, label=defense)
+        summary.set_title("worst case per defense", fontsize=10)
+        summary.legend(fontsize=7)
+    for axis in axes.flat[:panels]:
+        axis.set_xscale("symlog", linthresh=1)
+        axis.set_xticks(x, [format_eps(eps) for eps in result.epsilons], fontsize=7)
+        axis.set_ylim(-0.02, 1.02)
+        axis.set_xlabel("ε (L∞)")
+        axis.grid(alpha=0.3)
+    for axis in axes.flat[panels:]:
+        axis.set_visible(False)
+    axes.flat[0].set_ylabel("accuracy under attack")
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(f"Robustness on {result.images} images")
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def write_robustness_report(result: RobustnessResult, out: str | Path) -> dict[str, str]:
+    """Write ``robustness.json``, ``robustness.md`` and ``robustness.png`` into ``out``;
+    return the file names by kind."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "robustness.json").write_text(json.dumps(json_ready(result.to_dict()), indent=2))
+    (out / "robustness.md").write_text(
+        f"# Robustness: accuracy under attack over ε\n\n{result.images} images; "
+        f"{result.seconds:.0f} s. Step-size attacks use α = 2.5·ε/steps. L2 attacks (CW, "
+        "DeepFool) count an image as broken at ε when they fooled the model with an L∞ "
+        "change ≤ ε. The worst case is per image: correct under every attack.\n\n"
+        + result.markdown()
+        + "\n\n![robustness](robustness.png)\n"
+    )
+    plot_robustness(result, out / "robustness.png")
+    return {"json": "robustness.json", "markdown": "robustness.md", "plot": "robustness.png"}

@@ -20,6 +20,7 @@ from advguard.jobs import (
     JobParams,
     build_set_chunk,
     evaluate_job,
+    evaluate_robustness_job,
     finish_set,
     is_running,
     mark_finished,
@@ -38,6 +39,7 @@ _BODIES: dict[str, Callable[[JobContext, Any], dict[str, Any]]] = {
     "train_classifier": train_classifier_job,
     "train_detector": train_detector_job,
     "evaluate": evaluate_job,
+    "evaluate_robustness": evaluate_robustness_job,
 }
 
 

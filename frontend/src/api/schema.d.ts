@@ -619,6 +619,41 @@ export interface components {
              */
             leave_one_out?: boolean;
         };
+        /**
+         * EvaluateRobustnessParams
+         * @description Accuracy under each attack over an ε grid, without and with preprocessing defenses
+         *     (each attacked plainly and through BPDA), on a random sample of a test split.
+         */
+        EvaluateRobustnessParams: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "evaluate_robustness";
+            /** Model Id */
+            model_id: string;
+            /**
+             * Dataset Id
+             * @default bundled
+             */
+            dataset_id?: string;
+            /** Attacks */
+            attacks?: string[];
+            /** Eps */
+            eps?: number[];
+            /** Defenses */
+            defenses?: ("bit_depth" | "median" | "jpeg" | "gaussian_blur")[];
+            /**
+             * Limit
+             * @default 200
+             */
+            limit?: number | null;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -1270,7 +1305,7 @@ export interface operations {
     list_jobs_api_v1_jobs_get: {
         parameters: {
             query?: {
-                type?: ("train_classifier" | "build_adversarial_set" | "train_detector" | "evaluate") | null;
+                type?: ("train_classifier" | "build_adversarial_set" | "train_detector" | "evaluate" | "evaluate_robustness") | null;
                 state?: ("queued" | "running" | "succeeded" | "failed" | "cancelled") | null;
                 limit?: number;
                 offset?: number;
@@ -1314,7 +1349,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TrainClassifierParams"] | components["schemas"]["BuildSetParams"] | components["schemas"]["TrainDetectorParams"] | components["schemas"]["EvaluateParams"];
+                "application/json": components["schemas"]["TrainClassifierParams"] | components["schemas"]["BuildSetParams"] | components["schemas"]["TrainDetectorParams"] | components["schemas"]["EvaluateParams"] | components["schemas"]["EvaluateRobustnessParams"];
             };
         };
         responses: {

@@ -15,12 +15,15 @@ from advguard.api.schemas import JobListOut, JobOut, ProgressOut, errors
 from advguard.jobs import (
     BuildSetParams,
     EvaluateParams,
-    JobInputError,
+    EvaluateRobustnessParams,
     JobParams,
+    JobType,
     TrainClassifierParams,
     TrainDetectorParams,
     build_config,
+    check_robustness_params,
     find_record,
+    matching_model_and_dataset,
     succeeded_set_job,
 )
 from advguard.storage import (
@@ -28,7 +31,6 @@ from advguard.storage import (
     DatasetRecord,
     DetectorRecord,
     JobRecord,
-    ModelRecord,
     Storage,
     utc_now,
 )
@@ -65,16 +67,14 @@ def validate_references(storage: Storage, params: Any) -> None:
     """Refuse (422) a job whose dataset, model, set or detector is missing or unusable,
     with the same checks (and messages) the worker applies when the job runs."""
     try:
-        if isinstance(params, TrainClassifierParams | BuildSetParams):
-            dataset = find_record(storage, DatasetRecord, params.dataset_id, "dataset")
+        if isinstance(params, TrainClassifierParams):
+            find_record(storage, DatasetRecord, params.dataset_id, "dataset")
         if isinstance(params, BuildSetParams):
-            model = find_record(storage, ModelRecord, params.model_id, "model")
             build_config(params)
-            if dataset.class_names and dataset.class_names != model.class_names:
-                raise JobInputError(
-                    f"the model's classes {model.class_names} differ from the dataset's "
-                    f"{dataset.class_names}"
-                )
+        if isinstance(params, BuildSetParams | EvaluateRobustnessParams):
+            matching_model_and_dataset(storage, params.model_id, params.dataset_id)
+        if isinstance(params, EvaluateRobustnessParams):
+            check_robustness_params(params)
         if isinstance(params, TrainDetectorParams):
             succeeded_set_job(storage, params.set_job_id)
         if isinstance(params, EvaluateParams):
@@ -120,10 +120,7 @@ async def create_job(
 @router.get("", response_model=JobListOut, dependencies=[Depends(require_read)])
 def list_jobs(
     storage: StorageDep,
-    type: Annotated[
-        Literal["train_classifier", "build_adversarial_set", "train_detector", "evaluate"] | None,
-        Query(),
-    ] = None,
+    type: Annotated[JobType | None, Query()] = None,
     state: Annotated[
         Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Query()
     ] = None,
