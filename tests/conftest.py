@@ -1,4 +1,5 @@
-"""Shared fixtures: a small classifier trained once per session on the bundled set."""
+"""Shared fixtures: a small classifier trained once per session on the bundled set, and an
+adversarial set and a detector built on it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ from torch import nn
 
 from advguard.data import ImageDataset, real_mri_path, split_holdout
 from advguard.data.synthetic import make_bundled_dataset
+from advguard.detection import (
+    AdversarialSet,
+    AttackSpec,
+    BuildConfig,
+    Detector,
+    DetectorConfig,
+    build_adversarial_set,
+    train_detector,
+)
 from advguard.models import ModelSpec, TrainConfig, build_model, predict_logits, train_classifier
 from advguard.runtime import configure_threads, tune_glibc_malloc
 
@@ -48,6 +58,48 @@ def trained_small(small_bundled: dict[str, ImageDataset]) -> TrainedModel:
     predictions = predict_logits(model, test.images).argmax(1)
     correct = test.subset(torch.nonzero(predictions == test.labels).squeeze(1))
     return TrainedModel(model=model, spec=spec, test=test, correct=correct)
+
+
+DETECTOR_EPS = 8 / 255
+
+
+@dataclass
+class Built:
+    adversarial: AdversarialSet
+    folder: object
+    model: nn.Module
+    spec: ModelSpec
+    specs: list[AttackSpec]
+    eps: float  # the L∞ budget of the set's attacks and noise controls
+
+
+@pytest.fixture(scope="session")
+def built(trained_small, small_bundled, tmp_path_factory) -> Built:
+    """An adversarial set (FGSM, PGD, CW and the controls) on half the 32×32 bundled set."""
+    eps = DETECTOR_EPS
+    specs = [
+        AttackSpec("fgsm", {"eps": eps}),
+        AttackSpec("pgd", {"eps": eps, "alpha": eps / 4}),
+        AttackSpec("cw", {"steps": 20, "binary_search_steps": 2}),
+    ]
+    folder = tmp_path_factory.mktemp("adversarial-set")
+    splits = {name: small_bundled[name] for name in ("train", "test")}
+    adversarial = build_adversarial_set(
+        trained_small.model,
+        splits,
+        folder,
+        BuildConfig(specs=specs, fraction=0.5, noise_epsilons=[eps]),
+        show_progress=False,
+    )
+    return Built(adversarial, folder, trained_small.model, trained_small.spec, specs, eps)
+
+
+@pytest.fixture(scope="session")
+def trained_detector(built) -> tuple[Detector, torch.Tensor]:
+    """A detector trained on ``built`` in front of ``trained_small``, and the set's features."""
+    return train_detector(
+        built.model, built.adversarial, DetectorConfig(epochs=80), show_progress=False
+    )
 
 
 @pytest.fixture(scope="session")

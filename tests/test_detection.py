@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -16,65 +16,26 @@ from advguard.detection import (
     CLEAN,
     CONTROLS,
     AdversarialSet,
-    AttackSpec,
-    BuildConfig,
     Detector,
-    DetectorConfig,
     DetectorLoadError,
     FeatureSqueezing,
     Mahalanobis,
     attack_family,
-    build_adversarial_set,
     default_attack_specs,
     export_zip,
     extract_features,
     load_adversarial_set,
-    train_detector,
 )
 from advguard.detection.detector import clean_threshold
 from advguard.detection.features import soft_histogram
 from advguard.evaluation.detection_report import (
     build_detection_report,
+    check_unseen_attacks,
+    report_markdown,
     robustness_from_set,
     write_detection_report,
 )
 from advguard.guard import Guard
-
-EPS = 8 / 255
-SPECS = [
-    AttackSpec("fgsm", {"eps": EPS}),
-    AttackSpec("pgd", {"eps": EPS, "alpha": EPS / 4}),
-    AttackSpec("cw", {"steps": 20, "binary_search_steps": 2}),
-]
-
-
-@dataclass
-class Built:
-    adversarial: AdversarialSet
-    folder: object
-    model: torch.nn.Module
-    spec: object
-
-
-@pytest.fixture(scope="module")
-def built(trained_small, small_bundled, tmp_path_factory) -> Built:
-    folder = tmp_path_factory.mktemp("adversarial-set")
-    splits = {name: small_bundled[name] for name in ("train", "test")}
-    adversarial = build_adversarial_set(
-        trained_small.model,
-        splits,
-        folder,
-        BuildConfig(specs=SPECS, fraction=0.5, noise_epsilons=[EPS]),
-        show_progress=False,
-    )
-    return Built(adversarial, folder, trained_small.model, trained_small.spec)
-
-
-@pytest.fixture(scope="module")
-def trained_detector(built):
-    return train_detector(
-        built.model, built.adversarial, DetectorConfig(epochs=80), show_progress=False
-    )
 
 
 def test_default_specs_cover_five_attacks_at_three_budgets():
@@ -103,7 +64,7 @@ def test_counts_and_labels(built, small_bundled):
         n = len(small_bundled[split])
         rows = [r for r in adversarial.rows if r.split == split]
         assert sum(r.attack == CLEAN for r in rows) == n
-        for spec in SPECS:
+        for spec in built.specs:
             assert sum(r.attack == spec.name for r in rows) == (n + 1) // 2
         for kind in CONTROLS:
             assert sum(r.attack == kind for r in rows) == (n + 1) // 2
@@ -128,7 +89,7 @@ def test_images_are_8_bit_and_sizes_measured_after_quantisation(built):
         assert row.linf == pytest.approx(float(difference.abs().max()), abs=1e-6)
         assert row.l2 == pytest.approx(float(difference.norm()), abs=1e-5)
         if row.attack in ("fgsm", "pgd", "noise_sign"):
-            assert row.linf <= EPS + 1e-6  # rounding the clean image first keeps the ball
+            assert row.linf <= built.eps + 1e-6  # rounding the clean image first keeps the ball
 
 
 def test_manifest_round_trip_and_zip(built, tmp_path):
@@ -154,7 +115,7 @@ def test_robustness_from_set_matches_manifest(built):
     rows = {(r.attack, r.eps): r for r in robustness_from_set(built.adversarial)}
     pgd = [r for r in built.adversarial.rows if r.split == "test" and r.attack == "pgd"]
     correct = [r for r in pgd if r.predicted_before == r.true_label]
-    assert rows[("pgd", EPS)].success_rate == pytest.approx(
+    assert rows[("pgd", built.eps)].success_rate == pytest.approx(
         sum(r.success for r in correct) / len(correct)
     )
     assert rows[("cw", None)].max_linf > 0
@@ -299,6 +260,31 @@ def test_report_numbers_match_scikit_learn_and_files_are_written(built, trained_
     for plot in ("roc.png", "confusion.png", "examples.png"):
         with Image.open(out / plot) as image:
             assert image.size[0] > 300
+
+
+def test_report_scores_attacks_the_detector_never_trained_on(built, trained_detector):
+    detector, features = trained_detector
+    report, _ = build_detection_report(
+        detector, built.adversarial, features=features, baselines=False, leave_one_out=False,
+        unseen_attacks=["deepfool", "apgd"], unseen_images=24, show_progress=False,
+    )  # fmt: skip
+    assert [(row.attack, row.eps) for row in report.unseen] == [
+        ("deepfool", "L2"),
+        ("apgd", "8/255"),
+    ]
+    apgd = report.unseen[1]
+    assert apgd.images == 24 and apgd.successful > 0
+    assert 0 <= apgd.auroc <= 1 and 0 <= apgd.auroc_successful <= 1 and 0 <= apgd.tpr <= 1
+    markdown = report_markdown(report)
+    assert "never trained on" in markdown and "| apgd | 8/255 | 24 |" in markdown
+
+
+def test_unseen_attacks_must_be_unknown_to_the_detector():
+    check_unseen_attacks(["square"], ["fgsm", "pgd"])
+    with pytest.raises(ValueError, match="trained on pgd"):
+        check_unseen_attacks(["pgd"], ["fgsm", "pgd"])
+    with pytest.raises(ValueError, match="unknown attack"):
+        check_unseen_attacks(["zap"], ["fgsm"])
 
 
 def test_attack_families():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import signal
@@ -27,6 +28,12 @@ from advguard.attacks import (
 )
 from advguard.config import get_settings
 from advguard.data import DatasetImportError, ImageDataset, SkippedFile, load_dataset
+from advguard.defenses import (
+    PREPROCESSORS,
+    AdversarialTrainConfig,
+    CheckpointError,
+    adversarial_fit,
+)
 from advguard.detection import (
     AdversarialSet,
     AdversarialSetError,
@@ -45,7 +52,9 @@ from advguard.evaluation import (
     ROBUSTNESS_ATTACKS,
     ROBUSTNESS_EPSILONS,
     DefenseSetting,
+    ModelComparison,
     RobustnessResult,
+    compare_models,
     evaluate_classifier,
     evaluate_robustness,
     format_eps,
@@ -58,7 +67,9 @@ from advguard.evaluation import (
     write_robustness_report,
 )
 from advguard.evaluation.detection_report import (
+    UNSEEN_ATTACKS,
     build_detection_report,
+    check_unseen_attacks,
     robustness_from_set,
     write_detection_report,
 )
@@ -68,6 +79,8 @@ from advguard.models import (
     ModelLoadError,
     ModelSpec,
     TrainConfig,
+    build_model,
+    default_spec,
     export_torchscript,
     fit_classifier,
     load_classifier,
@@ -289,12 +302,23 @@ def report(
     features: torch.Tensor | None = None,
 ) -> None:
     """Measure the guard on the set's test split and write the report (shared with demo)."""
+    trained_on = guard.detector.attack_names
+    unseen = (
+        [name for name in UNSEEN_ATTACKS if name not in trained_on]
+        if args.unseen_attacks is None
+        else args.unseen_attacks
+    )
+    try:
+        check_unseen_attacks(unseen, trained_on)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
     result, view = build_detection_report(
         guard.detector,
         adversarial,
         features=features,
         baselines=not args.skip_baselines,
         leave_one_out=not args.skip_leave_one_out,
+        unseen_attacks=unseen,
     )
     write_detection_report(result, view, adversarial, out)
     rows = [
@@ -304,6 +328,11 @@ def report(
         for r in result.rows
     ]
     print("\n".join(rows))
+    for row in result.unseen:
+        print(
+            f"unseen {row.attack:8s} {row.eps:6s} AUROC {row.auroc:.3f}  "
+            f"(successful {row.auroc_successful:.3f}, {row.successful}/{row.images})"
+        )
     print(
         f"clean false rejections {result.clean_false_rejection:.3f}; attack named "
         f"{result.naming_accuracy:.3f}, family {result.family_accuracy:.3f}; "
@@ -326,6 +355,16 @@ def command_demo(args: argparse.Namespace) -> None:
     args.guard = out / "guard"
     guard, features = fit_guard(model, spec, adversarial, args)
     report(guard, adversarial, out / "report", args, features)
+    sample = splits["test"].sample(args.robustness_images, args.seed)
+    measure_robustness(
+        model, sample, ROBUSTNESS_ATTACKS, ROBUSTNESS_EPSILONS, [DefenseSetting()],
+        out / "report" / "robustness",
+    )  # fmt: skip
+    # Every preprocessing defense against PGD, through its true gradient and with BPDA.
+    measure_robustness(
+        model, sample, ["pgd"], ROBUSTNESS_EPSILONS, defense_settings(list(PREPROCESSORS)),
+        out / "report" / "defenses",
+    )  # fmt: skip
     print(f"demo took {time.perf_counter() - started:.0f} s")
 
 
@@ -342,9 +381,11 @@ def robustness_settings(args: argparse.Namespace) -> list[DefenseSetting]:
 def measure_robustness(
     model: torch.nn.Module,
     dataset: ImageDataset,
+    attacks: Sequence[str],
+    epsilons: Sequence[float],
     settings: Sequence[DefenseSetting],
     out: Path,
-    args: argparse.Namespace,
+    batch_size: int = 128,
 ) -> RobustnessResult:
     """Accuracy over the ε grid with one progress bar; write and print the report."""
     with tqdm(total=1, desc="robustness", unit="img") as bar:
@@ -357,10 +398,10 @@ def measure_robustness(
         result = evaluate_robustness(
             model,
             dataset,
-            args.attacks,
-            args.eps,
+            attacks,
+            epsilons,
             settings,
-            batch_size=args.batch_size,
+            batch_size=batch_size,
             progress=advance,
             show_progress=False,
         )
@@ -377,7 +418,89 @@ def command_robustness(args: argparse.Namespace) -> None:
     if args.split not in splits:
         raise CommandError(f"split {args.split!r} not found; have {', '.join(splits)}")
     dataset = splits[args.split].sample(args.limit, args.seed)
-    measure_robustness(model, dataset, settings, Path(args.out), args)
+    measure_robustness(
+        model, dataset, args.attacks, args.eps, settings, Path(args.out), args.batch_size
+    )
+
+
+def adversarially_train(
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    train: ImageDataset,
+    config: AdversarialTrainConfig,
+    out: Path,
+    *,
+    resume: bool = True,
+) -> None:
+    """Train ``model`` adversarially with checkpoints in ``out/checkpoints`` and save it
+    to ``out/model`` (shared by adversarial-train and demo)."""
+    history = adversarial_fit(
+        model, train, config, checkpoint_dir=out / "checkpoints", resume=resume
+    )
+    save_model(model, spec, out / "model")
+    best = history.epochs[history.best_epoch]
+    resumed = (
+        f", {history.resumed_epochs} resumed from the checkpoint" if history.resumed_epochs else ""
+    )
+    print(
+        f"{config.method} adversarial training: {len(history.epochs)} epochs{resumed} in "
+        f"{history.seconds:.0f} s; kept epoch {history.best_epoch + 1} (validation accuracy "
+        f"{best.val_accuracy:.3f}, under PGD-{config.val_steps} at ε={format_eps(config.eps)} "
+        f"{best.val_robust_accuracy:.3f}); model saved to {out / 'model'}"
+    )
+
+
+def write_comparison(comparison: ModelComparison, out: Path) -> None:
+    """Print the comparison table and save it as JSON and Markdown in ``out``."""
+    table = comparison.markdown()
+    print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.json").write_text(json.dumps(json_ready(comparison.to_dict()), indent=2))
+    (out / "comparison.md").write_text(
+        f"# Clean and robust accuracy\n\nWorst case per image under "
+        f"{', '.join(comparison.attacks)} on {comparison.images} test images "
+        f"({comparison.seconds:.0f} s).\n\n{table}\n"
+    )
+
+
+def command_adversarial_train(args: argparse.Namespace) -> None:
+    try:
+        config = AdversarialTrainConfig(
+            method=args.method,
+            eps=args.eps,
+            steps=args.steps,
+            beta=args.beta,
+            epochs=args.epochs,
+            patience=args.patience,
+            time_limit_s=args.time_limit,
+            seed=args.seed,
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    start: torch.nn.Module | None = None
+    spec: ModelSpec | None = None
+    if args.model is not None:
+        model, spec = load_classifier(args.model)
+        if spec is None or isinstance(model, torch.jit.ScriptModule):
+            raise CommandError(
+                f"{args.model} is a TorchScript archive; adversarial training needs a "
+                "built-in-architecture model folder (model.safetensors + model.json)"
+            )
+        start = copy.deepcopy(model)
+    splits = load_splits(args.data, spec, args.seed)
+    if spec is None:
+        spec = default_spec(splits["train"])
+        model = build_model(spec)
+    out = Path(args.out)
+    adversarially_train(model, spec, splits["train"], config, out, resume=not args.restart)
+    label = "PGD-AT" if args.method == "pgd" else "TRADES"
+    compared = {label: model} if start is None else {"start": start, label: model}
+    comparison = compare_models(
+        compared,
+        splits["test"].sample(args.limit, args.seed),
+        sorted({0.0, 2 / 255, 4 / 255, 8 / 255, args.eps}),
+    )
+    write_comparison(comparison, out)
 
 
 def command_serve(args: argparse.Namespace) -> None:
@@ -519,6 +642,39 @@ def build_parser() -> argparse.ArgumentParser:
     robustness.add_argument("--out", required=True, help="report folder")
     robustness.set_defaults(handler=command_robustness)
 
+    adversarial = commands.add_parser(
+        "adversarial-train",
+        help="PGD-AT or TRADES training (resumable); compare clean and robust accuracy",
+    )
+    adversarial.add_argument(
+        "--model", default=None, help="start from this model folder (default: a new CNN)"
+    )
+    adversarial.add_argument("--data", default="bundled")
+    adversarial.add_argument("--method", choices=["pgd", "trades"], default="pgd")
+    adversarial.add_argument(
+        "--eps", type=parse_number, default=AdversarialTrainConfig.eps, help="budget (8/255)"
+    )
+    adversarial.add_argument(
+        "--steps", type=int, default=AdversarialTrainConfig.steps, help="inner attack steps"
+    )
+    adversarial.add_argument(
+        "--beta", type=float, default=AdversarialTrainConfig.beta, help="TRADES weight"
+    )
+    adversarial.add_argument("--epochs", type=int, default=10)
+    adversarial.add_argument("--patience", type=int, default=AdversarialTrainConfig.patience)
+    adversarial.add_argument(
+        "--time-limit", type=float, default=None, help="stop after S seconds (resumable)"
+    )
+    adversarial.add_argument(
+        "--restart", action="store_true", help="ignore a checkpoint in OUT and start over"
+    )
+    adversarial.add_argument(
+        "--limit", type=int, default=200, help="test images for the comparison (default 200)"
+    )
+    adversarial.add_argument("--seed", type=int, default=0)
+    adversarial.add_argument("--out", required=True, help="output folder (model, checkpoints)")
+    adversarial.set_defaults(handler=command_adversarial_train)
+
     listing = commands.add_parser("attacks", help="list the attacks and their defaults")
     listing.set_defaults(handler=command_attacks)
 
@@ -546,6 +702,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--skip-baselines", action="store_true", help="no baseline detectors")
         sub.add_argument(
             "--skip-leave-one-out", action="store_true", help="no leave-one-attack-out runs"
+        )
+        sub.add_argument(
+            "--unseen-attacks",
+            type=parse_list,
+            default=None,
+            help="attacks the detector never trained on, to report it on (default: those of "
+            f"{','.join(UNSEEN_ATTACKS)} it was not trained on; '' for none)",
         )
 
     def add_guard_options(sub: argparse.ArgumentParser) -> None:
@@ -594,6 +757,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_set_options(demo, fraction=0.3)
     add_guard_options(demo)
     add_report_options(demo)
+    demo.add_argument(
+        "--robustness-images",
+        type=int,
+        default=100,
+        help="test images for the robustness curves and defense table (default: 100)",
+    )
     demo.set_defaults(handler=command_demo)
 
     def add_server_options(sub: argparse.ArgumentParser) -> None:
@@ -641,6 +810,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ModelLoadError,
         AdversarialSetError,
         DetectorLoadError,
+        CheckpointError,
         FileNotFoundError,
         PermissionError,
     ) as error:

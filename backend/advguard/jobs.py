@@ -7,6 +7,7 @@ HTTP.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from advguard.data import ImageDataset, load_dataset
+from advguard.defenses import AdversarialTrainConfig, adversarial_fit
 from advguard.detection import (
     BuildConfig,
     DetectorConfig,
@@ -33,20 +35,32 @@ from advguard.detection import (
 from advguard.evaluation import (
     ROBUSTNESS_ATTACKS,
     ROBUSTNESS_EPSILONS,
+    compare_models,
     evaluate_classifier,
     evaluate_robustness,
+    format_eps,
     json_ready,
     training_summary,
     write_robustness_report,
 )
 from advguard.evaluation.detection_report import (
+    UNSEEN_ATTACKS,
     build_detection_report,
+    check_unseen_attacks,
     robustness_from_set,
     write_detection_report,
 )
 from advguard.evaluation.robustness import check_robustness_request, defense_settings
 from advguard.guard import Guard
-from advguard.models import TrainConfig, fit_classifier, load_classifier, save_model
+from advguard.models import (
+    ModelSpec,
+    TrainConfig,
+    build_model,
+    default_spec,
+    fit_classifier,
+    load_classifier,
+    save_model,
+)
 from advguard.storage import (
     DatasetRecord,
     DetectorRecord,
@@ -121,6 +135,9 @@ class EvaluateParams(_Params):
     """Default: the set the detector was trained on."""
     baselines: bool = True
     leave_one_out: bool = False
+    unseen_attacks: list[str] | None = Field(None, max_length=16)
+    """Attacks the detector never trained on, to report it on (default: those of
+    DeepFool, APGD and Square it was not trained on)."""
 
 
 class EvaluateRobustnessParams(_Params):
@@ -144,16 +161,46 @@ class EvaluateRobustnessParams(_Params):
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
 
+class AdversarialTrainingParams(_Params):
+    """Adversarial training (PGD-AT or TRADES), fine-tuning a model or from scratch; the
+    result is registered as a new model, compared with its start under PGD on the test
+    split. Resumes from its last epoch if its worker dies."""
+
+    type: Literal["adversarial_training"] = "adversarial_training"
+    dataset_id: str = "bundled"
+    model_id: str | None = None
+    """Start from this built-in-architecture model's weights (``None``: a new CNN)."""
+    name: str | None = Field(None, max_length=200)
+    method: Literal["pgd", "trades"] = "pgd"
+    eps: float = Field(8 / 255, gt=0, le=0.25)
+    steps: int = Field(5, ge=1, le=50)
+    """Inner attack steps (step size 2.5·eps/steps)."""
+    beta: float = Field(6.0, ge=0, le=100)
+    """TRADES only: weight of the robustness (KL) term."""
+    epochs: int = Field(10, ge=1, le=500)
+    patience: int = Field(10, ge=1, le=500)
+    time_limit_s: float | None = Field(None, gt=0)
+    evaluation_limit: int | None = Field(200, ge=1, le=100_000)
+    """Test images for the before/after robustness comparison (``None``: all)."""
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
 JobParams = Annotated[
     TrainClassifierParams
     | BuildSetParams
     | TrainDetectorParams
     | EvaluateParams
-    | EvaluateRobustnessParams,
+    | EvaluateRobustnessParams
+    | AdversarialTrainingParams,
     Field(discriminator="type"),
 ]
 JobType = Literal[
-    "train_classifier", "build_adversarial_set", "train_detector", "evaluate", "evaluate_robustness"
+    "train_classifier",
+    "build_adversarial_set",
+    "train_detector",
+    "evaluate",
+    "evaluate_robustness",
+    "adversarial_training",
 ]
 JOB_QUEUES: dict[str, str] = {
     "train_classifier": "training",
@@ -161,6 +208,7 @@ JOB_QUEUES: dict[str, str] = {
     "train_detector": "training",
     "evaluate": "evaluation",
     "evaluate_robustness": "evaluation",
+    "adversarial_training": "training",
 }
 
 
@@ -418,6 +466,17 @@ def train_detector_job(context: JobContext, params: TrainDetectorParams) -> dict
     return {"detector_id": detector_id, "threshold": detector.threshold}
 
 
+def unseen_attacks(params: EvaluateParams, trained_on: list[str]) -> list[str]:
+    """The attacks to report the detector on that it never trained on (checked)."""
+    if params.unseen_attacks is None:
+        return [name for name in UNSEEN_ATTACKS if name not in trained_on]
+    try:
+        check_unseen_attacks(params.unseen_attacks, trained_on)
+    except ValueError as error:
+        raise JobInputError(str(error)) from error
+    return params.unseen_attacks
+
+
 def evaluate_job(context: JobContext, params: EvaluateParams) -> dict[str, Any]:
     """Write the detection report for a detector on a set's test split."""
     detector_record = find_record(context.storage, DetectorRecord, params.detector_id, "detector")
@@ -425,12 +484,14 @@ def evaluate_job(context: JobContext, params: EvaluateParams) -> dict[str, Any]:
     set_job_id = params.set_job_id or detector_record.set_job_id
     adversarial = load_adversarial_set(_set_folder(context.storage, set_job_id))
     guard = Guard.load(guard_path)
+    unseen = unseen_attacks(params, guard.detector.attack_names)
     context.progress("scoring the test split", 0, 1)
     result, view = build_detection_report(
         guard.detector,
         adversarial,
         baselines=params.baselines,
         leave_one_out=params.leave_one_out,
+        unseen_attacks=unseen,
     )
     out = context.folder / "report"
     write_detection_report(result, view, adversarial, out)
@@ -473,6 +534,87 @@ def evaluate_robustness_job(
     return {
         "robustness": json_ready(result.to_dict()),
         "artifacts": {name: f"robustness/{file}" for name, file in files.items()},
+    }
+
+
+def adversarial_training_job(
+    context: JobContext, params: AdversarialTrainingParams
+) -> dict[str, Any]:
+    """Train adversarially (resuming from the job's checkpoint after a worker died),
+    register the model, and compare it with its start under PGD on the test split."""
+    spec: ModelSpec | None = None
+    start: torch.nn.Module | None = None
+    if params.model_id is not None:
+        model, spec, _ = _model(context.storage, params.model_id)
+        if spec is None:
+            raise JobInputError(
+                f"model {params.model_id} is a TorchScript archive; adversarial training needs "
+                "a built-in-architecture model (safetensors + JSON) to train"
+            )
+        start = copy.deepcopy(model)
+    data = _dataset(context.storage, params.dataset_id, spec.image_size if spec else None)
+    train: ImageDataset = data["splits"]["train"]
+    if spec is None:
+        spec = default_spec(train)
+        model = build_model(spec)
+    check_same_classes(spec.class_names, data["class_names"])
+    config = AdversarialTrainConfig(
+        method=params.method,
+        eps=params.eps,
+        steps=params.steps,
+        beta=params.beta,
+        epochs=params.epochs,
+        patience=params.patience,
+        time_limit_s=params.time_limit_s,
+        seed=params.seed,
+    )
+    history = adversarial_fit(
+        model,
+        train,
+        config,
+        checkpoint_dir=context.folder / "checkpoints",
+        progress=lambda epoch, total, result: context.progress(
+            f"{params.method} adversarial training", epoch, total
+        ),
+        show_progress=False,
+    )
+    test: ImageDataset = data["splits"]["test"]
+    summary = training_summary(evaluate_classifier(model, test), history)
+    folder = save_model(model, spec, context.folder / "model")
+    (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
+    label = "PGD-AT" if params.method == "pgd" else "TRADES"
+    compared = {label: model} if start is None else {"start": start, label: model}
+    comparison = compare_models(
+        compared,
+        test.sample(params.evaluation_limit, params.seed),
+        sorted({0.0, 2 / 255, 4 / 255, 8 / 255, params.eps}),
+        progress=context.progress,
+        show_progress=False,
+    )
+    with context.storage.db.session() as session:
+        registered = ModelRecord(
+            name=params.name or f"{label} (ε={format_eps(params.eps)}) on {data['name']}",
+            origin="adversarial_training",
+            path=str(folder),
+            class_names=spec.class_names,
+            image_size=spec.image_size,
+            channels=spec.in_channels,
+            dataset_id=params.dataset_id,
+            job_id=context.job_id,
+            metrics=summary,
+        )
+        session.add(registered)
+        session.flush()
+        model_id = registered.id
+    return {
+        "model_id": model_id,
+        **summary,
+        "comparison": json_ready(comparison.to_dict()),
+        "artifacts": {
+            "weights": "model/model.safetensors",
+            "description": "model/model.json",
+            "metrics": "model/metrics.json",
+        },
     }
 
 

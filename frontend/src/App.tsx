@@ -7,11 +7,13 @@ import { DetectorPage } from "./pages/DetectorPage";
 import { JobsPage } from "./pages/JobsPage";
 import { LiveTestPage } from "./pages/LiveTestPage";
 import { ModelsPage } from "./pages/ModelsPage";
+import { RobustnessPage } from "./pages/RobustnessPage";
 
 const PAGES = [
   { path: "datasets", title: "Datasets", element: <DatasetsPage /> },
   { path: "models", title: "Models", element: <ModelsPage /> },
   { path: "attack", title: "Attack lab", element: <AttackLabPage /> },
+  { path: "robustness", title: "Robustness", element: <RobustnessPage /> },
   { path: "detector", title: "Detector", element: <DetectorPage /> },
   { path: "live", title: "Live test", element: <LiveTestPage /> },
   { path: "jobs", title: "Jobs", element: <JobsPage /> },

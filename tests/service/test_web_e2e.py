@@ -4,7 +4,8 @@ The API runs as its own process (``advguard serve``, serving ``frontend/dist``) 
 session's Redis and Celery worker. Everything happens through the UI, as a user would do
 it: upload a small dataset, train a classifier, build an adversarial set, train and
 evaluate a detector, then the live test passes a clean image and catches an attacked one
-with the attack named. A screenshot of every page goes to ``tests/artifacts/screenshots``.
+with the attack named, and the robustness page draws accuracy against ε. A screenshot of
+every page goes to ``tests/artifacts/screenshots``.
 
 The browser is Debian's ``chromium`` (``scripts/system-deps.sh`` installs it), driven by
 Playwright; no browser is ever downloaded. The app must be built first
@@ -312,7 +313,7 @@ def train_and_evaluate_detector(page, set_job_id: str) -> tuple[str, str, str]:
     roc = report.get_by_role("img", name="ROC curves: detector", exact=True)
     expect(roc).to_be_visible()
     for attack in ("fgsm", "pgd"):
-        expect(roc.locator(f"path.roc-line[data-attack='{attack}']")).to_have_count(1)
+        expect(roc.locator(f"path.chart-line[data-series='{attack}']")).to_have_count(1)
     legend = report.get_by_role("list", name="detector: AUROC per attack", exact=True)
     expect(legend.get_by_role("listitem")).to_have_text(
         [re.compile(rf"^{attack} — AUROC [01]\.\d{{3}}$") for attack in ("fgsm", "pgd")]
@@ -361,6 +362,57 @@ def live_test(page, tmp_path: Path, detector_id: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
+def evaluate_robustness(page, dataset_name: str, model_id: str) -> str:
+    """Robustness: FGSM and PGD at ε = 0 and 8/255 on 16 test images, undefended and behind
+    bit-depth reduction (attacked plainly and with BPDA), followed live; then a chart per
+    defense setting drawn from the result, and real accuracies in its tables. Returns the
+    job id."""
+    from playwright.sync_api import expect
+
+    open_page(page, "Robustness")
+    form = page.get_by_role("form", name="Evaluate robustness")
+    form.get_by_label("Dataset", exact=True).select_option(label=dataset_name)
+    form.get_by_label("Model", exact=True).select_option(value=model_id)
+    attacks = form.locator("input[name=attacks]")
+    expect(attacks).not_to_have_count(0)
+    for box in attacks.all():
+        box.set_checked(box.get_attribute("value") in ("fgsm", "pgd"))
+    form.get_by_label("Budgets ε, L∞ (comma-separated)", exact=True).fill("0, 8/255")
+    form.get_by_role("checkbox", name="bit-depth reduction", exact=True).check()
+    form.get_by_label("Test images (a random sample)", exact=True).fill("16")
+    form.get_by_role("button", name="Evaluate robustness").click()
+    expect(form.get_by_role("alert")).to_have_count(0)
+    panel = page.get_by_role("region", name="Accuracy under attack", exact=True)
+    expect(panel.get_by_role("progressbar").first).to_be_visible()
+    job_id = wait_job_succeeded(page, panel)
+    report = panel.get_by_test_id("robustness-report")
+    expect(report).to_be_visible(timeout=30_000)
+    for defense in ("none", "bit_depth", "bit_depth + BPDA"):
+        chart = report.get_by_role("img", name=f"Accuracy against ε: {defense}", exact=True)
+        expect(chart).to_be_visible()
+        for series in ("fgsm", "pgd", "worst case"):
+            expect(chart.locator(f"path.chart-line[data-series='{series}']")).to_have_count(1)
+    expect(
+        report.get_by_role("img", name="Worst-case accuracy against ε per defense", exact=True)
+    ).to_be_visible()
+    table = report.get_by_role("table", name=re.compile(r"^none \(clean accuracy \d+\.\d %\)$"))
+    expect(table.get_by_role("columnheader")).to_have_text(["attack", "ε 0", "ε 8/255"])
+    worst = table.get_by_role("row", name=re.compile("^worst case"))
+    expect(worst.get_by_role("cell")).to_have_text([re.compile(r"^\d{1,3}\.\d %$")] * 2)
+    clean, attacked = (
+        float(cell.split()[0]) for cell in worst.get_by_role("cell").all_inner_texts()
+    )
+    # Per image, what survives every attack at 8/255 was correct at 0 to begin with.
+    assert 0 <= attacked <= clean <= 100, (clean, attacked)
+    expect(report.get_by_role("link", name="Download the plot (robustness.png)")).to_be_visible()
+    screenshot(page, "robustness")
+    page.set_viewport_size({"width": 420, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420, "scrolls sideways"
+    screenshot(page, "robustness-narrow")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    return job_id
+
+
 def check_jobs(page, job_ids: list[str]) -> None:
     """Jobs: every job of the flow listed as succeeded with a full progress bar."""
     from playwright.sync_api import expect
@@ -385,7 +437,8 @@ def test_the_whole_pipeline_through_the_web_app(
         set_job = build_set(page, dataset_name, model_id)
         detector_job, evaluate_job, detector_id = train_and_evaluate_detector(page, set_job)
         live_test(page, tmp_path, detector_id)
-        check_jobs(page, [classifier_job, set_job, detector_job, evaluate_job])
+        robustness_job = evaluate_robustness(page, dataset_name, model_id)
+        check_jobs(page, [classifier_job, set_job, detector_job, evaluate_job, robustness_job])
     except BaseException:
         screenshot(page, "failure")
         raise

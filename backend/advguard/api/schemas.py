@@ -45,7 +45,7 @@ class DatasetDetailOut(DatasetOut):
 class ModelOut(BaseModel):
     id: str
     name: str
-    origin: Literal["torchscript", "safetensors", "trained"]
+    origin: Literal["torchscript", "safetensors", "trained", "adversarial_training"]
     class_names: list[str]
     image_size: int
     channels: int

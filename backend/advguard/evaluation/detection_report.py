@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,8 @@ import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score, roc_curve
 from torch import Tensor
 
+from advguard.attacks import ATTACKS, create_attack
+from advguard.data.dataset import ImageDataset
 from advguard.detection.baselines import FeatureSqueezing, Mahalanobis
 from advguard.detection.builder import (
     CLEAN,
@@ -31,6 +33,7 @@ from advguard.detection.builder import (
     attack_family,
 )
 from advguard.detection.detector import Detector, extract_features, train_detector
+from advguard.evaluation.attack_run import run_attack
 from advguard.evaluation.robustness import RobustnessRow, format_eps, json_ready
 
 Progress = Callable[[str], None]
@@ -68,6 +71,26 @@ class ReportRow:
     baselines: dict[str, float] = field(default_factory=dict)
 
 
+UNSEEN_ATTACKS = ("deepfool", "apgd", "square")
+"""Attacks the default detector never trains on; the report measures it on them."""
+UNSEEN_EPS = 8 / 255
+
+
+@dataclass
+class UnseenAttackRow:
+    """An attack the detector never saw in training, run on clean test images (8-bit)."""
+
+    attack: str
+    eps: str
+    images: int
+    successful: int
+    auroc: float
+    auroc_successful: float
+    tpr: float
+    tpr_successful: float
+    seconds: float
+
+
 @dataclass
 class RocCurve:
     """One ROC curve: false- and true-positive rates, and the exact area under it."""
@@ -94,6 +117,8 @@ class DetectionReport:
     family_accuracy: float
     guard_accuracy_clean: float
     seconds: float
+    unseen: list[UnseenAttackRow] = field(default_factory=list)
+    """Attacks absent from the detector's training, scored against the clean test images."""
     roc_curves: dict[str, dict[str, RocCurve]] = field(default_factory=dict)
     """Per scorer (the detector and each baseline) and attack: ``fpr`` and ``tpr`` points
     of the ROC curve against clean test images (at most ``ROC_POINTS``)."""
@@ -136,6 +161,8 @@ def build_detection_report(
     features: Tensor | None = None,
     baselines: bool = True,
     leave_one_out: bool = True,
+    unseen_attacks: Sequence[str] = (),
+    unseen_images: int = 100,
     progress: Progress | None = None,
     show_progress: bool = True,
 ) -> tuple[DetectionReport, ScoredTestSplit]:
@@ -143,7 +170,9 @@ def build_detection_report(
 
     ``features`` (one row per image of the set, as :func:`extract_features` gives) saves
     recomputing them; leave-one-attack-out retrains the head on the train rows without
-    each attack in turn and scores that attack on the test rows.
+    each attack in turn and scores that attack on the test rows. Each of
+    ``unseen_attacks`` (those the detector was not trained on) attacks ``unseen_images``
+    clean test images, and is scored against all clean test images.
     """
     started = time.perf_counter()
     say = progress or (lambda _: None)
@@ -218,6 +247,14 @@ def build_detection_report(
     if leave_one_out:
         say("leave-one-attack-out")
         leave_one_out_auroc = _leave_one_out(detector, adversarial, features, view)
+    unseen = []
+    for name in unseen_attacks:
+        say(f"unseen attack {name}")
+        unseen.append(
+            _unseen_attack_row(
+                detector, adversarial, name, scores["detector"][clean], unseen_images
+            )
+        )
     noise = {kind: _mean(rejected[view.made_by(kind)]) for kind in CONTROLS}
     classifier_correct = view.mask(lambda r: r.predicted_before == r.true_label)
     report = DetectionReport(
@@ -243,9 +280,57 @@ def build_detection_report(
         else float("nan"),
         guard_accuracy_clean=_mean((~rejected & classifier_correct)[clean]),
         seconds=time.perf_counter() - started,
+        unseen=unseen,
         roc_curves=roc_curves(view, detector.attack_names),
     )
     return report, view
+
+
+def check_unseen_attacks(names: Sequence[str], trained_on: Sequence[str]) -> None:
+    """Refuse (``ValueError``) unknown attacks and attacks the detector was trained on."""
+    unknown = [name for name in names if name not in ATTACKS]
+    if unknown:
+        raise ValueError(f"unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
+    seen = [name for name in names if name in trained_on]
+    if seen:
+        raise ValueError(f"the detector was trained on {', '.join(seen)}: not an unseen attack")
+
+
+def _unseen_attack_row(
+    detector: Detector,
+    adversarial: AdversarialSet,
+    name: str,
+    clean_scores: Tensor,
+    images: int,
+) -> UnseenAttackRow:
+    """Attack a sample of the clean test images with ``name`` (L∞ ones at ``UNSEEN_EPS``),
+    store the result in 8 bits like an upload, and score it with the detector."""
+    clean_index = adversarial.where(lambda r: r.split == "test" and r.attack == CLEAN)
+    sources = ImageDataset(
+        images=adversarial.float_images(clean_index),
+        labels=torch.tensor(
+            [adversarial.class_names.index(adversarial.rows[i].true_label) for i in clean_index]
+        ),
+        class_names=adversarial.class_names,
+    ).sample(images, seed=0)
+    classifier = detector.features.classifier
+    linf = ATTACKS[name].norm == "linf"
+    attack = create_attack(name, classifier, **({"eps": UNSEEN_EPS} if linf else {}))
+    outcome = run_attack(classifier, attack, sources, quantize=True, show_progress=False)
+    attack_scores = detector.detect(outcome.adversarial).score
+    success = outcome.success & outcome.clean_correct
+    rejected = attack_scores > detector.threshold
+    return UnseenAttackRow(
+        attack=name,
+        eps=format_eps(UNSEEN_EPS if linf else None),
+        images=len(sources),
+        successful=int(success.sum()),
+        auroc=auroc(clean_scores, attack_scores),
+        auroc_successful=auroc(clean_scores, attack_scores[success]),
+        tpr=_mean(rejected),
+        tpr_successful=_mean(rejected[success]),
+        seconds=outcome.seconds,
+    )
 
 
 def _leave_one_out(
@@ -355,6 +440,22 @@ def report_markdown(report: DetectionReport) -> str:
     ]
     for name, counts in zip(report.attack_names, report.attack_confusion, strict=True):
         lines.append(f"| {name} | " + " | ".join(str(c) for c in counts) + " |")
+    if report.unseen:
+        lines += [
+            "",
+            "Attacks the detector never trained on (clean test images attacked, stored in "
+            "8 bits, scored against every clean test image):",
+            "",
+            "| attack | ε | images | successful | AUROC | AUROC successful | TPR | "
+            "TPR successful |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for unseen in report.unseen:
+            lines.append(
+                f"| {unseen.attack} | {unseen.eps} | {unseen.images} | {unseen.successful} | "
+                f"{_fmt(unseen.auroc)} | {_fmt(unseen.auroc_successful)} | {_fmt(unseen.tpr)} | "
+                f"{_fmt(unseen.tpr_successful)} |"
+            )
     lines += ["", "![ROC curves](roc.png)", "", "![Attack confusion](confusion.png)"]
     lines += ["", "![Examples](examples.png)", ""]
     return "\n".join(lines)

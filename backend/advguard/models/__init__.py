@@ -12,6 +12,7 @@ from advguard.models.io import (
 from advguard.models.training import (
     TrainConfig,
     TrainHistory,
+    default_spec,
     fit_classifier,
     predict_logits,
     train_classifier,
@@ -26,6 +27,7 @@ __all__ = [
     "TrainConfig",
     "TrainHistory",
     "build_model",
+    "default_spec",
     "export_torchscript",
     "fit_classifier",
     "load_classifier",

@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -42,11 +43,18 @@ class EpochResult:
     seconds: float
 
 
-@dataclass
-class TrainHistory:
-    """Per-epoch results and the epoch whose weights were kept."""
+ResultT = TypeVar("ResultT", bound=EpochResult)
 
-    epochs: list[EpochResult] = field(default_factory=list)
+
+@dataclass
+class TrainHistory(Generic[ResultT]):
+    """Per-epoch results and the epoch whose weights were kept.
+
+    Generic in the per-epoch record so that adversarial training
+    (:mod:`advguard.defenses.adversarial`) can keep its robust accuracies in the same shape.
+    """
+
+    epochs: list[ResultT] = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
     seconds: float = 0.0
@@ -103,6 +111,66 @@ def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 256) -> T
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
+BatchLoss = Callable[[Tensor, Tensor], Tensor]
+"""``loss(images, labels)`` for one batch already on the model's device, model in train mode."""
+
+
+def class_weights(dataset: ImageDataset, device: torch.device | str = "cpu") -> Tensor:
+    """Inverse-frequency class weights (mean 1 over classes), so rare classes count as much."""
+    counts = torch.bincount(dataset.labels, minlength=dataset.num_classes).clamp(min=1).float()
+    return (counts.sum() / (len(counts) * counts)).to(device)
+
+
+def one_cycle_optimizer(
+    model: nn.Module,
+    *,
+    learning_rate: float,
+    weight_decay: float,
+    epochs: int,
+    steps_per_epoch: int,
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.OneCycleLR]:
+    """AdamW with a one-cycle schedule (15 % warm-up, then cosine decay) stepped per batch."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=learning_rate, total_steps=epochs * steps_per_epoch, pct_start=0.15
+    )
+    return optimizer, scheduler
+
+
+def train_epoch(
+    model: nn.Module,
+    train: ImageDataset,
+    batch_loss: BatchLoss,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    *,
+    batch_size: int,
+    augment: float,
+) -> float:
+    """One pass over ``train`` in a fresh random order, augmented; returns the mean loss.
+
+    ``generator`` draws the order and the augmentation (and whatever ``batch_loss`` draws),
+    so the same generator state gives the same epoch.
+    """
+    device = next(model.parameters()).device
+    model.train()
+    order = torch.randperm(len(train), generator=generator)
+    total_loss = 0.0
+    for start in range(0, len(train), batch_size):
+        index = order[start : start + batch_size]
+        images = train.images[index]
+        if augment > 0:
+            images = augment_batch(images, generator, augment)
+        loss = batch_loss(images.to(device), train.labels[index].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(index)
+    return total_loss / len(train)
+
+
 def train_classifier(
     model: nn.Module,
     train: ImageDataset,
@@ -120,49 +188,40 @@ def train_classifier(
     config = config or TrainConfig()
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)  # dropout draws from the global generator
-    device = next(model.parameters()).device
-    counts = torch.bincount(train.labels, minlength=train.num_classes).clamp(min=1).float()
-    class_weights = (counts.sum() / (len(counts) * counts)).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    weights = class_weights(train, next(model.parameters()).device)
+    optimizer, scheduler = one_cycle_optimizer(
+        model,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        epochs=config.epochs,
+        steps_per_epoch=math.ceil(len(train) / config.batch_size),
     )
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=config.learning_rate,
-        total_steps=config.epochs * steps_per_epoch,
-        pct_start=0.15,
-    )
-    history = TrainHistory()
+
+    def batch_loss(images: Tensor, labels: Tensor) -> Tensor:
+        return F.cross_entropy(
+            model(images), labels, weight=weights, label_smoothing=config.label_smoothing
+        )
+
+    history: TrainHistory[EpochResult] = TrainHistory()
     best_state = copy.deepcopy(model.state_dict())
     started = time.perf_counter()
     bar = tqdm(total=config.epochs, desc="training", unit="epoch", disable=not show_progress)
     for epoch in range(config.epochs):
         epoch_start = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train), generator=generator)
-        total_loss = 0.0
-        for start in range(0, len(train), config.batch_size):
-            index = order[start : start + config.batch_size]
-            images = train.images[index]
-            if config.augment > 0:
-                images = augment_batch(images, generator, config.augment)
-            logits = model(images.to(device))
-            loss = F.cross_entropy(
-                logits,
-                train.labels[index].to(device),
-                weight=class_weights,
-                label_smoothing=config.label_smoothing,
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * len(index)
+        train_loss = train_epoch(
+            model,
+            train,
+            batch_loss,
+            optimizer,
+            scheduler,
+            generator,
+            batch_size=config.batch_size,
+            augment=config.augment,
+        )
         val_logits = predict_logits(model, val.images)
         result = EpochResult(
             epoch=epoch,
-            train_loss=total_loss / len(train),
+            train_loss=train_loss,
             val_loss=float(F.cross_entropy(val_logits, val.labels)),
             val_accuracy=float((val_logits.argmax(1) == val.labels).float().mean()),
             seconds=time.perf_counter() - epoch_start,
@@ -193,6 +252,17 @@ def train_classifier(
     return history
 
 
+def default_spec(train: ImageDataset) -> ModelSpec:
+    """The built-in CNN's description for ``train``'s classes, channels and image size."""
+    return ModelSpec(
+        class_names=train.class_names,
+        in_channels=train.channels,
+        image_size=train.image_size,
+        mean=[0.5] * train.channels,
+        std=[0.25] * train.channels,
+    )
+
+
 def fit_classifier(
     train: ImageDataset,
     config: TrainConfig | None = None,
@@ -208,13 +278,7 @@ def fit_classifier(
     """
     config = config or TrainConfig()
     fit, val = split_holdout(train, val_fraction, seed=config.seed)
-    spec = ModelSpec(
-        class_names=train.class_names,
-        in_channels=train.channels,
-        image_size=train.image_size,
-        mean=[0.5] * train.channels,
-        std=[0.25] * train.channels,
-    )
+    spec = default_spec(train)
     model = build_model(spec)
     history = train_classifier(model, fit, val, config, progress, show_progress)
     return model, spec, history

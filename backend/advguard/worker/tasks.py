@@ -18,6 +18,7 @@ from advguard.jobs import (
     JobCancelled,
     JobContext,
     JobParams,
+    adversarial_training_job,
     build_set_chunk,
     evaluate_job,
     evaluate_robustness_job,
@@ -40,6 +41,7 @@ _BODIES: dict[str, Callable[[JobContext, Any], dict[str, Any]]] = {
     "train_detector": train_detector_job,
     "evaluate": evaluate_job,
     "evaluate_robustness": evaluate_robustness_job,
+    "adversarial_training": adversarial_training_job,
 }
 
 

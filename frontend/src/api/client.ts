@@ -20,11 +20,17 @@ export type Health = Schemas["HealthOut"];
 export type AttackInfo = Schemas["AttackInfoOut"];
 /** The body of every error the API answers (4xx, 503): ``{"detail": ...}``. */
 export type ErrorBody = Schemas["ErrorOut"];
+export type RobustnessRequest = Schemas["EvaluateRobustnessParams"];
+export type AdversarialTrainingRequest = Schemas["AdversarialTrainingParams"];
+/** A preprocessing defense an evaluate_robustness job can put in front of the model. */
+export type DefenseName = NonNullable<RobustnessRequest["defenses"]>[number];
 export type JobRequest =
   | Schemas["TrainClassifierParams"]
   | Schemas["BuildSetParams"]
   | Schemas["TrainDetectorParams"]
-  | Schemas["EvaluateParams"];
+  | Schemas["EvaluateParams"]
+  | RobustnessRequest
+  | AdversarialTrainingRequest;
 export type JobType = NonNullable<JobRequest["type"]>;
 
 export const API_PREFIX = "/api/v1";

@@ -37,7 +37,8 @@ export function isActive(state: JobState | undefined): boolean {
 /** What a finished job of each type may have created or changed. */
 export function refreshAfterJob(client: QueryClient, job: Job): void {
   void client.invalidateQueries({ queryKey: keys.jobs });
-  if (job.type === "train_classifier") void client.invalidateQueries({ queryKey: keys.models });
+  if (job.type === "train_classifier" || job.type === "adversarial_training")
+    void client.invalidateQueries({ queryKey: keys.models });
   if (job.type === "train_detector" || job.type === "evaluate")
     void client.invalidateQueries({ queryKey: keys.detectors });
 }

@@ -334,6 +334,71 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AdversarialTrainingParams
+         * @description Adversarial training (PGD-AT or TRADES), fine-tuning a model or from scratch; the
+         *     result is registered as a new model, compared with its start under PGD on the test
+         *     split. Resumes from its last epoch if its worker dies.
+         */
+        AdversarialTrainingParams: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "adversarial_training";
+            /**
+             * Dataset Id
+             * @default bundled
+             */
+            dataset_id?: string;
+            /** Model Id */
+            model_id?: string | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * Method
+             * @default pgd
+             * @enum {string}
+             */
+            method?: "pgd" | "trades";
+            /**
+             * Eps
+             * @default 0.03137254901960784
+             */
+            eps?: number;
+            /**
+             * Steps
+             * @default 5
+             */
+            steps?: number;
+            /**
+             * Beta
+             * @default 6
+             */
+            beta?: number;
+            /**
+             * Epochs
+             * @default 10
+             */
+            epochs?: number;
+            /**
+             * Patience
+             * @default 10
+             */
+            patience?: number;
+            /** Time Limit S */
+            time_limit_s?: number | null;
+            /**
+             * Evaluation Limit
+             * @default 200
+             */
+            evaluation_limit?: number | null;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number;
+        };
         /** AttackInfoOut */
         AttackInfoOut: {
             /** Name */
@@ -618,6 +683,8 @@ export interface components {
              * @default false
              */
             leave_one_out?: boolean;
+            /** Unseen Attacks */
+            unseen_attacks?: string[] | null;
         };
         /**
          * EvaluateRobustnessParams
@@ -736,7 +803,7 @@ export interface components {
              * Origin
              * @enum {string}
              */
-            origin: "torchscript" | "safetensors" | "trained";
+            origin: "torchscript" | "safetensors" | "trained" | "adversarial_training";
             /** Class Names */
             class_names: string[];
             /** Image Size */
@@ -1305,7 +1372,7 @@ export interface operations {
     list_jobs_api_v1_jobs_get: {
         parameters: {
             query?: {
-                type?: ("train_classifier" | "build_adversarial_set" | "train_detector" | "evaluate" | "evaluate_robustness") | null;
+                type?: ("train_classifier" | "build_adversarial_set" | "train_detector" | "evaluate" | "evaluate_robustness" | "adversarial_training") | null;
                 state?: ("queued" | "running" | "succeeded" | "failed" | "cancelled") | null;
                 limit?: number;
                 offset?: number;
@@ -1349,7 +1416,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TrainClassifierParams"] | components["schemas"]["BuildSetParams"] | components["schemas"]["TrainDetectorParams"] | components["schemas"]["EvaluateParams"] | components["schemas"]["EvaluateRobustnessParams"];
+                "application/json": components["schemas"]["TrainClassifierParams"] | components["schemas"]["BuildSetParams"] | components["schemas"]["TrainDetectorParams"] | components["schemas"]["EvaluateParams"] | components["schemas"]["EvaluateRobustnessParams"] | components["schemas"]["AdversarialTrainingParams"];
             };
         };
         responses: {

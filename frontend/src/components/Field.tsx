@@ -17,3 +17,30 @@ export function Field({ label, hint, children }: { label: string; hint?: string;
     </div>
   );
 }
+
+/** A number input. An emptied one holds NaN (the form's check says so), shown as empty. */
+export function NumberInput({
+  value,
+  onChange,
+  required = true,
+  ...rest
+}: {
+  value: number;
+  onChange: (value: number) => void;
+  min?: number;
+  max?: number;
+  step?: number;
+  required?: boolean;
+  id?: string;
+  "aria-describedby"?: string;
+}) {
+  return (
+    <input
+      type="number"
+      {...rest}
+      required={required}
+      value={Number.isNaN(value) ? "" : value}
+      onChange={(event) => onChange(event.target.valueAsNumber)}
+    />
+  );
+}

@@ -1,3 +1,4 @@
+import type { ReactNode } from "react";
 import type { Job } from "../api/client";
 import { isActive, useCancelJob, useJob } from "../api/queries";
 import { duration, shortId } from "../lib/format";
@@ -9,6 +10,8 @@ const TYPE_NAMES: Record<string, string> = {
   build_adversarial_set: "Build adversarial set",
   train_detector: "Train detector",
   evaluate: "Evaluate detector",
+  evaluate_robustness: "Evaluate robustness",
+  adversarial_training: "Adversarial training",
 };
 
 export function jobTypeName(type: string): string {
@@ -72,6 +75,17 @@ export function JobTracker({ jobId }: { jobId: string }) {
     <>
       <JobProgress job={job.data} onCancel={() => cancel.mutate(jobId)} cancelling={cancel.isPending} />
       <ErrorMessage error={cancel.error} />
+    </>
+  );
+}
+
+/** A job followed live and, once it has succeeded, what ``children`` make of it. */
+export function JobResult({ jobId, children }: { jobId: string; children: (job: Job) => ReactNode }) {
+  const job = useJob(jobId);
+  return (
+    <>
+      <JobTracker jobId={jobId} />
+      {job.data?.state === "succeeded" ? children(job.data) : null}
     </>
   );
 }

@@ -2,7 +2,7 @@ import { render, screen, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { asReport, asRocCurves, type RocCurves } from "../lib/report";
 import { makeRow } from "../test/fixtures";
-import { RocChart, RocCharts, lineStyles, rocPath } from "./RocChart";
+import { RocChart, RocCharts, attackStyles, rocPath } from "./RocChart";
 
 const curves: RocCurves = {
   mahalanobis: {
@@ -19,13 +19,13 @@ const curves: RocCurves = {
 describe("RocCharts", () => {
   it("draws one panel per scorer, the detector first, one path per attack", () => {
     const { container } = render(<RocCharts curves={curves} attackNames={["fgsm", "pgd", "cw"]} />);
-    const panels = container.querySelectorAll("figure.roc-chart");
+    const panels = container.querySelectorAll("figure.line-chart");
     expect([...panels].map((panel) => panel.getAttribute("data-scorer"))).toEqual([
       "detector",
       "mahalanobis",
     ]);
     const detector = screen.getByRole("img", { name: "ROC curves: detector" });
-    expect(detector.querySelectorAll("path.roc-line")).toHaveLength(3);
+    expect(detector.querySelectorAll("path.chart-line")).toHaveLength(3);
     expect(
       screen.getByRole("img", { name: "ROC curves: mahalanobis" }).querySelectorAll("path"),
     ).toHaveLength(2);
@@ -50,7 +50,7 @@ describe("RocCharts", () => {
         .map((item) => item.textContent),
     ).toEqual(["fgsm — AUROC 0.550", "pgd — AUROC 0.650"]);
     const strokes = (attack: string) =>
-      [...container.querySelectorAll(`path[data-attack="${attack}"]`)].map((path) =>
+      [...container.querySelectorAll(`path[data-series="${attack}"]`)].map((path) =>
         path.getAttribute("stroke"),
       );
     expect(new Set(strokes("pgd")).size).toBe(1);
@@ -66,7 +66,7 @@ describe("RocCharts", () => {
   it("draws a scorer with no usable points without a path", () => {
     const empty = { fgsm: { fpr: [], tpr: [], auroc: null } };
     const { container } = render(
-      <RocChart scorer="detector" curves={empty} styles={lineStyles({ detector: empty })} />,
+      <RocChart scorer="detector" curves={empty} styles={attackStyles({ detector: empty })} />,
     );
     expect(container.querySelectorAll("path")).toHaveLength(0);
     expect(screen.getByRole("img", { name: "ROC curves: detector" })).toBeInTheDocument();

@@ -19,17 +19,35 @@ export function formatEps(eps: number | null | undefined): string {
   return Math.abs(steps - Math.round(steps)) < 1e-6 ? `${Math.round(steps)}/255` : eps.toPrecision(4);
 }
 
-/** "2, 4, 8" (in 1/255 steps) → [2/255, 4/255, 8/255]; throws a readable error. */
-export function parseBudgets(text: string): number[] {
+/** The most budgets a job takes (the API's limit). */
+export const MAX_BUDGETS = 16;
+
+/** "2, 4, 8" or "2/255 4/255 8/255" (1/255 steps) → [2/255, 4/255, 8/255]; throws an error
+ * that says what is wrong. With ``allowZero``, 0 (no attack: clean accuracy) is a budget too. */
+export function parseBudgets(text: string, { allowZero = false } = {}): number[] {
   const parts = text
+    .replace(/\s*\/\s*/g, "/")
     .split(/[\s,;]+/)
     .map((part) => part.trim())
     .filter(Boolean);
-  if (parts.length === 0) throw new Error("give at least one budget, e.g. 8 for ε = 8/255");
+  if (parts.length === 0)
+    throw new Error(`give at least one budget, e.g. ${allowZero ? "0, 8/255" : "8"} for ε = 8/255`);
+  if (parts.length > MAX_BUDGETS)
+    throw new Error(`give at most ${MAX_BUDGETS} budgets (there are ${parts.length})`);
+  const range = allowZero ? "[0, 255]" : "(0, 255]";
+  const seen = new Map<number, string>();
   return parts.map((part) => {
     const steps = Number(part.replace(/\/255$/, ""));
-    if (!Number.isFinite(steps) || steps <= 0 || steps > 255)
-      throw new Error(`budget ${JSON.stringify(part)} is not a number of 1/255 steps in (0, 255]`);
+    if (!Number.isFinite(steps) || steps < 0 || (steps === 0 && !allowZero) || steps > 255)
+      throw new Error(
+        `budget ${JSON.stringify(part)} is not a number of 1/255 steps in ${range} (write 8 or 8/255 for ε = 8/255)`,
+      );
+    const twin = seen.get(steps);
+    if (twin !== undefined)
+      throw new Error(
+        `budget ${JSON.stringify(part)} is the same as ${JSON.stringify(twin)}: give each once`,
+      );
+    seen.set(steps, part);
     return steps / 255;
   });
 }
@@ -47,8 +65,13 @@ export function formatTime(iso: string | null | undefined): string {
 /** Seconds between two timestamps (to now when the second is missing), as "1 min 5 s". */
 export function duration(start: string | null | undefined, end: string | null | undefined): string {
   if (!start) return "–";
-  const seconds = Math.max(0, ((end ? Date.parse(end) : Date.now()) - Date.parse(start)) / 1000);
-  if (!Number.isFinite(seconds)) return "–";
+  return formatSeconds(((end ? Date.parse(end) : Date.now()) - Date.parse(start)) / 1000);
+}
+
+/** A number of seconds as "4.2 s", "1 min 5 s" or "2 h 3 min"; "–" when unknown. */
+export function formatSeconds(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "–";
+  const seconds = Math.max(0, value);
   if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
   const minutes = Math.floor(seconds / 60);
   return minutes < 60
@@ -59,4 +82,18 @@ export function duration(start: string | null | undefined, end: string | null | 
 /** The names of a probability map, most likely first. */
 export function ranked(probabilities: Record<string, number>): [string, number][] {
   return Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
+}
+
+/** Why ``value`` is not a number from ``low`` to ``high`` (a whole one unless ``whole`` is
+ * false), or null when it is one. */
+export function rangeProblem(
+  what: string,
+  value: number,
+  low: number,
+  high: number,
+  whole = true,
+): string | null {
+  if (Number.isFinite(value) && value >= low && value <= high && (!whole || Number.isInteger(value)))
+    return null;
+  return `${what} must be a ${whole ? "whole number" : "number"} from ${low} to ${high}`;
 }

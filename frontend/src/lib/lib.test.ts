@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { formatEps, parseBudgets } from "./format";
+import { ADAPTIVE, COMPARISON, ROBUSTNESS } from "../test/fixtures";
+import { formatEps, formatSeconds, parseBudgets, rangeProblem } from "./format";
 import { pairWithClean, parseCsv, parseManifest } from "./manifest";
+import { asAdaptive, asComparison, asRobustness, baseDefense, budgetLabel, isBpda } from "./robustness";
 
 const HEADER =
   "file,split,source_file,source_id,true_label,attack,params,eps,predicted_before,predicted_after,success,linf,l2";
@@ -16,6 +18,76 @@ describe("budgets", () => {
     expect(() => parseBudgets("")).toThrow(/at least one/);
     expect(() => parseBudgets("8, x")).toThrow(/"x"/);
     expect(() => parseBudgets("-1")).toThrow();
+    expect(() => parseBudgets("0")).toThrow('budget "0" is not a number of 1/255 steps in (0, 255]');
+  });
+
+  it("takes 0 (clean accuracy) where allowed, as a grid like 0,1/255,…,16/255", () => {
+    expect(parseBudgets("0,1/255,2/255,4/255,8/255,16/255", { allowZero: true })).toEqual(
+      [0, 1, 2, 4, 8, 16].map((steps) => steps / 255),
+    );
+    expect(parseBudgets("0; 8 / 255", { allowZero: true })).toEqual([0, 8 / 255]);
+  });
+
+  it("says what is wrong with a grid", () => {
+    const grid = (text: string) => () => parseBudgets(text, { allowZero: true });
+    expect(grid(" ")).toThrow("give at least one budget, e.g. 0, 8/255 for ε = 8/255");
+    expect(grid("0, 8/256")).toThrow(
+      'budget "8/256" is not a number of 1/255 steps in [0, 255] (write 8 or 8/255 for ε = 8/255)',
+    );
+    expect(grid("0, 300")).toThrow(/"300"/);
+    expect(grid("8, 8/255")).toThrow('budget "8/255" is the same as "8": give each once');
+    expect(grid(Array.from({ length: 17 }, (_, i) => i).join(","))).toThrow(
+      "give at most 16 budgets (there are 17)",
+    );
+  });
+});
+
+describe("numbers in forms and reports", () => {
+  it("says which field is out of range", () => {
+    expect(rangeProblem("the epochs", 10, 1, 500)).toBeNull();
+    expect(rangeProblem("the epochs", 2.5, 1, 500)).toBe("the epochs must be a whole number from 1 to 500");
+    expect(rangeProblem("the epochs", Number.NaN, 1, 500)).not.toBeNull();
+    expect(rangeProblem("β", 2.5, 0, 100, false)).toBeNull();
+    expect(rangeProblem("β", 101, 0, 100, false)).toBe("β must be a number from 0 to 100");
+  });
+
+  it("writes seconds for people", () => {
+    expect(formatSeconds(4.25)).toBe("4.3 s");
+    expect(formatSeconds(65)).toBe("1 min 5 s");
+    expect(formatSeconds(null)).toBe("–");
+  });
+});
+
+describe("robustness results", () => {
+  it("are read when they have the expected shape", () => {
+    const report = asRobustness(ROBUSTNESS);
+    expect(report?.defenses).toEqual(["none", "jpeg", "jpeg + BPDA"]);
+    expect(report?.worst_case.jpeg).toEqual([0.875, 0.6875, 0.5625]);
+    expect(asRobustness({ ...ROBUSTNESS, epsilons: [0, "x"] })).toBeNull();
+    expect(asRobustness({ epsilons: [0] })).toBeNull();
+    expect(asRobustness(null)).toBeNull();
+  });
+
+  it("keep NaN (sent as null) and missing worst cases as gaps", () => {
+    const report = asRobustness({ ...ROBUSTNESS, worst_case: { none: [1, null, "?"] } });
+    expect(report?.worst_case).toEqual({ none: [1, null, null], jpeg: [], "jpeg + BPDA": [] });
+  });
+
+  it("read the adaptive test and the adversarial-training comparison, or nothing", () => {
+    expect(asAdaptive(ADAPTIVE)?.settings[1]).toEqual(ADAPTIVE.settings[1]);
+    expect(asAdaptive(ADAPTIVE)?.settings[0]?.non_adaptive).toBeNull();
+    expect(asAdaptive(undefined)).toBeNull();
+    expect(asComparison(COMPARISON)?.models.map((model) => model.name)).toEqual(["start", "PGD-AT"]);
+    expect(asComparison({ epsilons: [0], models: "none" })).toBeNull();
+  });
+
+  it("tell BPDA settings and their defense", () => {
+    expect(isBpda("jpeg + BPDA")).toBe(true);
+    expect(isBpda("jpeg")).toBe(false);
+    expect(baseDefense("gaussian_blur + BPDA")).toBe("gaussian_blur");
+    expect(baseDefense("none")).toBe("none");
+    expect(budgetLabel(0)).toBe("0");
+    expect(budgetLabel(16 / 255)).toBe("16/255");
   });
 });
 

@@ -2,6 +2,7 @@
 // detection_report.py). The API types it as a free-form object (`DetectorDetailOut.report`,
 // and an evaluate job's `result.report`), so its shape is checked here before it is drawn.
 // Undefined numbers (NaN) arrive as null.
+import { finite, finitePairs, isObject } from "./shape";
 
 export interface ReportRow {
   attack: string;
@@ -49,22 +50,9 @@ export interface DetectionReport {
   roc_curves: RocCurves;
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
-}
-
-const finite = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value);
-
 /** A curve's points as [fpr, tpr] pairs, keeping only pairs of finite numbers. */
 export function rocPoints(curve: RocCurve): [number, number][] {
-  const points: [number, number][] = [];
-  const count = Math.min(curve.fpr.length, curve.tpr.length);
-  for (let i = 0; i < count; i++) {
-    const x = curve.fpr[i];
-    const y = curve.tpr[i];
-    if (finite(x) && finite(y)) points.push([x, y]);
-  }
-  return points;
+  return finitePairs(curve.fpr, curve.tpr);
 }
 
 /** The ROC curves that have the expected shape; anything else is left out. */

@@ -1,64 +1,23 @@
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { render, screen, within } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { MemoryRouter } from "react-router";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { Dataset, Model } from "../api/client";
-import { ATTACK_LIST, makeJob, stubFetch } from "../test/fixtures";
+import { ATTACK_LIST, makeDataset, makeJob, makeModel, stubFetch } from "../test/fixtures";
+import { postedJson, renderPage } from "../test/render";
 import { AttackLabPage, budgetHint } from "./AttackLabPage";
-
-const dataset: Dataset = {
-  id: "ds1",
-  name: "shapes",
-  bundled: false,
-  class_names: ["a", "b"],
-  counts: {},
-  image_size: 32,
-  channels: 1,
-  created_at: "2026-01-02T10:00:00Z",
-};
-
-const model: Model = {
-  id: "m1",
-  name: "net",
-  origin: "trained",
-  class_names: ["a", "b"],
-  image_size: 32,
-  channels: 1,
-  dataset_id: "ds1",
-  job_id: null,
-  metrics: {},
-  created_at: "2026-01-02T10:00:00Z",
-};
 
 function setUp(attacks: () => [number, unknown] = () => [200, ATTACK_LIST]) {
   const job = makeJob({ id: "ffffffff00000000", state: "queued" });
   const stub = stubFetch({
     "GET /api/v1/attacks": attacks,
-    "GET /api/v1/datasets": () => [200, [dataset]],
-    "GET /api/v1/models": () => [200, [model]],
+    "GET /api/v1/datasets": () => [200, [makeDataset()]],
+    "GET /api/v1/models": () => [200, [makeModel()]],
     "GET /api/v1/jobs": () => [200, { items: [], total: 0 }],
     "POST /api/v1/jobs": () => [202, job],
     [`GET /api/v1/jobs/${job.id}`]: () => [200, job],
   });
   vi.stubGlobal("fetch", stub.fetchStub);
-  const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
-  render(
-    <QueryClientProvider client={client}>
-      <MemoryRouter>
-        <AttackLabPage />
-      </MemoryRouter>
-    </QueryClientProvider>,
-  );
+  renderPage(<AttackLabPage />);
   return stub;
-}
-
-async function posted(calls: Request[]) {
-  await vi.waitFor(() => expect(calls.some((request) => request.method === "POST")).toBe(true));
-  return (await calls
-    .find((request) => request.method === "POST")!
-    .clone()
-    .json()) as Record<string, unknown>;
 }
 
 afterEach(() => vi.unstubAllGlobals());
@@ -90,7 +49,7 @@ describe("AttackLabPage", () => {
     await userEvent.clear(budgets);
     await userEvent.type(budgets, "4, 8");
     await userEvent.click(within(form).getByRole("button", { name: "Build adversarial set" }));
-    expect(await posted(calls)).toMatchObject({ attacks: ["fgsm", "cw"], eps: [4 / 255, 8 / 255] });
+    expect(await postedJson(calls)).toMatchObject({ attacks: ["fgsm", "cw"], eps: [4 / 255, 8 / 255] });
   });
 
   it("takes no budgets for L2 attacks alone", async () => {
@@ -102,7 +61,7 @@ describe("AttackLabPage", () => {
     await userEvent.click(within(form).getByRole("checkbox", { name: /^CW/ }));
     expect(within(form).getByLabelText("Budgets ε, in 1/255 steps (comma-separated)")).toBeDisabled();
     await userEvent.click(within(form).getByRole("button", { name: "Build adversarial set" }));
-    const body = await posted(calls);
+    const body = await postedJson(calls);
     expect(body.attacks).toEqual(["cw"]);
     expect(body).not.toHaveProperty("eps");
   });

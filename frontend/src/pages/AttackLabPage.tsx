@@ -1,14 +1,16 @@
 import { useState, type FormEvent } from "react";
 import { useSearchParams } from "react-router";
 import type { AttackInfo, Job } from "../api/client";
-import { useAttacks, useCreateJob, useDatasets, useJob, useJobs, useModels } from "../api/queries";
-import { Field } from "../components/Field";
+import { useCreateJob, useJobs } from "../api/queries";
+import { AttackChecks, useAttackChoice } from "../components/AttackChecks";
+import { Field, NumberInput } from "../components/Field";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { Gallery } from "../components/Gallery";
-import { JobTracker } from "../components/JobProgress";
+import { JobResult } from "../components/JobProgress";
+import { ModelDatasetFields, useModelDataset } from "../components/ModelDatasetFields";
 import { Page, Panel } from "../components/Page";
-import { AttackSummary } from "../components/AttackSummary";
-import { defaultAttacks, normLabel, takesBudget } from "../lib/attacks";
+import { SubmitJob } from "../components/SubmitJob";
+import { normLabel, takesBudget } from "../lib/attacks";
 import { decimal, formatEps, formatTime, parseBudgets, percent, shortId } from "../lib/format";
 
 interface RobustnessRow {
@@ -36,42 +38,22 @@ export function budgetHint(attacks: AttackInfo[]): string | undefined {
 
 function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
   const [search] = useSearchParams();
-  const datasets = useDatasets();
-  const models = useModels();
-  const catalogue = useAttacks();
+  const choice = useModelDataset({ initialModelId: search.get("model") ?? "" });
+  const attacks = useAttackChoice(["fgsm", "pgd"]);
   const create = useCreateJob();
-  const [datasetId, setDatasetId] = useState("");
-  const [modelId, setModelId] = useState(search.get("model") ?? "");
-  // null until the user ticks or unticks one: then FGSM and PGD, where the API lists them.
-  const [picked, setPicked] = useState<string[] | null>(null);
   const [budgets, setBudgets] = useState("2, 4, 8");
   const [fraction, setFraction] = useState(0.3);
   const [problem, setProblem] = useState<string | null>(null);
 
-  const model = models.data?.find((m) => m.id === modelId) ?? models.data?.[0];
-  // Default to the dataset the model was trained on, else the newest one.
-  const chosenDataset =
-    datasetId ||
-    (model?.dataset_id && datasets.data?.some((d) => d.id === model.dataset_id) ? model.dataset_id : "") ||
-    datasets.data?.at(-1)?.id ||
-    "";
-  const dataset = datasets.data?.find((d) => d.id === chosenDataset);
-  const known = catalogue.data ?? [];
-  const attacks = (picked ?? defaultAttacks(known, ["fgsm", "pgd"])).filter((name) =>
-    known.some((attack) => attack.name === name),
-  );
-  const needsBudgets = known.some((attack) => attacks.includes(attack.name) && takesBudget(attack));
-  const mismatch =
-    model &&
-    dataset &&
-    dataset.class_names.length > 0 &&
-    dataset.class_names.join("\n") !== model.class_names.join("\n");
+  const { model } = choice;
+  const { known, chosen } = attacks;
+  const needsBudgets = known.some((attack) => chosen.includes(attack.name) && takesBudget(attack));
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
     setProblem(null);
     if (!model) return setProblem("upload or train a model first");
-    if (attacks.length === 0) return setProblem("choose at least one attack");
+    if (chosen.length === 0) return setProblem("choose at least one attack");
     // Only L∞ attacks take budgets; L2 ones (CW) run once at their defaults.
     let eps: number[] | undefined;
     if (needsBudgets) {
@@ -84,9 +66,9 @@ function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
     create.mutate(
       {
         type: "build_adversarial_set",
-        dataset_id: chosenDataset,
+        dataset_id: choice.datasetId,
         model_id: model.id,
-        attacks,
+        attacks: chosen,
         ...(eps ? { eps } : {}),
         fraction,
       },
@@ -96,63 +78,8 @@ function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
 
   return (
     <form className="form" onSubmit={submit} aria-label="Build an adversarial set">
-      <div className="field-row">
-        <Field label="Dataset">
-          <select value={chosenDataset} onChange={(event) => setDatasetId(event.target.value)}>
-            {(datasets.data ?? []).map((d) => (
-              <option key={d.id} value={d.id}>
-                {d.name}
-              </option>
-            ))}
-          </select>
-        </Field>
-        <Field label="Model">
-          <select value={model?.id ?? ""} onChange={(event) => setModelId(event.target.value)}>
-            {(models.data ?? []).length === 0 ? <option value="">no models yet</option> : null}
-            {(models.data ?? []).map((m) => (
-              <option key={m.id} value={m.id}>
-                {m.name} ({shortId(m.id)})
-              </option>
-            ))}
-          </select>
-        </Field>
-      </div>
-      {mismatch ? (
-        <p className="warning" role="status">
-          The model&apos;s classes ({model.class_names.join(", ")}) differ from the dataset&apos;s (
-          {dataset.class_names.join(", ")}): the API will refuse this pair.
-        </p>
-      ) : null}
-      <fieldset>
-        <legend>Attacks</legend>
-        {catalogue.isPending ? <p className="muted">Loading the attacks…</p> : null}
-        <ErrorMessage title="Could not list the attacks" error={catalogue.error} />
-        <div className="checks attack-checks">
-          {known.map((attack) => (
-            <label key={attack.name} className="check" data-norm={attack.norm}>
-              <input
-                type="checkbox"
-                name="attacks"
-                value={attack.name}
-                checked={attacks.includes(attack.name)}
-                onChange={(event) =>
-                  setPicked(
-                    event.target.checked
-                      ? [...attacks, attack.name]
-                      : attacks.filter((a) => a !== attack.name),
-                  )
-                }
-              />
-              <span>
-                <strong>{attack.name.toUpperCase()}</strong>{" "}
-                <span className="norm-badge">{normLabel(attack.norm)}</span>{" "}
-                {takesBudget(attack) ? null : <span className="muted small">no ε </span>}
-                <AttackSummary summary={attack.summary} />
-              </span>
-            </label>
-          ))}
-        </div>
-      </fieldset>
+      <ModelDatasetFields choice={choice} />
+      <AttackChecks choice={attacks} markNoBudget />
       <div className="field-row">
         <Field label="Budgets ε, in 1/255 steps (comma-separated)" hint={budgetHint(known)}>
           <input
@@ -164,25 +91,16 @@ function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
           />
         </Field>
         <Field label="Share of images attacked per attack and ε">
-          <input
-            type="number"
-            min={0.01}
-            max={1}
-            step={0.01}
-            value={fraction}
-            onChange={(event) => setFraction(event.target.valueAsNumber)}
-            required
-          />
+          <NumberInput min={0.01} max={1} step={0.01} value={fraction} onChange={setFraction} />
         </Field>
       </div>
-      <div className="actions">
-        <button type="submit" disabled={create.isPending || !model || known.length === 0}>
-          Build adversarial set
-        </button>
-      </div>
-      <ErrorMessage error={problem} />
-      <ErrorMessage title="Could not start the job" error={create.error} />
-      <ErrorMessage error={datasets.error ?? models.error} />
+      <SubmitJob
+        label="Build adversarial set"
+        disabled={create.isPending || !model || attacks.known.length === 0}
+        problem={problem}
+        startError={create.error}
+        loadError={choice.error}
+      />
     </form>
   );
 }
@@ -247,16 +165,6 @@ function SetView({ job }: { job: Job }) {
   );
 }
 
-function SelectedSet({ jobId }: { jobId: string }) {
-  const job = useJob(jobId);
-  return (
-    <>
-      <JobTracker jobId={jobId} />
-      {job.data?.state === "succeeded" ? <SetView job={job.data} /> : null}
-    </>
-  );
-}
-
 export function AttackLabPage() {
   const [search, setSearch] = useSearchParams();
   const setId = search.get("set") ?? undefined;
@@ -285,7 +193,7 @@ export function AttackLabPage() {
         </Field>
         <ErrorMessage error={sets.error} />
         {setId ? (
-          <SelectedSet jobId={setId} />
+          <JobResult jobId={setId}>{(job) => <SetView job={job} />}</JobResult>
         ) : (
           <p className="muted">Build a set above, or choose one built before.</p>
         )}

@@ -1,17 +1,18 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
-import { useSearchParams } from "react-router";
 import type { DetectorDetail } from "../api/client";
 import { useCreateJob, useDeleteDetector, useDetector, useDetectors, useJob, useJobs } from "../api/queries";
 import { AurocChart } from "../components/AurocChart";
 import { AurocTable } from "../components/AurocTable";
 import { ConfusionHeatmap } from "../components/ConfusionHeatmap";
 import { RocCharts } from "../components/RocChart";
-import { Field } from "../components/Field";
+import { Field, NumberInput } from "../components/Field";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { JobTracker } from "../components/JobProgress";
 import { Page, Panel } from "../components/Page";
+import { SubmitJob } from "../components/SubmitJob";
 import { decimal, formatTime, percent, shortId } from "../lib/format";
 import { asReport, rocScorers, type DetectionReport } from "../lib/report";
+import { useSearchState } from "../lib/search";
 
 function TrainDetector({ onStarted }: { onStarted: (jobId: string) => void }) {
   const sets = useJobs({ type: "build_adversarial_set", state: "succeeded", limit: 50 });
@@ -56,34 +57,18 @@ function TrainDetector({ onStarted }: { onStarted: (jobId: string) => void }) {
       </Field>
       <div className="field-row">
         <Field label="Epochs">
-          <input
-            type="number"
-            min={1}
-            max={2000}
-            value={epochs}
-            onChange={(event) => setEpochs(event.target.valueAsNumber)}
-            required
-          />
+          <NumberInput min={1} max={2000} value={epochs} onChange={setEpochs} />
         </Field>
         <Field label="Clean images wrongly rejected, target (%)">
-          <input
-            type="number"
-            min={0.1}
-            max={50}
-            step={0.1}
-            value={falseRejection}
-            onChange={(event) => setFalseRejection(event.target.valueAsNumber)}
-            required
-          />
+          <NumberInput min={0.1} max={50} step={0.1} value={falseRejection} onChange={setFalseRejection} />
         </Field>
       </div>
-      <div className="actions">
-        <button type="submit" disabled={create.isPending || !chosen}>
-          Train detector
-        </button>
-      </div>
-      <ErrorMessage title="Could not start the job" error={create.error} />
-      <ErrorMessage error={sets.error} />
+      <SubmitJob
+        label="Train detector"
+        disabled={create.isPending || !chosen}
+        startError={create.error}
+        loadError={sets.error}
+      />
     </form>
   );
 }
@@ -281,21 +266,9 @@ function DetectorView({ id, onDeleted }: { id: string; onDeleted: () => void }) 
 
 export function DetectorPage() {
   const detectors = useDetectors();
-  const [search, setSearch] = useSearchParams();
+  const [search, update] = useSearchState();
   const chosen = search.get("id") ?? detectors.data?.[0]?.id;
   const trainJob = search.get("job") ?? undefined;
-  const update = (changes: Record<string, string | undefined>) =>
-    setSearch(
-      (previous) => {
-        const next = new URLSearchParams(previous);
-        for (const [key, value] of Object.entries(changes)) {
-          if (value) next.set(key, value);
-          else next.delete(key);
-        }
-        return next;
-      },
-      { replace: true },
-    );
 
   return (
     <Page

@@ -1,21 +1,9 @@
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { render, screen, within } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { MemoryRouter } from "react-router";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { makeJob, stubFetch } from "../test/fixtures";
+import { renderPage } from "../test/render";
 import { JobsPage } from "./JobsPage";
-
-function renderPage() {
-  const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
-  return render(
-    <QueryClientProvider client={client}>
-      <MemoryRouter>
-        <JobsPage />
-      </MemoryRouter>
-    </QueryClientProvider>,
-  );
-}
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -36,7 +24,7 @@ describe("JobsPage", () => {
       ],
     });
     vi.stubGlobal("fetch", fetchStub);
-    renderPage();
+    renderPage(<JobsPage />);
 
     const runningRow = await screen.findByRole("row", { name: /Build adversarial set\s*aaaaaaaa/ });
     expect(within(runningRow).getByRole("progressbar")).toHaveAttribute("aria-valuenow", "30");
@@ -54,7 +42,7 @@ describe("JobsPage", () => {
   it("filters by type and state through the API's query", async () => {
     const { fetchStub, calls } = stubFetch({ "GET /api/v1/jobs": () => [200, { items: [], total: 0 }] });
     vi.stubGlobal("fetch", fetchStub);
-    renderPage();
+    renderPage(<JobsPage />);
     expect(await screen.findByText("No jobs.")).toBeInTheDocument();
     await userEvent.selectOptions(screen.getByLabelText("State"), "failed");
     await screen.findByText("No jobs.");
@@ -66,7 +54,7 @@ describe("JobsPage", () => {
       "GET /api/v1/jobs": () => [500, { detail: "internal error (OperationalError); see the server log" }],
     });
     vi.stubGlobal("fetch", fetchStub);
-    renderPage();
+    renderPage(<JobsPage />);
     expect(await screen.findByRole("alert")).toHaveTextContent(
       "internal error (OperationalError); see the server log (HTTP 500)",
     );

@@ -8,8 +8,16 @@ import { jobTypeName, StateBadge } from "../components/JobProgress";
 import { Page, Panel } from "../components/Page";
 import { ProgressBar } from "../components/ProgressBar";
 import { duration, formatTime, percent, shortId } from "../lib/format";
+import { asRobustness, budgetLabel, NO_DEFENSE } from "../lib/robustness";
 
-const TYPES: JobType[] = ["train_classifier", "build_adversarial_set", "train_detector", "evaluate"];
+const TYPES: JobType[] = [
+  "train_classifier",
+  "build_adversarial_set",
+  "train_detector",
+  "evaluate",
+  "evaluate_robustness",
+  "adversarial_training",
+];
 const STATES: JobState[] = ["queued", "running", "succeeded", "failed", "cancelled"];
 const PAGE_SIZE = 25;
 
@@ -27,6 +35,10 @@ function jobLink(job: Job): { to: string; text: string } | null {
         : null;
     case "evaluate":
       return { to: `/detector?id=${String(job.params.detector_id)}`, text: "report" };
+    case "evaluate_robustness":
+      return { to: `/robustness?job=${job.id}`, text: "curves" };
+    case "adversarial_training":
+      return { to: `/robustness?training=${job.id}`, text: "comparison" };
     default:
       return null;
   }
@@ -35,12 +47,18 @@ function jobLink(job: Job): { to: string; text: string } | null {
 function summary(job: Job): string {
   const result = job.result;
   if (!result) return "";
-  if (job.type === "train_classifier" && typeof result.test_accuracy === "number")
+  if (
+    (job.type === "train_classifier" || job.type === "adversarial_training") &&
+    typeof result.test_accuracy === "number"
+  )
     return `test accuracy ${percent(result.test_accuracy)}`;
   if (job.type === "build_adversarial_set" && result.images !== undefined)
     return `${String(result.images)} images`;
   if (job.type === "train_detector" && typeof result.threshold === "number")
     return `threshold ${result.threshold.toFixed(3)}`;
+  const robustness = job.type === "evaluate_robustness" ? asRobustness(result.robustness) : null;
+  if (robustness && robustness.epsilons.length > 0)
+    return `worst case ${percent(robustness.worst_case[NO_DEFENSE]?.at(-1))} at ε ${budgetLabel(robustness.epsilons.at(-1)!)}`;
   return "";
 }
 

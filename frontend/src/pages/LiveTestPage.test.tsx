@@ -1,23 +1,10 @@
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { render, screen, within } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { MemoryRouter } from "react-router";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { AttackResult, Detector } from "../api/client";
-import { ATTACK_LIST, makeVerdict, stubFetch } from "../test/fixtures";
+import type { AttackResult } from "../api/client";
+import { ATTACK_LIST, makeDetector, makeVerdict, stubFetch } from "../test/fixtures";
+import { renderPage } from "../test/render";
 import { LiveTestPage } from "./LiveTestPage";
-
-const detector: Detector = {
-  id: "d1",
-  name: "guard",
-  model_id: "m1",
-  set_job_id: "s1",
-  job_id: null,
-  attack_names: ["fgsm", "pgd"],
-  threshold: 0.5,
-  report_job_id: null,
-  created_at: "2026-01-02T10:00:00Z",
-};
 
 const attacked: AttackResult = {
   attack: "cw",
@@ -34,7 +21,7 @@ function setUp() {
   const sent: FormData[] = [];
   const stub = stubFetch({
     "GET /api/v1/attacks": () => [200, ATTACK_LIST],
-    "GET /api/v1/detectors": () => [200, [detector]],
+    "GET /api/v1/detectors": () => [200, [makeDetector()]],
     "POST /api/v1/predict": () => [200, { detector_id: "d1", threshold: 0.5, verdicts: [makeVerdict()] }],
     "POST /api/v1/attack": () => [200, attacked],
   });
@@ -45,14 +32,7 @@ function setUp() {
     return stub.fetchStub(request);
   };
   vi.stubGlobal("fetch", fetchStub);
-  const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
-  render(
-    <QueryClientProvider client={client}>
-      <MemoryRouter>
-        <LiveTestPage />
-      </MemoryRouter>
-    </QueryClientProvider>,
-  );
+  renderPage(<LiveTestPage />);
   return { sent };
 }
 

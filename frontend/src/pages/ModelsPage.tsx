@@ -3,12 +3,13 @@ import { useState, type FormEvent } from "react";
 import { Link, useSearchParams } from "react-router";
 import { uploadModel } from "../api/client";
 import { keys, useCreateJob, useDatasets, useDeleteModel, useJob, useModels } from "../api/queries";
-import { Field } from "../components/Field";
+import { Field, NumberInput } from "../components/Field";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { FileDrop } from "../components/FileDrop";
 import { JobTracker } from "../components/JobProgress";
 import { Page, Panel } from "../components/Page";
 import { ProgressBar } from "../components/ProgressBar";
+import { SubmitJob } from "../components/SubmitJob";
 import { formatTime, percent } from "../lib/format";
 
 function TrainClassifier({ onStarted }: { onStarted: (jobId: string) => void }) {
@@ -54,33 +55,18 @@ function TrainClassifier({ onStarted }: { onStarted: (jobId: string) => void }) 
       </Field>
       <div className="field-row">
         <Field label="Epochs">
-          <input
-            type="number"
-            min={1}
-            max={500}
-            value={epochs}
-            onChange={(event) => setEpochs(event.target.valueAsNumber)}
-            required
-          />
+          <NumberInput min={1} max={500} value={epochs} onChange={setEpochs} />
         </Field>
         <Field label="Patience (epochs without improvement)">
-          <input
-            type="number"
-            min={1}
-            max={500}
-            value={patience}
-            onChange={(event) => setPatience(event.target.valueAsNumber)}
-            required
-          />
+          <NumberInput min={1} max={500} value={patience} onChange={setPatience} />
         </Field>
       </div>
-      <div className="actions">
-        <button type="submit" disabled={create.isPending}>
-          Train classifier
-        </button>
-      </div>
-      <ErrorMessage title="Could not start the job" error={create.error} />
-      <ErrorMessage error={datasets.error} />
+      <SubmitJob
+        label="Train classifier"
+        disabled={create.isPending}
+        startError={create.error}
+        loadError={datasets.error}
+      />
     </form>
   );
 }
@@ -191,6 +177,7 @@ export function ModelsPage() {
   const remove = useDeleteModel();
   const [search, setSearch] = useSearchParams();
   const jobId = search.get("job") ?? undefined;
+  const selected = search.get("id") ?? undefined;
 
   return (
     <Page
@@ -235,7 +222,7 @@ export function ModelsPage() {
               </thead>
               <tbody>
                 {models.data.map((model) => (
-                  <tr key={model.id}>
+                  <tr key={model.id} aria-selected={model.id === selected}>
                     <th scope="row">{model.name}</th>
                     <td>{model.origin}</td>
                     <td>{model.class_names.join(", ")}</td>

@@ -1,4 +1,4 @@
-import type { AttackInfo, Job, Verdict } from "../api/client";
+import type { AttackInfo, Dataset, Detector, Job, Model, Verdict } from "../api/client";
 import type { ReportRow } from "../lib/report";
 
 export function makeJob(overrides: Partial<Job> = {}): Job {
@@ -15,6 +15,51 @@ export function makeJob(overrides: Partial<Job> = {}): Job {
     created_at: "2026-01-02T10:00:00Z",
     started_at: "2026-01-02T10:00:01Z",
     finished_at: null,
+    ...overrides,
+  };
+}
+
+export function makeDataset(overrides: Partial<Dataset> = {}): Dataset {
+  return {
+    id: "ds1",
+    name: "shapes",
+    bundled: false,
+    class_names: ["a", "b"],
+    counts: {},
+    image_size: 32,
+    channels: 1,
+    created_at: "2026-01-02T10:00:00Z",
+    ...overrides,
+  };
+}
+
+export function makeModel(overrides: Partial<Model> = {}): Model {
+  return {
+    id: "m1",
+    name: "net",
+    origin: "trained",
+    class_names: ["a", "b"],
+    image_size: 32,
+    channels: 1,
+    dataset_id: "ds1",
+    job_id: null,
+    metrics: {},
+    created_at: "2026-01-02T10:00:00Z",
+    ...overrides,
+  };
+}
+
+export function makeDetector(overrides: Partial<Detector> = {}): Detector {
+  return {
+    id: "d1",
+    name: "guard",
+    model_id: "m1",
+    set_job_id: "s1",
+    job_id: null,
+    attack_names: ["fgsm", "pgd"],
+    threshold: 0.5,
+    report_job_id: null,
+    created_at: "2026-01-02T10:00:00Z",
     ...overrides,
   };
 }
@@ -96,3 +141,54 @@ export function stubFetch(routes: Record<string, (request: Request) => [number, 
   };
   return { fetchStub, calls };
 }
+
+/** An evaluate_robustness job's ``result.robustness``: the undefended model and JPEG
+ * (plain and with BPDA) under FGSM and PGD at ε = 0, 4/255, 8/255 on 16 images. */
+export const ROBUSTNESS = {
+  epsilons: [0, 4 / 255, 8 / 255],
+  images: 16,
+  attacks: ["fgsm", "pgd"],
+  defenses: ["none", "jpeg", "jpeg + BPDA"],
+  clean_accuracy: { none: 0.9375, jpeg: 0.875, "jpeg + BPDA": 0.875 },
+  curves: [
+    { defense: "none", attack: "fgsm", accuracy: [0.9375, 0.5, 0.25], seconds: 1.2 },
+    { defense: "none", attack: "pgd", accuracy: [0.9375, 0.375, 0.0625], seconds: 3.4 },
+    { defense: "jpeg", attack: "fgsm", accuracy: [0.875, 0.75, 0.625], seconds: 1.1 },
+    { defense: "jpeg", attack: "pgd", accuracy: [0.875, 0.8125, 0.75], seconds: 3.1 },
+    { defense: "jpeg + BPDA", attack: "fgsm", accuracy: [0.875, 0.5, 0.3125], seconds: 1.3 },
+    { defense: "jpeg + BPDA", attack: "pgd", accuracy: [0.875, 0.25, 0], seconds: 3.3 },
+  ],
+  worst_case: {
+    none: [0.9375, 0.3125, 0],
+    jpeg: [0.875, 0.6875, 0.5625],
+    "jpeg + BPDA": [0.875, 0.1875, 0],
+  },
+  seconds: 42,
+  attack_params: { fgsm: {}, pgd: { alpha: "2.5·ε/steps" } },
+};
+
+/** An evaluate_robustness job's ``result.adaptive`` (with a detector). */
+export const ADAPTIVE = {
+  epsilons: [2 / 255, 4 / 255, 8 / 255],
+  images: 16,
+  settings: [
+    { name: "classifier", protected_accuracy: [0.5, 0.25, 0], non_adaptive: null },
+    {
+      name: "classifier + detector",
+      protected_accuracy: [0.75, 0.5, 0.3125],
+      non_adaptive: [0.9375, 0.875, 0.875],
+    },
+  ],
+};
+
+/** An adversarial_training job's ``result.comparison``. */
+export const COMPARISON = {
+  epsilons: [0, 2 / 255, 4 / 255, 8 / 255],
+  attacks: ["pgd", "apgd"],
+  images: 16,
+  models: [
+    { name: "start", clean_accuracy: 0.9375, accuracy: [0.9375, 0.5, 0.125, 0] },
+    { name: "PGD-AT", clean_accuracy: 0.875, accuracy: [0.875, 0.75, 0.625, 0.4375] },
+  ],
+  seconds: 12,
+};

@@ -25,6 +25,7 @@ from advguard.jobs import (
     find_record,
     matching_model_and_dataset,
     succeeded_set_job,
+    unseen_attacks,
 )
 from advguard.storage import (
     FINISHED_STATES,
@@ -78,7 +79,8 @@ def validate_references(storage: Storage, params: Any) -> None:
         if isinstance(params, TrainDetectorParams):
             succeeded_set_job(storage, params.set_job_id)
         if isinstance(params, EvaluateParams):
-            find_record(storage, DetectorRecord, params.detector_id, "detector")
+            detector = find_record(storage, DetectorRecord, params.detector_id, "detector")
+            unseen_attacks(params, detector.attack_names)
             if params.set_job_id is not None:
                 succeeded_set_job(storage, params.set_job_id)
     except ValueError as error:  # JobInputError, and bad attack names or budgets

@@ -1,0 +1,184 @@
+import { render, screen, within } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import { asAdaptive, asComparison, asRobustness, type RobustnessReport } from "../lib/robustness";
+import { ADAPTIVE, COMPARISON, ROBUSTNESS } from "../test/fixtures";
+import { budgetTicks } from "./AccuracyChart";
+import { lineStyles } from "./LineChart";
+import {
+  AdaptiveView,
+  ComparisonView,
+  DefenseChart,
+  defenseStyles,
+  RobustnessView,
+  WorstCaseChart,
+} from "./RobustnessReport";
+
+const report = asRobustness(ROBUSTNESS) as RobustnessReport;
+
+const series = (chart: HTMLElement) =>
+  [...chart.querySelectorAll("path.chart-line")].map((path) => path.getAttribute("data-series"));
+
+describe("DefenseChart", () => {
+  it("draws a line per attack and the worst case on top, thick and black", () => {
+    render(<DefenseChart report={report} defense="none" styles={lineStyles(report.attacks)} />);
+    const chart = screen.getByRole("img", { name: "Accuracy against ε: none" });
+    expect(series(chart)).toEqual(["fgsm", "pgd", "worst case"]);
+    const worst = chart.querySelector("path[data-series='worst case']")!;
+    expect(worst).toHaveClass("chart-line-emphasis");
+    expect(worst.getAttribute("stroke")).toBe("#1b1f24");
+    expect(chart.querySelector("path[data-series='fgsm']")).not.toHaveClass("chart-line-emphasis");
+    // From (0, 93.75 %) to (1, 0 %) of the plot: x 48..288, y 250..10.
+    expect(worst.getAttribute("d")).toBe("M48.0 25.0 L168.0 175.0 L288.0 250.0");
+    // A dot at every point, so that a two-budget grid still shows.
+    expect(chart.querySelectorAll("circle.chart-marker")).toHaveLength(9);
+    expect(chart).toHaveTextContent("budget ε (L∞)");
+    expect(chart).toHaveTextContent("accuracy");
+    expect(chart).toHaveAccessibleDescription(
+      /ε \(0, 4\/255, 8\/255; evenly spaced\): fgsm 93\.8 %, 50\.0 %, 25\.0 %; pgd .*; worst case \(every attack\) 93\.8 %, 31\.3 %, 0\.0 %/,
+    );
+    const legend = screen.getByRole("list", { name: "none: attacks" });
+    expect(
+      within(legend)
+        .getAllByRole("listitem")
+        .map((item) => item.textContent),
+    ).toEqual(["fgsm", "pgd", "worst case (every attack)"]);
+    expect(screen.getByText("none — clean accuracy 93.8 %")).toBeInTheDocument();
+  });
+
+  it("leaves out points the result does not have", () => {
+    const gappy = { ...report, worst_case: { ...report.worst_case, none: [0.9, null, 0.1] } };
+    render(<DefenseChart report={gappy} defense="none" styles={lineStyles(report.attacks)} />);
+    const worst = screen
+      .getByRole("img", { name: "Accuracy against ε: none" })
+      .querySelector("path[data-series='worst case']");
+    expect(worst?.getAttribute("d")).toBe("M48.0 34.0 L288.0 226.0");
+  });
+});
+
+describe("WorstCaseChart", () => {
+  it("compares every defense's worst case, BPDA dashed in its defense's colour", () => {
+    render(<WorstCaseChart report={report} />);
+    const chart = screen.getByRole("img", { name: "Worst-case accuracy against ε per defense" });
+    expect(series(chart)).toEqual(["none", "jpeg", "jpeg + BPDA"]);
+    const path = (name: string) => chart.querySelector(`path[data-series='${name}']`)!;
+    expect(path("jpeg").getAttribute("stroke-dasharray")).toBeNull();
+    expect(path("jpeg + BPDA").getAttribute("stroke-dasharray")).toBe("6 3");
+    expect(path("jpeg + BPDA").getAttribute("stroke")).toBe(path("jpeg").getAttribute("stroke"));
+    expect(path("none").getAttribute("stroke")).not.toBe(path("jpeg").getAttribute("stroke"));
+    expect(screen.getByRole("list", { name: "Worst case per defense" })).toHaveTextContent(
+      "jpeg + BPDA (dashed)",
+    );
+  });
+
+  it("gives each preprocessing its own colour", () => {
+    const styles = defenseStyles(["none", "jpeg", "jpeg + BPDA", "median", "median + BPDA"]);
+    expect(styles.get("median")!.colour).not.toBe(styles.get("jpeg")!.colour);
+    expect(styles.get("median + BPDA")).toEqual({ colour: styles.get("median")!.colour, dash: "6 3" });
+  });
+});
+
+describe("budgetTicks", () => {
+  it("spreads the budgets evenly and labels them as the backend writes them", () => {
+    expect(budgetTicks([0, 4 / 255, 8 / 255])).toEqual([
+      { at: 0, label: "0" },
+      { at: 0.5, label: "4/255" },
+      { at: 1, label: "8/255" },
+    ]);
+    expect(budgetTicks([8 / 255])).toEqual([{ at: 0.5, label: "8/255" }]);
+  });
+
+  it("labels every other tick of a long grid, and always the last", () => {
+    const labels = budgetTicks(Array.from({ length: 12 }, (_, i) => i / 255)).map((tick) => tick.label);
+    expect(labels.filter(Boolean)).toEqual(["0", "2/255", "4/255", "6/255", "8/255", "10/255", "11/255"]);
+  });
+});
+
+describe("RobustnessView", () => {
+  it("shows a chart per defense, the comparison, tables with the worst case, and the files", () => {
+    render(
+      <RobustnessView report={report} artifacts={{ plot: "/p.png", markdown: "/r.md", json: "/r.json" }} />,
+    );
+    for (const defense of report.defenses)
+      expect(screen.getByRole("img", { name: `Accuracy against ε: ${defense}` })).toBeInTheDocument();
+    expect(
+      screen.getByRole("img", { name: "Worst-case accuracy against ε per defense" }),
+    ).toBeInTheDocument();
+    const table = screen.getByRole("table", { name: "none (clean accuracy 93.8 %)" });
+    expect(
+      within(table)
+        .getAllByRole("columnheader")
+        .map((cell) => cell.textContent),
+    ).toEqual(["attack", "ε 0", "ε 4/255", "ε 8/255"]);
+    const worst = within(table).getByRole("row", { name: /^worst case/ });
+    expect(worst).toHaveClass("emphasis-row");
+    expect(
+      within(worst)
+        .getAllByRole("cell")
+        .map((cell) => cell.textContent),
+    ).toEqual(["93.8 %", "31.3 %", "0.0 %"]);
+    expect(
+      within(screen.getByRole("table", { name: "Worst case per defense" })).getByRole("row", {
+        name: /^jpeg \+ BPDA/,
+      }).textContent,
+    ).toBe("jpeg + BPDA87.5 %87.5 %18.8 %0.0 %");
+    expect(screen.getByText("Worst case at the largest ε").nextSibling).toHaveTextContent("0.0 %");
+    expect(screen.getByRole("link", { name: "Download the plot (robustness.png)" })).toHaveAttribute(
+      "href",
+      "/p.png",
+    );
+    expect(screen.getByRole("link", { name: "robustness.md" })).toHaveAttribute("href", "/r.md");
+  });
+
+  it("draws no comparison for the undefended model alone", () => {
+    const alone = asRobustness({
+      ...ROBUSTNESS,
+      defenses: ["none"],
+      curves: ROBUSTNESS.curves.filter((curve) => curve.defense === "none"),
+    })!;
+    render(<RobustnessView report={alone} artifacts={{}} />);
+    expect(screen.getAllByRole("img")).toHaveLength(1);
+    expect(screen.queryByRole("table", { name: "Worst case per defense" })).toBeNull();
+  });
+});
+
+describe("AdaptiveView", () => {
+  it("draws protected accuracy per setting, the non-adaptive attack dashed, and a table", () => {
+    render(<AdaptiveView adaptive={asAdaptive(ADAPTIVE)!} />);
+    const chart = screen.getByRole("img", { name: "Protected accuracy against ε (adaptive attack)" });
+    expect(series(chart)).toEqual([
+      "classifier",
+      "classifier + detector",
+      "classifier + detector (non-adaptive)",
+    ]);
+    expect(
+      chart
+        .querySelector("path[data-series='classifier + detector (non-adaptive)']")!
+        .getAttribute("stroke-dasharray"),
+    ).toBe("6 3");
+    const row = screen.getByRole("row", { name: /^classifier \+ detector 75/ });
+    expect(
+      within(row)
+        .getAllByRole("cell")
+        .map((cell) => cell.textContent),
+    ).toEqual(["75.0 %", "50.0 %", "31.3 %"]);
+  });
+});
+
+describe("ComparisonView", () => {
+  it("compares the start model with the trained one: clean, then per budget", () => {
+    render(<ComparisonView comparison={asComparison(COMPARISON)!} />);
+    const chart = screen.getByRole("img", {
+      name: "Accuracy against ε before and after adversarial training",
+    });
+    expect(series(chart)).toEqual(["start", "PGD-AT"]);
+    const table = screen.getByRole("table", { name: /16 test images/ });
+    expect(
+      within(table)
+        .getAllByRole("columnheader")
+        .map((cell) => cell.textContent),
+    ).toEqual(["model", "clean", "ε 2/255", "ε 4/255", "ε 8/255"]);
+    expect(within(table).getByRole("row", { name: /^PGD-AT/ }).textContent).toBe(
+      "PGD-AT87.5 %75.0 %62.5 %43.8 %",
+    );
+  });
+});

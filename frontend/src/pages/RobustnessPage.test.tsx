@@ -1,0 +1,289 @@
+import { screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Job } from "../api/client";
+import {
+  ADAPTIVE,
+  ATTACK_LIST,
+  COMPARISON,
+  makeDataset,
+  makeDetector,
+  makeJob,
+  makeModel,
+  ROBUSTNESS,
+  stubFetch,
+} from "../test/fixtures";
+import { postedJson, renderPage } from "../test/render";
+import { RobustnessPage } from "./RobustnessPage";
+
+const evaluation = makeJob({
+  id: "eeeeeeee00000001",
+  type: "evaluate_robustness",
+  state: "succeeded",
+  params: { model_id: "m1", attacks: ["fgsm", "pgd"], defenses: ["jpeg"] },
+  progress: { stage: "jpeg + BPDA: pgd ε=8/255", done: 96, total: 96, fraction: 1 },
+  result: { robustness: ROBUSTNESS, adaptive: ADAPTIVE },
+  artifacts: {
+    json: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.json",
+    markdown: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.md",
+    plot: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.png",
+  },
+  finished_at: "2026-01-02T10:01:00Z",
+});
+
+const training = makeJob({
+  id: "tttttttt00000002",
+  type: "adversarial_training",
+  state: "succeeded",
+  params: { method: "pgd", eps: 8 / 255 },
+  progress: { stage: "comparing", done: 4, total: 4, fraction: 1 },
+  result: { model_id: "m9", test_accuracy: 0.875, comparison: COMPARISON },
+  finished_at: "2026-01-02T10:05:00Z",
+});
+
+function setUp({ jobs = [evaluation, training] }: { jobs?: Job[] } = {}) {
+  const queued = makeJob({ id: "ffffffff00000000", type: "evaluate_robustness", state: "queued" });
+  const byId = new Map([...jobs, queued].map((job) => [job.id, job]));
+  const routes: Record<string, (request: Request) => [number, unknown]> = {
+    "GET /api/v1/attacks": () => [200, ATTACK_LIST],
+    "GET /api/v1/datasets": () => [200, [makeDataset()]],
+    "GET /api/v1/models": () => [
+      200,
+      [
+        makeModel({ id: "m1", name: "net m1" }),
+        makeModel({ id: "m2", name: "net m2" }),
+        makeModel({ id: "ts", origin: "torchscript", name: "scripted" }),
+      ],
+    ],
+    "GET /api/v1/detectors": () => [
+      200,
+      [
+        makeDetector({ id: "d1", name: "guard d1", model_id: "m1" }),
+        makeDetector({ id: "d2", name: "guard d2", model_id: "m2" }),
+      ],
+    ],
+    "GET /api/v1/jobs": (request) => {
+      const type = new URL(request.url).searchParams.get("type");
+      const items = jobs.filter((job) => job.type === type);
+      return [200, { items, total: items.length }];
+    },
+    "POST /api/v1/jobs": () => [202, queued],
+  };
+  for (const [id, job] of byId) routes[`GET /api/v1/jobs/${id}`] = () => [200, job];
+  const stub = stubFetch(routes);
+  vi.stubGlobal("fetch", stub.fetchStub);
+  renderPage(<RobustnessPage />);
+  return stub;
+}
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe("RobustnessPage: results", () => {
+  it("shows the newest evaluation: charts per defense, the worst cases, tables, files, the adaptive test", async () => {
+    setUp();
+    const panel = screen.getByRole("region", { name: "Accuracy under attack" });
+    const report = await within(panel).findByTestId("robustness-report");
+    expect(within(panel).getByLabelText("Evaluation")).toHaveDisplayValue(
+      /^eeeeeeee — fgsm, pgd \+ jpeg — succeeded/,
+    );
+    expect(within(panel).getByRole("progressbar")).toHaveAttribute("aria-valuenow", "100");
+    for (const defense of ["none", "jpeg", "jpeg + BPDA"])
+      expect(within(report).getByRole("img", { name: `Accuracy against ε: ${defense}` })).toBeInTheDocument();
+    const worst = within(report).getByRole("img", { name: "Worst-case accuracy against ε per defense" });
+    expect(worst.querySelector("path[data-series='jpeg + BPDA']")).toHaveAttribute("stroke-dasharray", "6 3");
+    const table = within(report).getByRole("table", { name: "jpeg + BPDA (clean accuracy 87.5 %)" });
+    expect(within(table).getByRole("row", { name: /^worst case/ })).toHaveTextContent("87.5 %18.8 %0.0 %");
+    expect(within(report).getByRole("link", { name: "Download the plot (robustness.png)" })).toHaveAttribute(
+      "href",
+      evaluation.artifacts.plot,
+    );
+    expect(
+      within(panel).getByRole("img", { name: "Protected accuracy against ε (adaptive attack)" }),
+    ).toBeInTheDocument();
+    expect(
+      within(panel).getByRole("table", { name: "Protected accuracy under the adaptive attack" }),
+    ).toBeInTheDocument();
+  });
+
+  it("shows the adversarially trained model against its start, with links to it", async () => {
+    setUp();
+    const panel = screen.getByRole("region", { name: "Adversarially trained models" });
+    const comparison = await within(panel).findByTestId("training-comparison");
+    expect(within(panel).getByLabelText("Training")).toHaveDisplayValue(
+      /^tttttttt — PGD-AT ε=8\/255 — succeeded/,
+    );
+    expect(within(comparison).getByRole("row", { name: /^start/ })).toHaveTextContent(
+      "start93.8 %50.0 %12.5 %0.0 %",
+    );
+    expect(within(panel).getByRole("status")).toHaveTextContent("New model m9: test accuracy 87.5 %");
+    expect(within(panel).getByRole("link", { name: "See it among the models" })).toHaveAttribute(
+      "href",
+      "/models?id=m9",
+    );
+  });
+
+  it("says so when there are no jobs yet", async () => {
+    setUp({ jobs: [] });
+    const panel = screen.getByRole("region", { name: "Accuracy under attack" });
+    expect(await within(panel).findByText("None yet: start one above.")).toBeInTheDocument();
+  });
+
+  it("follows a running evaluation with its stage and progress", async () => {
+    const running = makeJob({
+      id: "rrrrrrrr00000003",
+      type: "evaluate_robustness",
+      params: { attacks: ["pgd"] },
+      progress: { stage: "jpeg + BPDA: pgd ε=4/255", done: 48, total: 96, fraction: 0.5 },
+    });
+    setUp({ jobs: [running] });
+    const panel = screen.getByRole("region", { name: "Accuracy under attack" });
+    expect(await within(panel).findByText(/jpeg \+ BPDA: pgd ε=4\/255 — 48 \/ 96/)).toBeInTheDocument();
+    expect(within(panel).getByRole("progressbar")).toHaveAttribute("aria-valuenow", "50");
+    expect(within(panel).getByRole("button", { name: "Cancel" })).toBeInTheDocument();
+    expect(within(panel).queryByTestId("robustness-report")).toBeNull();
+  });
+});
+
+describe("RobustnessPage: evaluate form", () => {
+  it("sends the attacks, the budget grid, defenses, limit and the model's detector", async () => {
+    const { calls } = setUp({ jobs: [] });
+    const form = screen.getByRole("form", { name: "Evaluate robustness" });
+    await within(form).findByRole("option", { name: "guard d1 (d1)" });
+    // Only the detectors of the chosen model are offered.
+    expect(within(form).queryByRole("option", { name: "guard d2 (d2)" })).toBeNull();
+    for (const attack of ["CW", "MIM"])
+      await userEvent.click(within(form).getByRole("checkbox", { name: new RegExp(`^${attack}`) }));
+    const budgets = within(form).getByLabelText("Budgets ε, L∞ (comma-separated)");
+    await userEvent.clear(budgets);
+    await userEvent.type(budgets, "0, 8/255");
+    await userEvent.click(within(form).getByRole("checkbox", { name: "JPEG compression" }));
+    await userEvent.click(within(form).getByRole("checkbox", { name: "bit-depth reduction" }));
+    const limit = within(form).getByLabelText("Test images (a random sample)");
+    await userEvent.clear(limit);
+    await userEvent.type(limit, "16");
+    await userEvent.selectOptions(
+      within(form).getByLabelText("Detector for the adaptive test (optional)"),
+      "d1",
+    );
+    await userEvent.click(within(form).getByRole("button", { name: "Evaluate robustness" }));
+    expect(await postedJson(calls)).toEqual({
+      type: "evaluate_robustness",
+      model_id: "m1",
+      dataset_id: "ds1",
+      attacks: ["fgsm", "pgd"],
+      eps: [0, 8 / 255],
+      defenses: ["bit_depth", "jpeg"],
+      limit: 16,
+      detector_id: "d1",
+    });
+  });
+
+  it("starts with the API's default attacks and budgets, and no detector", async () => {
+    const { calls } = setUp({ jobs: [] });
+    const form = screen.getByRole("form", { name: "Evaluate robustness" });
+    await within(form).findByRole("checkbox", { name: /^CW/ });
+    await within(form).findByRole("option", { name: "net m1 (m1)" });
+    await userEvent.selectOptions(within(form).getByLabelText("Model"), "m2");
+    await userEvent.click(within(form).getByRole("button", { name: "Evaluate robustness" }));
+    const body = await postedJson(calls);
+    expect(body).toMatchObject({
+      model_id: "m2",
+      attacks: ["fgsm", "pgd", "mim", "cw"],
+      defenses: [],
+      limit: 200,
+    });
+    expect(body.eps).toEqual([0, 1, 2, 4, 8, 16].map((steps) => steps / 255));
+    expect(body).not.toHaveProperty("detector_id");
+  });
+
+  it("says what is wrong with the budgets, the attacks or the image count, and sends nothing", async () => {
+    const { calls } = setUp({ jobs: [] });
+    const form = screen.getByRole("form", { name: "Evaluate robustness" });
+    await within(form).findByRole("option", { name: "net m1 (m1)" });
+    const submit = within(form).getByRole("button", { name: "Evaluate robustness" });
+    const budgets = within(form).getByLabelText("Budgets ε, L∞ (comma-separated)");
+    await userEvent.clear(budgets);
+    await userEvent.type(budgets, "0, 4/255, four");
+    await userEvent.click(submit);
+    expect(within(form).getByRole("alert")).toHaveTextContent(
+      'budget "four" is not a number of 1/255 steps in [0, 255] (write 8 or 8/255 for ε = 8/255)',
+    );
+    await userEvent.clear(budgets);
+    await userEvent.type(budgets, "0, 8");
+    const limit = within(form).getByLabelText("Test images (a random sample)");
+    await userEvent.clear(limit);
+    await userEvent.type(limit, "0");
+    await userEvent.click(submit);
+    expect(within(form).getByRole("alert")).toHaveTextContent(
+      "the number of images must be a whole number from 1 to 100000",
+    );
+    for (const box of within(form).getAllByRole("checkbox", { checked: true }))
+      if ((box as HTMLInputElement).name === "attacks") await userEvent.click(box);
+    await userEvent.click(submit);
+    expect(within(form).getByRole("alert")).toHaveTextContent("choose at least one attack");
+    expect(calls.some((request) => request.method === "POST")).toBe(false);
+  });
+});
+
+describe("RobustnessPage: adversarial training form", () => {
+  it("sends PGD-AT from scratch by default, without β", async () => {
+    const { calls } = setUp({ jobs: [] });
+    const form = screen.getByRole("form", { name: "Train adversarially" });
+    await within(form).findByRole("option", { name: "shapes" });
+    expect(within(form).queryByLabelText("β (weight of the robustness term)")).toBeNull();
+    // TorchScript archives cannot be trained further.
+    expect(within(form).queryByRole("option", { name: /scripted/ })).toBeNull();
+    await userEvent.click(within(form).getByRole("button", { name: "Train adversarially" }));
+    expect(await postedJson(calls)).toEqual({
+      type: "adversarial_training",
+      dataset_id: "ds1",
+      model_id: null,
+      name: null,
+      method: "pgd",
+      eps: 8 / 255,
+      steps: 5,
+      epochs: 10,
+    });
+  });
+
+  it("shows β for TRADES only, and sends it with the start model", async () => {
+    const { calls } = setUp({ jobs: [] });
+    const form = screen.getByRole("form", { name: "Train adversarially" });
+    await within(form).findByRole("option", { name: "net m2 (m2)" });
+    await userEvent.selectOptions(within(form).getByLabelText("Start from"), "m2");
+    await userEvent.selectOptions(within(form).getByLabelText("Method"), "trades");
+    const beta = within(form).getByLabelText("β (weight of the robustness term)");
+    await userEvent.clear(beta);
+    await userEvent.type(beta, "3");
+    const eps = within(form).getByLabelText("Budget ε (1/255 steps)");
+    await userEvent.clear(eps);
+    await userEvent.type(eps, "4");
+    await userEvent.type(within(form).getByLabelText("Name (optional)"), "robust net");
+    await userEvent.click(within(form).getByRole("button", { name: "Train adversarially" }));
+    expect(await postedJson(calls)).toEqual({
+      type: "adversarial_training",
+      dataset_id: "ds1",
+      model_id: "m2",
+      name: "robust net",
+      method: "trades",
+      eps: 4 / 255,
+      steps: 5,
+      beta: 3,
+      epochs: 10,
+    });
+  });
+
+  it("refuses a budget beyond the API's limit with a message", async () => {
+    const { calls } = setUp({ jobs: [] });
+    const form = screen.getByRole("form", { name: "Train adversarially" });
+    await within(form).findByRole("option", { name: "shapes" });
+    const eps = within(form).getByLabelText("Budget ε (1/255 steps)");
+    await userEvent.clear(eps);
+    await userEvent.type(eps, "64");
+    await userEvent.click(within(form).getByRole("button", { name: "Train adversarially" }));
+    expect(within(form).getByRole("alert")).toHaveTextContent(
+      "ε (in 1/255 steps) must be a number from 0.5 to 63.75",
+    );
+    expect(calls.some((request) => request.method === "POST")).toBe(false);
+  });
+});

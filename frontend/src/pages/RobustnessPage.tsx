@@ -1,0 +1,378 @@
+import { useState, type FormEvent, type ReactNode } from "react";
+import { Link } from "react-router";
+import type { DefenseName, Job, JobType } from "../api/client";
+import { isActive, useCreateJob, useDetectors, useJobs } from "../api/queries";
+import { AttackChecks, useAttackChoice } from "../components/AttackChecks";
+import { ErrorMessage } from "../components/ErrorMessage";
+import { Field, NumberInput } from "../components/Field";
+import { JobResult, JobTracker } from "../components/JobProgress";
+import { ModelDatasetFields, useModelDataset } from "../components/ModelDatasetFields";
+import { Page, Panel } from "../components/Page";
+import { AdaptiveView, ComparisonView, RobustnessView } from "../components/RobustnessReport";
+import { SubmitJob } from "../components/SubmitJob";
+import { formatEps, formatTime, parseBudgets, percent, rangeProblem, shortId } from "../lib/format";
+import {
+  asAdaptive,
+  asComparison,
+  asRobustness,
+  ROBUSTNESS_ATTACKS,
+  ROBUSTNESS_BUDGETS,
+} from "../lib/robustness";
+import { useSearchState } from "../lib/search";
+
+/** The preprocessing defenses, in the order the API lists them. */
+export const DEFENSES: { name: DefenseName; label: string }[] = [
+  { name: "bit_depth", label: "bit-depth reduction" },
+  { name: "median", label: "median filter" },
+  { name: "jpeg", label: "JPEG compression" },
+  { name: "gaussian_blur", label: "Gaussian blur" },
+];
+const MAX_IMAGES = 100_000;
+/** The API's bound on the adversarial-training budget: ε ≤ 0.25, in 1/255 steps. */
+const MAX_TRAINING_STEPS_255 = 63.75;
+
+function EvaluateForm({
+  initialModelId,
+  onStarted,
+}: {
+  initialModelId: string;
+  onStarted: (jobId: string) => void;
+}) {
+  const choice = useModelDataset({ initialModelId });
+  const attacks = useAttackChoice(ROBUSTNESS_ATTACKS);
+  const detectors = useDetectors();
+  const create = useCreateJob();
+  const [budgets, setBudgets] = useState(ROBUSTNESS_BUDGETS);
+  const [defenses, setDefenses] = useState<DefenseName[]>([]);
+  const [limit, setLimit] = useState(200);
+  const [detectorId, setDetectorId] = useState("");
+  const [problem, setProblem] = useState<string | null>(null);
+
+  const { model } = choice;
+  // A detector guards the model it was trained with; only those can be tested adaptively.
+  const guards = (detectors.data ?? []).filter((detector) => detector.model_id === model?.id);
+  const detector = guards.find((candidate) => candidate.id === detectorId);
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    setProblem(null);
+    if (!model) return setProblem("upload or train a model first");
+    if (attacks.chosen.length === 0) return setProblem("choose at least one attack");
+    let eps: number[];
+    try {
+      eps = parseBudgets(budgets, { allowZero: true });
+    } catch (error) {
+      return setProblem((error as Error).message);
+    }
+    const wrongLimit = rangeProblem("the number of images", limit, 1, MAX_IMAGES);
+    if (wrongLimit) return setProblem(wrongLimit);
+    create.mutate(
+      {
+        type: "evaluate_robustness",
+        model_id: model.id,
+        dataset_id: choice.datasetId,
+        attacks: attacks.chosen,
+        eps,
+        defenses: DEFENSES.filter(({ name }) => defenses.includes(name)).map(({ name }) => name),
+        limit,
+        ...(detector ? { detector_id: detector.id } : {}),
+      },
+      { onSuccess: (job) => onStarted(job.id) },
+    );
+  };
+
+  return (
+    <form className="form" onSubmit={submit} aria-label="Evaluate robustness" noValidate>
+      <ModelDatasetFields choice={choice} />
+      <AttackChecks
+        choice={attacks}
+        hint="L2 attacks (CW, DeepFool) run once: an image counts as broken at ε when they fooled the model with an L∞ change of at most ε."
+      />
+      <Field
+        label="Budgets ε, L∞ (comma-separated)"
+        hint="In 1/255 steps: 8 or 8/255 is ε = 8/255; 0 is the clean accuracy. At most 16."
+      >
+        <input value={budgets} onChange={(event) => setBudgets(event.target.value)} required />
+      </Field>
+      <fieldset>
+        <legend>Defenses</legend>
+        <p className="muted small fieldset-hint">
+          The undefended model is always evaluated. Each defense is attacked plainly and with BPDA (the attack
+          differentiates through an identity in place of the preprocessing), which exposes gradient masking.
+        </p>
+        <div className="checks">
+          {DEFENSES.map(({ name, label }) => (
+            <label key={name} className="check">
+              <input
+                type="checkbox"
+                name="defenses"
+                value={name}
+                checked={defenses.includes(name)}
+                onChange={(event) =>
+                  setDefenses(
+                    event.target.checked ? [...defenses, name] : defenses.filter((other) => other !== name),
+                  )
+                }
+              />
+              {label}
+            </label>
+          ))}
+        </div>
+      </fieldset>
+      <div className="field-row">
+        <Field label="Test images (a random sample)">
+          <NumberInput min={1} max={MAX_IMAGES} value={limit} onChange={setLimit} />
+        </Field>
+        <Field
+          label="Detector for the adaptive test (optional)"
+          hint="An attack that knows the detector: how many attacked images it rejects or the model still classifies correctly."
+        >
+          <select value={detector?.id ?? ""} onChange={(event) => setDetectorId(event.target.value)}>
+            <option value="">{guards.length === 0 ? "none (no detector guards this model)" : "none"}</option>
+            {guards.map((candidate) => (
+              <option key={candidate.id} value={candidate.id}>
+                {candidate.name} ({shortId(candidate.id)})
+              </option>
+            ))}
+          </select>
+        </Field>
+      </div>
+      <SubmitJob
+        label="Evaluate robustness"
+        disabled={create.isPending || !model || attacks.known.length === 0}
+        problem={problem}
+        startError={create.error}
+        loadError={choice.error ?? detectors.error}
+      />
+    </form>
+  );
+}
+
+function TrainForm({ onStarted }: { onStarted: (jobId: string) => void }) {
+  // Adversarial training changes the weights: TorchScript archives cannot be trained.
+  const choice = useModelDataset({ optional: true, accept: (model) => model.origin !== "torchscript" });
+  const create = useCreateJob();
+  const [name, setName] = useState("");
+  const [method, setMethod] = useState<"pgd" | "trades">("pgd");
+  const [eps, setEps] = useState(8);
+  const [steps, setSteps] = useState(5);
+  const [beta, setBeta] = useState(6);
+  const [epochs, setEpochs] = useState(10);
+  const [problem, setProblem] = useState<string | null>(null);
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    setProblem(null);
+    const wrong =
+      rangeProblem("ε (in 1/255 steps)", eps, 0.5, MAX_TRAINING_STEPS_255, false) ??
+      rangeProblem("the attack steps", steps, 1, 50) ??
+      (method === "trades" ? rangeProblem("β", beta, 0, 100, false) : null) ??
+      rangeProblem("the epochs", epochs, 1, 500);
+    if (wrong) return setProblem(wrong);
+    create.mutate(
+      {
+        type: "adversarial_training",
+        dataset_id: choice.datasetId,
+        model_id: choice.model?.id ?? null,
+        name: name.trim() || null,
+        method,
+        eps: eps / 255,
+        steps,
+        ...(method === "trades" ? { beta } : {}),
+        epochs,
+      },
+      { onSuccess: (job) => onStarted(job.id) },
+    );
+  };
+
+  return (
+    <form className="form" onSubmit={submit} aria-label="Train adversarially" noValidate>
+      <p className="muted">
+        Trains on attacked images so that the model resists them; the result is a new model, compared with its
+        start under PGD on the test split.
+      </p>
+      <ModelDatasetFields choice={choice} modelLabel="Start from" noModel="a new CNN (from scratch)" />
+      <div className="field-row">
+        <Field label="Method">
+          <select value={method} onChange={(event) => setMethod(event.target.value as "pgd" | "trades")}>
+            <option value="pgd">PGD adversarial training (Madry et al.)</option>
+            <option value="trades">TRADES (Zhang et al.)</option>
+          </select>
+        </Field>
+        <Field label="Name (optional)">
+          <input value={name} onChange={(event) => setName(event.target.value)} maxLength={200} />
+        </Field>
+      </div>
+      <div className="field-row">
+        <Field label="Budget ε (1/255 steps)">
+          <NumberInput min={0.5} max={MAX_TRAINING_STEPS_255} step={0.5} value={eps} onChange={setEps} />
+        </Field>
+        <Field label="Attack steps">
+          <NumberInput min={1} max={50} value={steps} onChange={setSteps} />
+        </Field>
+        {method === "trades" ? (
+          <Field label="β (weight of the robustness term)">
+            <NumberInput min={0} max={100} step={0.5} value={beta} onChange={setBeta} />
+          </Field>
+        ) : null}
+        <Field label="Epochs">
+          <NumberInput min={1} max={500} value={epochs} onChange={setEpochs} />
+        </Field>
+      </div>
+      <SubmitJob
+        label="Train adversarially"
+        disabled={create.isPending}
+        problem={problem}
+        startError={create.error}
+        loadError={choice.error}
+      />
+    </form>
+  );
+}
+
+/** The jobs of one type, newest first, to choose from; the chosen one followed live and
+ * shown once it has succeeded, and the others that are still running with their progress. */
+function JobChoice({
+  type,
+  label,
+  chosen,
+  onChoose,
+  describe,
+  children,
+}: {
+  type: JobType;
+  label: string;
+  chosen: string | undefined;
+  onChoose: (jobId: string) => void;
+  describe: (job: Job) => string;
+  children: (job: Job) => ReactNode;
+}) {
+  const jobs = useJobs({ type, limit: 50 });
+  const items = jobs.data?.items ?? [];
+  const selected = chosen ?? items[0]?.id;
+  const running = items.filter((job) => isActive(job.state) && job.id !== selected);
+  return (
+    <>
+      <ErrorMessage error={jobs.error} />
+      {jobs.data && items.length === 0 && !selected ? (
+        <p className="muted">None yet: start one above.</p>
+      ) : null}
+      {selected ? (
+        <Field label={label}>
+          <select value={selected} onChange={(event) => onChoose(event.target.value)}>
+            {items.some((job) => job.id === selected) ? null : (
+              <option value={selected}>{shortId(selected)}</option>
+            )}
+            {items.map((job) => (
+              <option key={job.id} value={job.id}>
+                {shortId(job.id)} — {describe(job)} — {job.state} — {formatTime(job.created_at)}
+              </option>
+            ))}
+          </select>
+        </Field>
+      ) : null}
+      {selected ? <JobResult jobId={selected}>{children}</JobResult> : null}
+      {running.length > 0 ? (
+        <div className="also-running">
+          <h3>Also running</h3>
+          {running.map((job) => (
+            <JobTracker key={job.id} jobId={job.id} />
+          ))}
+        </div>
+      ) : null}
+    </>
+  );
+}
+
+const listed = (value: unknown) => (Array.isArray(value) ? value.join(", ") : "");
+
+function describeEvaluation(job: Job): string {
+  const defenses = listed(job.params.defenses);
+  return `${listed(job.params.attacks) || "default attacks"}${defenses ? ` + ${defenses}` : ""}`;
+}
+
+function describeTraining(job: Job): string {
+  const eps = typeof job.params.eps === "number" ? ` ε=${formatEps(job.params.eps)}` : "";
+  return `${job.params.method === "trades" ? "TRADES" : "PGD-AT"}${eps}`;
+}
+
+function EvaluationResult({ job }: { job: Job }) {
+  const report = asRobustness(job.result?.robustness);
+  const adaptive = asAdaptive(job.result?.adaptive);
+  if (!report) return <ErrorMessage error="the result has an unexpected shape; see robustness.json" />;
+  return (
+    <>
+      <RobustnessView report={report} artifacts={job.artifacts} />
+      {adaptive ? (
+        <>
+          <h3>Adaptive attack on the detector</h3>
+          <AdaptiveView adaptive={adaptive} />
+        </>
+      ) : null}
+    </>
+  );
+}
+
+function TrainingResult({ job }: { job: Job }) {
+  const result = job.result ?? {};
+  const modelId = typeof result.model_id === "string" ? result.model_id : undefined;
+  const comparison = asComparison(result.comparison);
+  return (
+    <>
+      {modelId ? (
+        <p className="success" role="status">
+          New model <code>{modelId}</code>
+          {typeof result.test_accuracy === "number" ? `: test accuracy ${percent(result.test_accuracy)}` : ""}
+          . <Link to={`/models?id=${modelId}`}>See it among the models</Link> ·{" "}
+          <Link to={`/attack?model=${modelId}`}>attack it in the attack lab</Link>
+        </p>
+      ) : null}
+      {comparison ? (
+        <ComparisonView comparison={comparison} />
+      ) : (
+        <p className="muted">This job&apos;s result has no comparison with its start.</p>
+      )}
+    </>
+  );
+}
+
+export function RobustnessPage() {
+  const [search, update] = useSearchState();
+  return (
+    <Page
+      title="Robustness"
+      intro="How accurate a classifier stays under attack as the budget ε grows, behind preprocessing defenses (attacked plainly and with BPDA) and against a detector-aware attack; and adversarial training to make it more robust."
+    >
+      <div className="columns">
+        <Panel title="Evaluate robustness">
+          <EvaluateForm initialModelId={search.get("model") ?? ""} onStarted={(job) => update({ job })} />
+        </Panel>
+        <Panel title="Adversarial training">
+          <TrainForm onStarted={(training) => update({ training })} />
+        </Panel>
+      </div>
+      <Panel title="Accuracy under attack">
+        <JobChoice
+          type="evaluate_robustness"
+          label="Evaluation"
+          chosen={search.get("job") ?? undefined}
+          onChoose={(job) => update({ job })}
+          describe={describeEvaluation}
+        >
+          {(job) => <EvaluationResult job={job} />}
+        </JobChoice>
+      </Panel>
+      <Panel title="Adversarially trained models">
+        <JobChoice
+          type="adversarial_training"
+          label="Training"
+          chosen={search.get("training") ?? undefined}
+          onChoose={(training) => update({ training })}
+          describe={describeTraining}
+        >
+          {(job) => <TrainingResult job={job} />}
+        </JobChoice>
+      </Panel>
+    </Page>
+  );
+}
