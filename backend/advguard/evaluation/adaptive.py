@@ -335,8 +335,9 @@ def protected_accuracy(
 
     With ``adaptive=False`` the attack ignores the detector (the registered cross-entropy
     PGD, rounded to 8 bits) and the guard judges its images: the number a detector shows
-    against attackers who do not know it, to compare with the adaptive one. Without a detector both are robust
-    accuracy under that PGD. ``alpha`` defaults to ``eps/4`` at each budget. For a guard:
+    against attackers who do not know it, to compare with the adaptive one. Without a
+    detector both are robust accuracy under the classifier-only attack. ``alpha`` defaults
+    to ``eps/4`` at each budget. For a guard:
     ``protected_accuracy(guard.classifier, dataset, detector=guard.detector)``; for a
     preprocessing defense, pass its BPDA wrapper as ``classifier``.
 
