@@ -192,6 +192,9 @@ def test_build_set_train_detector_evaluate(trained_model_dir, folder_dataset, tm
         ["train-detector", "--model", model, "--set", str(adversarial), "--guard", str(guard)],
         ["evaluate", "--guard", str(guard), "--set", str(adversarial), "--out", str(report),
          "--skip-leave-one-out"],
+        ["adaptive", "--guard", str(guard), "--robust-model", model, "--data",
+         str(folder_dataset), "--eps", "4/255", "--steps", "2", "--limit", "12", "--out",
+         str(report / "adaptive")],
     ]  # fmt: skip
     for args in steps:
         result = advguard(*args, cwd=tmp_path)
@@ -211,6 +214,17 @@ def test_build_set_train_detector_evaluate(trained_model_dir, folder_dataset, tm
     assert 0 <= data["clean_false_rejection"] <= 1
     assert (guard / "detector" / "detector.json").exists()
     assert (guard / "classifier" / "model.safetensors").exists()
+    adaptive = json.loads((report / "adaptive" / "adaptive.json").read_text())["rows"]
+    assert [row["setting"] for row in adaptive] == [
+        f"{name}{setting}"
+        for name in ("standard", "adversarially trained")
+        for setting in ("", " + detector, non-adaptive", " + detector, adaptive")
+    ]
+    for row in adaptive:
+        assert row["images"] == 12 and row["eps"] == pytest.approx(4 / 255)
+        assert 0 <= row["protected_accuracy"] <= 1
+    assert adaptive[0]["rejection_rate"] == 0  # no detector, nothing rejected
+    assert (report / "adaptive" / "adaptive.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(

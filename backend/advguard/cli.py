@@ -38,6 +38,7 @@ from advguard.detection import (
     AdversarialSet,
     AdversarialSetError,
     BuildConfig,
+    Detector,
     DetectorConfig,
     DetectorLoadError,
     build_adversarial_set,
@@ -53,19 +54,24 @@ from advguard.evaluation import (
     ROBUSTNESS_EPSILONS,
     DefenseSetting,
     ModelComparison,
+    ProtectedAccuracy,
     RobustnessResult,
     compare_models,
+    evaluate_adaptive,
     evaluate_classifier,
     evaluate_robustness,
     format_eps,
+    format_protected_table,
     format_table,
     json_ready,
     random_targets,
     run_attack,
     save_adversarial_set,
     training_summary,
+    write_adaptive_report,
     write_robustness_report,
 )
+from advguard.evaluation.adaptive import DEFAULT_STEPS as ADAPTIVE_STEPS
 from advguard.evaluation.detection_report import (
     UNSEEN_ATTACKS,
     build_detection_report,
@@ -100,6 +106,11 @@ def parse_number(text: str) -> float:
         return float(Fraction(text)) if "/" in text else float(text)
     except (ValueError, ZeroDivisionError) as error:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number (try 8/255 or 0.03)") from error
+
+
+def parse_numbers(text: str) -> list[float]:
+    """``2/255,4/255,0.03`` as a list of floats."""
+    return [parse_number(item) for item in parse_list(text)]
 
 
 def parse_param(text: str) -> tuple[str, object]:
@@ -365,6 +376,22 @@ def command_demo(args: argparse.Namespace) -> None:
         model, sample, ["pgd"], ROBUSTNESS_EPSILONS, defense_settings(list(PREPROCESSORS)),
         out / "report" / "defenses",
     )  # fmt: skip
+    if args.skip_slow:
+        print("adversarial training and the adaptive attack skipped (--skip-slow)")
+    else:
+        robust = copy.deepcopy(model)
+        config = AdversarialTrainConfig(epochs=args.adversarial_epochs, seed=args.seed)
+        adversarially_train(robust, spec, splits["train"], config, out / "adversarial-training")
+        compared = {"standard": model, "PGD-AT": robust}
+        write_comparison(compare_models(compared, sample), out / "report" / "adversarial-training")
+        measure_adaptive(
+            {"standard": model, "adversarially trained": robust},
+            sample.sample(args.adaptive_images, args.seed).quantised(),
+            guard.detector,
+            DEMO_EPSILONS,
+            ADAPTIVE_STEPS,
+            out / "report" / "adaptive",
+        )
     print(f"demo took {time.perf_counter() - started:.0f} s")
 
 
@@ -421,6 +448,51 @@ def command_robustness(args: argparse.Namespace) -> None:
     measure_robustness(
         model, dataset, args.attacks, args.eps, settings, Path(args.out), args.batch_size
     )
+
+
+def measure_adaptive(
+    classifiers: dict[str, torch.nn.Module],
+    dataset: ImageDataset,
+    detector: Detector | None,
+    epsilons: Sequence[float],
+    steps: int,
+    out: Path,
+) -> list[ProtectedAccuracy]:
+    """The adaptive-attack table with one progress bar; write and print the report."""
+    with tqdm(total=1, desc="adaptive attack", unit="img") as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        rows = evaluate_adaptive(
+            classifiers, dataset, detector, epsilons=epsilons, steps=steps, progress=advance,
+            show_progress=False,
+        )  # fmt: skip
+    write_adaptive_report(rows, out)
+    print(format_protected_table(rows))
+    print(f"adaptive attack report: {out / 'adaptive.md'}")
+    return rows
+
+
+def command_adaptive(args: argparse.Namespace) -> None:
+    guard = Guard.load(args.guard)
+    classifiers = {"standard": guard.classifier}
+    for path in args.robust_model or []:
+        model, spec = load_classifier(path)
+        if spec is not None and spec.class_names != guard.spec.class_names:
+            raise CommandError(
+                f"{path}'s classes {spec.class_names} differ from the guard's "
+                f"{guard.spec.class_names}"
+            )
+        classifiers[Path(path).name if len(args.robust_model) > 1 else "adversarially trained"] = (
+            model
+        )
+    splits = load_splits(args.data, guard.spec, args.seed)
+    if args.split not in splits:
+        raise CommandError(f"split {args.split!r} not found; have {', '.join(splits)}")
+    dataset = splits[args.split].sample(args.limit, args.seed).quantised()
+    measure_adaptive(classifiers, dataset, guard.detector, args.eps, args.steps, Path(args.out))
 
 
 def adversarially_train(
@@ -498,7 +570,7 @@ def command_adversarial_train(args: argparse.Namespace) -> None:
     comparison = compare_models(
         compared,
         splits["test"].sample(args.limit, args.seed),
-        sorted({0.0, 2 / 255, 4 / 255, 8 / 255, args.eps}),
+        sorted({0.0, *DEMO_EPSILONS, args.eps}),
     )
     write_comparison(comparison, out)
 
@@ -584,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--eps",
-            type=lambda text: [parse_number(item) for item in parse_list(text)],
+            type=parse_numbers,
             default=list(ROBUSTNESS_EPSILONS),
             help="comma-separated L∞ budgets (default: 0,1/255,2/255,4/255,8/255,16/255)",
         )
@@ -642,6 +714,30 @@ def build_parser() -> argparse.ArgumentParser:
     robustness.add_argument("--out", required=True, help="report folder")
     robustness.set_defaults(handler=command_robustness)
 
+    adaptive = commands.add_parser(
+        "adaptive",
+        help="protected accuracy of a guard under an attack that knows its detector",
+    )
+    adaptive.add_argument("--guard", required=True, help="guard folder (train-detector)")
+    adaptive.add_argument(
+        "--robust-model",
+        action="append",
+        default=None,
+        help="also an adversarially trained classifier behind the same detector (repeatable)",
+    )
+    adaptive.add_argument("--data", default="bundled")
+    adaptive.add_argument("--split", default="test")
+    adaptive.add_argument(
+        "--eps", type=parse_numbers, default=list(DEMO_EPSILONS), help="budgets (2/255,4/255,…)"
+    )
+    adaptive.add_argument("--steps", type=int, default=ADAPTIVE_STEPS)
+    adaptive.add_argument(
+        "--limit", type=int, default=200, help="test images to attack (default: 200)"
+    )
+    adaptive.add_argument("--seed", type=int, default=0)
+    adaptive.add_argument("--out", required=True, help="report folder")
+    adaptive.set_defaults(handler=command_adaptive)
+
     adversarial = commands.add_parser(
         "adversarial-train",
         help="PGD-AT or TRADES training (resumable); compare clean and robust accuracy",
@@ -687,7 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--eps",
-            type=lambda text: [parse_number(item) for item in parse_list(text)],
+            type=parse_numbers,
             default=list(DEMO_EPSILONS),
             help="comma-separated L∞ budgets (default: 2/255,4/255,8/255)",
         )
@@ -762,6 +858,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=100,
         help="test images for the robustness curves and defense table (default: 100)",
+    )
+    demo.add_argument(
+        "--skip-slow",
+        action="store_true",
+        help="skip adversarial training and the adaptive attack (the slow parts)",
+    )
+    demo.add_argument(
+        "--adversarial-epochs",
+        type=int,
+        default=3,
+        help="PGD-AT fine-tuning epochs of the standard model (default: 3)",
+    )
+    demo.add_argument(
+        "--adaptive-images",
+        type=int,
+        default=50,
+        help="test images attacked adaptively, per setting and budget (default: 50)",
     )
     demo.set_defaults(handler=command_demo)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
+
+from advguard.data.images import to_uint8
 
 
 @dataclass
@@ -66,6 +68,10 @@ class ImageDataset:
             raise ValueError(f"count must be ≥ 1, got {count}")
         generator = torch.Generator().manual_seed(seed)
         return self.subset(torch.randperm(len(self), generator=generator)[:count].sort().values)
+
+    def quantised(self) -> ImageDataset:
+        """The same images rounded to 8 bits, as they are when uploaded as PNG."""
+        return replace(self, images=to_uint8(self.images).float() / 255.0)
 
     def class_counts(self) -> dict[str, int]:
         """Number of images per class name."""

@@ -3,8 +3,11 @@
 from advguard.evaluation.adaptive import (
     AdaptiveAttack,
     ProtectedAccuracy,
+    evaluate_adaptive,
     format_protected_table,
+    plot_protected_accuracy,
     protected_accuracy,
+    write_adaptive_report,
 )
 from advguard.evaluation.attack_run import (
     AttackOutcome,
@@ -58,6 +61,7 @@ __all__ = [
     "compare_models",
     "confusion_matrix",
     "defense_settings",
+    "evaluate_adaptive",
     "evaluate_classifier",
     "evaluate_robustness",
     "format_confusion",
@@ -65,11 +69,13 @@ __all__ = [
     "format_protected_table",
     "format_table",
     "json_ready",
+    "plot_protected_accuracy",
     "plot_robustness",
     "protected_accuracy",
     "random_targets",
     "run_attack",
     "save_adversarial_set",
     "training_summary",
+    "write_adaptive_report",
     "write_robustness_report",
 ]
