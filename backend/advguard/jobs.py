@@ -22,6 +22,7 @@ from advguard.data import ImageDataset, load_dataset
 from advguard.defenses import AdversarialTrainConfig, adversarial_fit
 from advguard.detection import (
     BuildConfig,
+    Detector,
     DetectorConfig,
     build_parts,
     default_attack_specs,
@@ -35,14 +36,18 @@ from advguard.detection import (
 from advguard.evaluation import (
     ROBUSTNESS_ATTACKS,
     ROBUSTNESS_EPSILONS,
+    adaptive_summary,
     compare_models,
+    evaluate_adaptive,
     evaluate_classifier,
     evaluate_robustness,
     format_eps,
     json_ready,
     training_summary,
+    write_adaptive_report,
     write_robustness_report,
 )
+from advguard.evaluation.adaptive import DEFAULT_STEPS as ADAPTIVE_STEPS
 from advguard.evaluation.detection_report import (
     UNSEEN_ATTACKS,
     build_detection_report,
@@ -158,6 +163,10 @@ class EvaluateRobustnessParams(_Params):
     )
     limit: int | None = Field(200, ge=1, le=100_000)
     """Evaluate a random ``limit`` test images (``None``: all of them)."""
+    detector_id: str | None = None
+    """Also attack the model behind this detector adaptively (an attack that knows the
+    detector) and report protected accuracy (rejected or correct) at the non-zero budgets."""
+    adaptive_steps: int = Field(ADAPTIVE_STEPS, ge=1, le=200)
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
 
@@ -510,12 +519,25 @@ def evaluate_job(context: JobContext, params: EvaluateParams) -> dict[str, Any]:
     }
 
 
+def robustness_detector(storage: Storage, params: EvaluateRobustnessParams) -> Detector:
+    """The detector of an adaptive robustness test, refused (:class:`JobInputError`) when
+    its classes differ from the model's. Its features keep the classifier it was trained
+    with, so it can stand in front of another model (an adversarially trained one, say)."""
+    assert params.detector_id is not None
+    record = find_record(storage, DetectorRecord, params.detector_id, "detector")
+    model = find_record(storage, ModelRecord, params.model_id, "model")
+    guard = Guard.load(record.path)
+    check_same_classes(model.class_names, guard.spec.class_names)
+    return guard.detector
+
+
 def evaluate_robustness_job(
     context: JobContext, params: EvaluateRobustnessParams
 ) -> dict[str, Any]:
     """Accuracy-vs-ε curves for a model on a test sample; report files in ``robustness/``."""
     check_robustness_params(params)
     model, _, record = _model(context.storage, params.model_id)
+    detector = None if params.detector_id is None else robustness_detector(context.storage, params)
     data = _dataset(context.storage, params.dataset_id, record.image_size)
     check_same_classes(record.class_names, data["class_names"])
     if "test" not in data["splits"]:
@@ -531,10 +553,25 @@ def evaluate_robustness_job(
         show_progress=False,
     )
     files = write_robustness_report(result, context.folder / "robustness")
-    return {
-        "robustness": json_ready(result.to_dict()),
-        "artifacts": {name: f"robustness/{file}" for name, file in files.items()},
-    }
+    artifacts = {name: f"robustness/{file}" for name, file in files.items()}
+    outcome: dict[str, Any] = {"robustness": json_ready(result.to_dict())}
+    if detector is not None:
+        rows = evaluate_adaptive(
+            {"classifier": model},
+            dataset.quantised(),
+            detector,
+            epsilons=[eps for eps in params.eps if eps > 0],
+            steps=params.adaptive_steps,
+            seed=params.seed,
+            progress=lambda done, total: context.progress("adaptive attack", done, total),
+            show_progress=False,
+        )
+        adaptive_files = write_adaptive_report(rows, context.folder / "adaptive")
+        artifacts |= {
+            f"adaptive_{name}": f"adaptive/{file}" for name, file in adaptive_files.items()
+        }
+        outcome["adaptive"] = adaptive_summary(rows)
+    return {**outcome, "artifacts": artifacts}
 
 
 def adversarial_training_job(

@@ -122,3 +122,49 @@ def test_robustness_job_gives_the_core_functions_curves(client, pipeline, servic
     for theirs, ours in zip(curves["curves"], direct.curves, strict=True):
         assert (theirs["defense"], theirs["attack"]) == (ours.defense, ours.attack)
         assert theirs["accuracy"] == pytest.approx(ours.accuracy, abs=1 / 24 + 1e-9)
+
+
+def test_robustness_job_with_a_detector_adds_the_adaptive_attack(client, pipeline, service_settings):
+    from advguard.evaluation import evaluate_adaptive
+
+    request = {
+        "type": "evaluate_robustness",
+        "model_id": pipeline.model_id,
+        "attacks": ["pgd"],
+        "eps": [0, 8 / 255],
+        "limit": 16,
+        "detector_id": pipeline.detector_id,
+        "adaptive_steps": 3,
+    }
+    job = wait_for_job(client, client.post("/api/v1/jobs", json=request).json()["id"])
+    assert job["state"] == "succeeded", job
+    adaptive = job["result"]["adaptive"]
+    assert adaptive["epsilons"] == [8 / 255] and adaptive["images"] == 16
+    plain, guarded = adaptive["settings"]
+    assert plain["name"] == "classifier" and plain["non_adaptive"] is None
+    assert guarded["name"] == "classifier + detector"
+    assert "| classifier + detector, adaptive | 8/255 | 3 |" in client.get(
+        job["artifacts"]["adaptive_markdown"]
+    ).text
+    assert client.get(job["artifacts"]["adaptive_plot"]).content[:4] == b"\x89PNG"
+    # The core function in this process gives the same figures.
+    guard = Guard.load(service_settings.data_dir / "detectors" / pipeline.detector_id)
+    test = load_dataset("bundled", image_size=32).splits["test"].sample(16, seed=0).quantised()
+    rows = evaluate_adaptive(
+        {"classifier": guard.classifier}, test, guard.detector, epsilons=[8 / 255], steps=3,
+        show_progress=False,
+    )  # fmt: skip
+    assert plain["protected_accuracy"] == [pytest.approx(rows[0].protected_accuracy, abs=1 / 16)]
+    assert guarded["non_adaptive"] == [pytest.approx(rows[1].protected_accuracy, abs=1 / 16)]
+    assert guarded["protected_accuracy"] == [pytest.approx(rows[2].protected_accuracy, abs=1 / 16)]
+
+
+def test_robustness_job_refuses_an_unknown_detector(client, pipeline):
+    request = {
+        "type": "evaluate_robustness",
+        "model_id": pipeline.model_id,
+        "detector_id": "nope",
+    }
+    response = client.post("/api/v1/jobs", json=request)
+    assert response.status_code == 422
+    assert "detector" in response.json()["detail"]

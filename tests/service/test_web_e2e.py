@@ -380,6 +380,10 @@ def evaluate_robustness(page, dataset_name: str, model_id: str) -> str:
     form.get_by_label("Budgets ε, L∞ (comma-separated)", exact=True).fill("0, 8/255")
     form.get_by_role("checkbox", name="bit-depth reduction", exact=True).check()
     form.get_by_label("Test images (a random sample)", exact=True).fill("16")
+    # The detector trained earlier guards this model: the adaptive test runs too.
+    form.get_by_label("Detector for the adaptive test (optional)", exact=True).select_option(
+        index=1
+    )
     form.get_by_role("button", name="Evaluate robustness").click()
     expect(form.get_by_role("alert")).to_have_count(0)
     panel = page.get_by_role("region", name="Accuracy under attack", exact=True)
@@ -405,6 +409,14 @@ def evaluate_robustness(page, dataset_name: str, model_id: str) -> str:
     # Per image, what survives every attack at 8/255 was correct at 0 to begin with.
     assert 0 <= attacked <= clean <= 100, (clean, attacked)
     expect(report.get_by_role("link", name="Download the plot (robustness.png)")).to_be_visible()
+    adaptive = panel.get_by_test_id("adaptive-report")
+    expect(
+        adaptive.get_by_role("img", name="Protected accuracy against ε (adaptive attack)")
+    ).to_be_visible()
+    rows = adaptive.get_by_role("table").get_by_role("row")
+    for setting in ("classifier", "classifier + detector", "classifier + detector (non-adaptive)"):
+        row = rows.filter(has=page.get_by_role("rowheader", name=setting, exact=True))
+        expect(row.get_by_role("cell")).to_have_text([re.compile(r"^\d{1,3}\.\d %$")])
     screenshot(page, "robustness")
     page.set_viewport_size({"width": 420, "height": 900})
     assert page.evaluate("document.documentElement.scrollWidth") <= 420, "scrolls sideways"

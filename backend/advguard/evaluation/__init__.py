@@ -3,6 +3,7 @@
 from advguard.evaluation.adaptive import (
     AdaptiveAttack,
     ProtectedAccuracy,
+    adaptive_summary,
     evaluate_adaptive,
     format_protected_table,
     plot_protected_accuracy,
@@ -58,6 +59,7 @@ __all__ = [
     "RobustnessCurve",
     "RobustnessResult",
     "RobustnessRow",
+    "adaptive_summary",
     "compare_models",
     "confusion_matrix",
     "defense_settings",

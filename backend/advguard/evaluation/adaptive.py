@@ -464,6 +464,35 @@ def evaluate_adaptive(
     return rows
 
 
+def adaptive_summary(rows: Sequence[ProtectedAccuracy]) -> dict[str, object]:
+    """The rows as curves over ε, one per classifier-and-detector setting: protected
+    accuracy under the adaptive attack and, behind a detector, under the attack that
+    ignores it (``None`` without a detector, where the two are the same). The web app
+    draws this; ``rows`` keeps every measured figure."""
+    epsilons = sorted({row.eps for row in rows})
+    settings: dict[str, dict[str, object]] = {}
+    for row in rows:
+        name = f"{row.classifier} + detector" if row.detector else row.classifier
+        setting = settings.setdefault(
+            name,
+            {
+                "name": name,
+                "protected_accuracy": [math.nan] * len(epsilons),
+                "non_adaptive": [math.nan] * len(epsilons) if row.detector else None,
+            },
+        )
+        curve = "protected_accuracy" if row.adaptive else "non_adaptive"
+        setting[curve][epsilons.index(row.eps)] = row.protected_accuracy  # type: ignore[index]
+    return json_ready(  # type: ignore[return-value]
+        {
+            "epsilons": epsilons,
+            "images": rows[0].images if rows else 0,
+            "settings": list(settings.values()),
+            "rows": [row.to_dict() for row in rows],
+        }
+    )
+
+
 def plot_protected_accuracy(rows: Sequence[ProtectedAccuracy], path: str | Path) -> Path:
     """Protected accuracy against ε, one line per setting (dashed: the attack ignored the
     detector), with each setting's clean value at ε = 0."""

@@ -715,6 +715,13 @@ export interface components {
              * @default 200
              */
             limit?: number | null;
+            /** Detector Id */
+            detector_id?: string | null;
+            /**
+             * Adaptive Steps
+             * @default 10
+             */
+            adaptive_steps?: number;
             /**
              * Seed
              * @default 0

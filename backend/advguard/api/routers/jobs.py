@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from advguard.api.deps import StorageDep, not_found, require_read, require_write
 from advguard.api.schemas import JobListOut, JobOut, ProgressOut, errors
 from advguard.jobs import (
+    AdversarialTrainingParams,
     BuildSetParams,
     EvaluateParams,
     EvaluateRobustnessParams,
@@ -24,6 +25,7 @@ from advguard.jobs import (
     check_robustness_params,
     find_record,
     matching_model_and_dataset,
+    robustness_detector,
     succeeded_set_job,
     unseen_attacks,
 )
@@ -76,6 +78,8 @@ def validate_references(storage: Storage, params: Any) -> None:
             matching_model_and_dataset(storage, params.model_id, params.dataset_id)
         if isinstance(params, EvaluateRobustnessParams):
             check_robustness_params(params)
+            if params.detector_id is not None:
+                robustness_detector(storage, params)
         if isinstance(params, TrainDetectorParams):
             succeeded_set_job(storage, params.set_job_id)
         if isinstance(params, EvaluateParams):
@@ -83,6 +87,11 @@ def validate_references(storage: Storage, params: Any) -> None:
             unseen_attacks(params, detector.attack_names)
             if params.set_job_id is not None:
                 succeeded_set_job(storage, params.set_job_id)
+        if isinstance(params, AdversarialTrainingParams):
+            if params.model_id is None:
+                find_record(storage, DatasetRecord, params.dataset_id, "dataset")
+            else:
+                matching_model_and_dataset(storage, params.model_id, params.dataset_id)
     except ValueError as error:  # JobInputError, and bad attack names or budgets
         raise HTTPException(422, str(error)) from None
 
