@@ -217,7 +217,7 @@ def test_build_set_train_detector_evaluate(trained_model_dir, folder_dataset, tm
     adaptive = json.loads((report / "adaptive" / "adaptive.json").read_text())["rows"]
     assert [row["setting"] for row in adaptive] == [
         f"{name}{setting}"
-        for name in ("standard", "adversarially trained")
+        for name in ("standard", trained_model_dir.name)
         for setting in ("", " + detector, non-adaptive", " + detector, adaptive")
     ]
     for row in adaptive:

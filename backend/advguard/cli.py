@@ -485,9 +485,12 @@ def command_adaptive(args: argparse.Namespace) -> None:
                 f"{path}'s classes {spec.class_names} differ from the guard's "
                 f"{guard.spec.class_names}"
             )
-        classifiers[Path(path).name if len(args.robust_model) > 1 else "adversarially trained"] = (
-            model
-        )
+        # `adversarial-train --out DIR` saves to DIR/model: name the model after DIR.
+        folder = Path(path).resolve()
+        name = folder.parent.name if folder.name == "model" else folder.stem
+        if name in classifiers:
+            raise CommandError(f"two --robust-model paths are both named {name!r}")
+        classifiers[name] = model
     splits = load_splits(args.data, guard.spec, args.seed)
     if args.split not in splits:
         raise CommandError(f"split {args.split!r} not found; have {', '.join(splits)}")

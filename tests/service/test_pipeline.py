@@ -124,7 +124,9 @@ def test_robustness_job_gives_the_core_functions_curves(client, pipeline, servic
         assert theirs["accuracy"] == pytest.approx(ours.accuracy, abs=1 / 24 + 1e-9)
 
 
-def test_robustness_job_with_a_detector_adds_the_adaptive_attack(client, pipeline, service_settings):
+def test_robustness_job_with_a_detector_adds_the_adaptive_attack(
+    client, pipeline, service_settings
+):
     from advguard.evaluation import evaluate_adaptive
 
     request = {
@@ -143,9 +145,10 @@ def test_robustness_job_with_a_detector_adds_the_adaptive_attack(client, pipelin
     plain, guarded = adaptive["settings"]
     assert plain["name"] == "classifier" and plain["non_adaptive"] is None
     assert guarded["name"] == "classifier + detector"
-    assert "| classifier + detector, adaptive | 8/255 | 3 |" in client.get(
-        job["artifacts"]["adaptive_markdown"]
-    ).text
+    assert (
+        "| classifier + detector, adaptive | 8/255 | 3 |"
+        in client.get(job["artifacts"]["adaptive_markdown"]).text
+    )
     assert client.get(job["artifacts"]["adaptive_plot"]).content[:4] == b"\x89PNG"
     # The core function in this process gives the same figures.
     guard = Guard.load(service_settings.data_dir / "detectors" / pipeline.detector_id)
