@@ -329,8 +329,8 @@ def train_and_evaluate_detector(page, set_job_id: str) -> tuple[str, str, str]:
 
 def live_test(page, tmp_path: Path, detector_id: str) -> None:
     """Live test: a clean image gets its class; attacked with PGD it is caught and named.
-    The detector names the right attack on most images, not all: the first of a few fresh
-    images on which it does passes."""
+    The detector catches and names the attack on most images, not all: the first of a few
+    fresh images on which it does passes."""
     from playwright.sync_api import expect
 
     open_page(page, "Live test")
@@ -348,7 +348,10 @@ def live_test(page, tmp_path: Path, detector_id: str) -> None:
         form.get_by_role("button", name="Attack this image").click()
         outcome = page.get_by_test_id("attack-outcome")
         expect(outcome).to_be_visible(timeout=60_000)
-        expect(outcome.get_by_role("status")).to_contain_text("The guard caught it")
+        # The small detector misses or misnames a PGD image now and then, as real ones do.
+        expect(outcome.get_by_role("status")).to_contain_text(
+            re.compile("The guard (caught it|did not flag)")
+        )
         outcomes.append(outcome.get_by_role("status").inner_text())
         if "caught it: pgd" in outcomes[-1]:
             break
