@@ -323,6 +323,45 @@ def _set_folder(storage: Storage, set_job_id: str) -> Path:
 # --- job bodies ----------------------------------------------------------------------------
 
 
+MODEL_ARTIFACTS = {
+    "weights": "model/model.safetensors",
+    "description": "model/model.json",
+    "metrics": "model/metrics.json",
+}
+"""Where a job that makes a model leaves its files, relative to the job's folder."""
+
+
+def register_model(
+    context: JobContext,
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    summary: dict[str, Any],
+    *,
+    name: str,
+    origin: str,
+    dataset_id: str,
+) -> str:
+    """Save a trained model and its metrics into the job's folder (see
+    :data:`MODEL_ARTIFACTS`), record it, and return its id."""
+    folder = save_model(model, spec, context.folder / "model")
+    (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
+    with context.storage.db.session() as session:
+        record = ModelRecord(
+            name=name,
+            origin=origin,
+            path=str(folder),
+            class_names=spec.class_names,
+            image_size=spec.image_size,
+            channels=spec.in_channels,
+            dataset_id=dataset_id,
+            job_id=context.job_id,
+            metrics=summary,
+        )
+        session.add(record)
+        session.flush()
+        return record.id
+
+
 def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> dict[str, Any]:
     """Train, test and register a model; the result names it."""
     data = _dataset(context.storage, params.dataset_id)
@@ -340,27 +379,12 @@ def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> 
         progress=lambda epoch, total, result: context.progress("training", epoch, total),
         show_progress=False,
     )
-    metrics = evaluate_classifier(model, test)
-    summary = training_summary(metrics, history)
-    folder = save_model(model, spec, context.folder / "model")
-    (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
-    with context.storage.db.session() as session:
-        record = ModelRecord(
-            name=params.name or f"CNN on {data['name']}",
-            origin="trained",
-            path=str(folder),
-            class_names=spec.class_names,
-            image_size=spec.image_size,
-            channels=spec.in_channels,
-            dataset_id=params.dataset_id,
-            job_id=context.job_id,
-            metrics=summary,
-        )
-        session.add(record)
-        session.flush()
-        model_id = record.id
-    files = {"weights": "model/model.safetensors", "description": "model/model.json"}
-    return {"model_id": model_id, **summary, "artifacts": files | {"metrics": "model/metrics.json"}}
+    summary = training_summary(evaluate_classifier(model, test), history)
+    model_id = register_model(
+        context, model, spec, summary, name=params.name or f"CNN on {data['name']}",
+        origin="trained", dataset_id=params.dataset_id,
+    )  # fmt: skip
+    return {"model_id": model_id, **summary, "artifacts": MODEL_ARTIFACTS}
 
 
 def build_config(params: BuildSetParams) -> BuildConfig:
@@ -617,8 +641,6 @@ def adversarial_training_job(
     )
     test: ImageDataset = data["splits"]["test"]
     summary = training_summary(evaluate_classifier(model, test), history)
-    folder = save_model(model, spec, context.folder / "model")
-    (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
     label = "PGD-AT" if params.method == "pgd" else "TRADES"
     compared = {label: model} if start is None else {"start": start, label: model}
     comparison = compare_models(
@@ -628,30 +650,16 @@ def adversarial_training_job(
         progress=context.progress,
         show_progress=False,
     )
-    with context.storage.db.session() as session:
-        registered = ModelRecord(
-            name=params.name or f"{label} (ε={format_eps(params.eps)}) on {data['name']}",
-            origin="adversarial_training",
-            path=str(folder),
-            class_names=spec.class_names,
-            image_size=spec.image_size,
-            channels=spec.in_channels,
-            dataset_id=params.dataset_id,
-            job_id=context.job_id,
-            metrics=summary,
-        )
-        session.add(registered)
-        session.flush()
-        model_id = registered.id
+    model_id = register_model(
+        context, model, spec, summary,
+        name=params.name or f"{label} (ε={format_eps(params.eps)}) on {data['name']}",
+        origin="adversarial_training", dataset_id=params.dataset_id,
+    )  # fmt: skip
     return {
         "model_id": model_id,
         **summary,
         "comparison": json_ready(comparison.to_dict()),
-        "artifacts": {
-            "weights": "model/model.safetensors",
-            "description": "model/model.json",
-            "metrics": "model/metrics.json",
-        },
+        "artifacts": MODEL_ARTIFACTS,
     }
 
 

@@ -171,3 +171,34 @@ def test_robustness_job_refuses_an_unknown_detector(client, pipeline):
     response = client.post("/api/v1/jobs", json=request)
     assert response.status_code == 422
     assert "detector" in response.json()["detail"]
+
+
+def test_adversarial_training_job_registers_a_more_robust_model(client, pipeline):
+    request = {
+        "type": "adversarial_training",
+        "model_id": pipeline.model_id,
+        "eps": 4 / 255,
+        "steps": 3,
+        "epochs": 3,
+        "evaluation_limit": 32,
+    }
+    job = wait_for_job(client, client.post("/api/v1/jobs", json=request).json()["id"])
+    assert job["state"] == "succeeded", job
+    assert job["progress"]["done"] == job["progress"]["total"]
+    model = client.get(f"/api/v1/models/{job['result']['model_id']}").json()
+    assert model["origin"] == "adversarial_training" and model["name"].startswith("PGD-AT")
+    comparison = job["result"]["comparison"]
+    start, trained = comparison["models"]
+    assert (start["name"], trained["name"]) == ("start", "PGD-AT")
+    assert comparison["epsilons"] == [0, 2 / 255, 4 / 255, 8 / 255]
+    # At the training budget the fine-tuned model keeps more images than its start.
+    assert trained["accuracy"][2] > start["accuracy"][2]
+    weights = client.get(job["artifacts"]["weights"])
+    assert weights.status_code == 200 and len(weights.content) > 1000
+
+
+def test_adversarial_training_job_refuses_an_unknown_model(client):
+    request = {"type": "adversarial_training", "model_id": "nope"}
+    response = client.post("/api/v1/jobs", json=request)
+    assert response.status_code == 422
+    assert "model" in response.json()["detail"]
