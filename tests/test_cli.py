@@ -274,3 +274,35 @@ def test_robustness_command_refuses_bad_input(args, message, trained_model_dir, 
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_runs_the_whole_pipeline_on_a_folder(folder_dataset, tmp_path):
+    """`advguard demo --data PATH`, shrunk to seconds: every stage leaves its report, and the
+    detection report links the robustness ones."""
+    out = tmp_path / "demo"
+    result = advguard(
+        "demo", "--data", str(folder_dataset), "--image-size", "32", "--epochs", "3",
+        "--attacks", "fgsm,pgd", "--eps", "8/255", "--fraction", "0.3", "--skip-baselines",
+        "--skip-leave-one-out", "--unseen-attacks", "", "--robustness-images", "6",
+        "--adversarial-epochs", "1", "--adaptive-images", "4", "--out", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "demo took" in result.stdout
+    assert (out / "guard" / "detector" / "detector.json").exists()
+    report = (out / "report" / "report.md").read_text()
+    for path in (
+        "robustness/robustness.md",
+        "defenses/robustness.md",
+        "adversarial-training/comparison.md",
+        "adaptive/adaptive.md",
+    ):
+        assert (out / "report" / path).exists(), path
+        assert f"]({path})" in report
+    defenses = json.loads((out / "report" / "defenses" / "robustness.json").read_text())
+    assert "jpeg + BPDA" in defenses["defenses"]
+    comparison = json.loads(
+        (out / "report" / "adversarial-training" / "comparison.json").read_text()
+    )
+    assert [m["name"] for m in comparison["models"]] == ["standard", "PGD-AT"]
+    adaptive = json.loads((out / "report" / "adaptive" / "adaptive.json").read_text())["rows"]
+    assert len(adaptive) == 2 * 3 * 3  # two classifiers × three settings × three budgets

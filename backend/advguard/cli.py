@@ -392,7 +392,27 @@ def command_demo(args: argparse.Namespace) -> None:
             ADAPTIVE_STEPS,
             out / "report" / "adaptive",
         )
+    link_reports(out / "report")
     print(f"demo took {time.perf_counter() - started:.0f} s")
+
+
+DEMO_REPORTS = {
+    "robustness/robustness.md": "Accuracy under each attack over ε",
+    "defenses/robustness.md": "Preprocessing defenses against PGD, plain and with BPDA",
+    "adversarial-training/comparison.md": "Standard against adversarially trained (PGD-AT)",
+    "adaptive/adaptive.md": "The guard under an attack that knows its detector",
+}
+
+
+def link_reports(report_dir: Path) -> None:
+    """End the detection report with links to the demo's other reports that were written."""
+    links = [
+        f"- [{title}]({path})"
+        for path, title in DEMO_REPORTS.items()
+        if (report_dir / path).exists()
+    ]
+    with (report_dir / "report.md").open("a") as report_file:
+        report_file.write("\n## Robustness and defenses\n\n" + "\n".join(links) + "\n")
 
 
 def robustness_settings(args: argparse.Namespace) -> list[DefenseSetting]:
