@@ -494,15 +494,18 @@ def adaptive_summary(rows: Sequence[ProtectedAccuracy]) -> dict[str, object]:
 
 
 def plot_protected_accuracy(rows: Sequence[ProtectedAccuracy], path: str | Path) -> Path:
-    """Protected accuracy against ε, one line per setting (dashed: the attack ignored the
-    detector), with each setting's clean value at ε = 0."""
+    """Protected accuracy against ε, one line per setting, with each setting's clean value
+    at ε = 0: a colour per classifier; dotted alone, dashed behind the detector under the
+    attack that ignores it, solid under the adaptive attack."""
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    colours = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(r.classifier for r in rows))}
     for setting in dict.fromkeys(row.setting for row in rows):
         mine = sorted((row for row in rows if row.setting == setting), key=lambda r: r.eps)
         x = [0.0] + [row.eps * 255 for row in mine]
         y = [mine[0].clean_protected_accuracy] + [row.protected_accuracy for row in mine]
-        style = "--" if mine[0].detector and not mine[0].adaptive else "-"
-        axis.plot(x, y, style, marker="o", ms=3, label=setting)
+        style = ":" if not mine[0].detector else "-" if mine[0].adaptive else "--"
+        colour = colours[mine[0].classifier]
+        axis.plot(x, y, style, color=colour, marker="o", ms=3, label=setting)
     budgets = sorted({0.0, *(row.eps for row in rows)})
     axis.set_xticks([eps * 255 for eps in budgets], [format_eps(eps) for eps in budgets])
     axis.set_ylim(-0.02, 1.02)
