@@ -470,24 +470,22 @@ def adaptive_summary(rows: Sequence[ProtectedAccuracy]) -> dict[str, object]:
     ignores it (``None`` without a detector, where the two are the same). The web app
     draws this; ``rows`` keeps every measured figure."""
     epsilons = sorted({row.eps for row in rows})
-    settings: dict[str, dict[str, object]] = {}
+    # name → adaptive? → protected accuracy per ε
+    curves: dict[str, dict[bool, list[float]]] = {}
     for row in rows:
         name = f"{row.classifier} + detector" if row.detector else row.classifier
-        setting = settings.setdefault(
-            name,
-            {
-                "name": name,
-                "protected_accuracy": [math.nan] * len(epsilons),
-                "non_adaptive": [math.nan] * len(epsilons) if row.detector else None,
-            },
-        )
-        curve = "protected_accuracy" if row.adaptive else "non_adaptive"
-        setting[curve][epsilons.index(row.eps)] = row.protected_accuracy  # type: ignore[index]
+        by_attack = curves.setdefault(name, {})
+        curve = by_attack.setdefault(row.adaptive, [math.nan] * len(epsilons))
+        curve[epsilons.index(row.eps)] = row.protected_accuracy
+    settings = [
+        {"name": name, "protected_accuracy": by_attack[True], "non_adaptive": by_attack.get(False)}
+        for name, by_attack in curves.items()
+    ]
     return json_ready(  # type: ignore[return-value]
         {
             "epsilons": epsilons,
             "images": rows[0].images if rows else 0,
-            "settings": list(settings.values()),
+            "settings": settings,
             "rows": [row.to_dict() for row in rows],
         }
     )
