@@ -183,25 +183,17 @@ def command_attack(args: argparse.Namespace) -> None:
         params["eps"] = args.eps
     # Check the attack's parameters before the (slower) dataset import.
     attack = create_attack(args.attack, model, targeted=args.targeted, seed=args.seed, **params)
-    folder = load_dataset(args.data, image_size=spec.image_size if spec else None, seed=args.seed)
-    report_skipped(folder.skipped)
-    if spec is not None and spec.class_names != folder.class_names:
-        raise CommandError(
-            f"the model's classes {spec.class_names} differ from the dataset's {folder.class_names}"
-        )
-    if args.split not in folder.splits:
-        raise CommandError(f"split {args.split!r} not found; have {', '.join(folder.splits)}")
-    dataset = folder.splits[args.split]
+    dataset = load_split(args.data, spec, args.seed, args.split)
     if args.limit:
         dataset = dataset.subset(torch.arange(min(args.limit, len(dataset))))
     targets = None
     if args.targeted:
         if args.target_class is None:
-            targets = random_targets(dataset.labels, len(folder.class_names), seed=args.seed)
-        elif args.target_class in folder.class_names:
-            targets = torch.full_like(dataset.labels, folder.class_names.index(args.target_class))
+            targets = random_targets(dataset.labels, len(dataset.class_names), seed=args.seed)
+        elif args.target_class in dataset.class_names:
+            targets = torch.full_like(dataset.labels, dataset.class_names.index(args.target_class))
         else:
-            raise CommandError(f"unknown class {args.target_class!r}; have {folder.class_names}")
+            raise CommandError(f"unknown class {args.target_class!r}; have {dataset.class_names}")
     outcome = run_attack(
         model, attack, dataset, targets=targets, batch_size=args.batch_size, quantize=True
     )
@@ -240,6 +232,14 @@ def load_splits(data: str, model_spec: ModelSpec | None, seed: int) -> dict[str,
             f"{folder.class_names}"
         )
     return folder.splits
+
+
+def load_split(data: str, model_spec: ModelSpec | None, seed: int, split: str) -> ImageDataset:
+    """One split of a dataset, checked against the model's classes."""
+    splits = load_splits(data, model_spec, seed)
+    if split not in splits:
+        raise CommandError(f"split {split!r} not found; have {', '.join(splits)}")
+    return splits[split]
 
 
 def build_config(args: argparse.Namespace) -> BuildConfig:
@@ -461,10 +461,7 @@ def measure_robustness(
 def command_robustness(args: argparse.Namespace) -> None:
     model, spec = load_classifier(args.model)
     settings = robustness_settings(args)
-    splits = load_splits(args.data, spec, args.seed)
-    if args.split not in splits:
-        raise CommandError(f"split {args.split!r} not found; have {', '.join(splits)}")
-    dataset = splits[args.split].sample(args.limit, args.seed)
+    dataset = load_split(args.data, spec, args.seed, args.split).sample(args.limit, args.seed)
     measure_robustness(
         model, dataset, args.attacks, args.eps, settings, Path(args.out), args.batch_size
     )
@@ -511,10 +508,8 @@ def command_adaptive(args: argparse.Namespace) -> None:
         if name in classifiers:
             raise CommandError(f"two --robust-model paths are both named {name!r}")
         classifiers[name] = model
-    splits = load_splits(args.data, guard.spec, args.seed)
-    if args.split not in splits:
-        raise CommandError(f"split {args.split!r} not found; have {', '.join(splits)}")
-    dataset = splits[args.split].sample(args.limit, args.seed).quantised()
+    split = load_split(args.data, guard.spec, args.seed, args.split)
+    dataset = split.sample(args.limit, args.seed).quantised()
     measure_adaptive(classifiers, dataset, guard.detector, args.eps, args.steps, Path(args.out))
 
 
