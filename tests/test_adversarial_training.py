@@ -69,13 +69,14 @@ def trained(trained_small, splits) -> dict[str, torch.nn.Module]:
 
 @pytest.mark.parametrize("method", ["pgd", "trades"])
 def test_adversarial_training_buys_robustness(trained_small, trained, small_bundled, method):
-    """Against PGD-10 at the training budget, the fine-tuned model keeps clearly more test
-    images than the standard one (measured: about 0.02 → 0.2–0.3), at some cost in clean
+    """Against PGD-10 at the training budget, the fine-tuned model keeps clearly more of the
+    200 test images than the standard one (measured over several trainings of the small
+    model: gains of 0.13 to 0.29, e.g. 0.02 → 0.21 or 0.06 → 0.20), at some cost in clean
     accuracy (about 0.65 → 0.45–0.55), which stays well above chance (4 classes)."""
     test = small_bundled["test"]
     before = robust_accuracy(trained_small.model, test, EPS)
     after = robust_accuracy(trained[method], test, EPS)
-    assert after > before + 0.15, (before, after)
+    assert after >= before + 0.08, (before, after)  # at least 16 more images
     assert clean_accuracy(trained[method], test) > 0.35
 
 
