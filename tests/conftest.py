@@ -46,6 +46,10 @@ def trained_small(small_bundled: dict[str, ImageDataset]) -> TrainedModel:
     """A compact CNN trained for a few seconds on the 32×32 bundled set."""
     train, val = split_holdout(small_bundled["train"], 0.15, seed=0)
     spec = ModelSpec(class_names=train.class_names, image_size=32, width=8, stage_convs=[1, 1, 1])
+    # The initial weights come from the global generator: seeded, the fixture is the same
+    # model in every run (unseeded it ranged from 105 to 134 of 200 test images right, and
+    # thresholds on attack success flaked).
+    torch.manual_seed(0)
     model = build_model(spec)
     train_classifier(
         model,

@@ -279,6 +279,7 @@ def fit_classifier(
     config = config or TrainConfig()
     fit, val = split_holdout(train, val_fraction, seed=config.seed)
     spec = default_spec(train)
+    torch.manual_seed(config.seed)  # the initial weights: same seed, same model
     model = build_model(spec)
     history = train_classifier(model, fit, val, config, progress, show_progress)
     return model, spec, history
