@@ -85,11 +85,10 @@ from advguard.models import (
     ModelLoadError,
     ModelSpec,
     TrainConfig,
-    build_model,
-    default_spec,
     export_torchscript,
     fit_classifier,
     load_classifier,
+    new_model,
     save_model,
 )
 from advguard.runtime import configure_threads, reexec_with_jemalloc, tune_glibc_malloc
@@ -579,8 +578,7 @@ def command_adversarial_train(args: argparse.Namespace) -> None:
         start = copy.deepcopy(model)
     splits = load_splits(args.data, spec, args.seed)
     if spec is None:
-        spec = default_spec(splits["train"])
-        model = build_model(spec)
+        model, spec = new_model(splits["train"], args.seed)
     out = Path(args.out)
     adversarially_train(model, spec, splits["train"], config, out, resume=not args.restart)
     label = "PGD-AT" if args.method == "pgd" else "TRADES"

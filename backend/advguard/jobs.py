@@ -60,10 +60,9 @@ from advguard.guard import Guard
 from advguard.models import (
     ModelSpec,
     TrainConfig,
-    build_model,
-    default_spec,
     fit_classifier,
     load_classifier,
+    new_model,
     save_model,
 )
 from advguard.storage import (
@@ -616,8 +615,7 @@ def adversarial_training_job(
     data = _dataset(context.storage, params.dataset_id, spec.image_size if spec else None)
     train: ImageDataset = data["splits"]["train"]
     if spec is None:
-        spec = default_spec(train)
-        model = build_model(spec)
+        model, spec = new_model(train, params.seed)
     check_same_classes(spec.class_names, data["class_names"])
     config = AdversarialTrainConfig(
         method=params.method,

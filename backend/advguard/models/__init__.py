@@ -12,8 +12,8 @@ from advguard.models.io import (
 from advguard.models.training import (
     TrainConfig,
     TrainHistory,
-    default_spec,
     fit_classifier,
+    new_model,
     predict_logits,
     train_classifier,
 )
@@ -27,12 +27,12 @@ __all__ = [
     "TrainConfig",
     "TrainHistory",
     "build_model",
-    "default_spec",
     "export_torchscript",
     "fit_classifier",
     "load_classifier",
     "load_model",
     "load_torchscript",
+    "new_model",
     "predict_logits",
     "save_model",
     "train_classifier",

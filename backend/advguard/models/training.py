@@ -252,15 +252,18 @@ def train_classifier(
     return history
 
 
-def default_spec(train: ImageDataset) -> ModelSpec:
-    """The built-in CNN's description for ``train``'s classes, channels and image size."""
-    return ModelSpec(
+def new_model(train: ImageDataset, seed: int = 0) -> tuple[nn.Module, ModelSpec]:
+    """An untrained built-in CNN for ``train``'s classes, channels and image size, its
+    initial weights drawn from ``seed`` (same seed, same model)."""
+    spec = ModelSpec(
         class_names=train.class_names,
         in_channels=train.channels,
         image_size=train.image_size,
         mean=[0.5] * train.channels,
         std=[0.25] * train.channels,
     )
+    torch.manual_seed(seed)
+    return build_model(spec), spec
 
 
 def fit_classifier(
@@ -278,8 +281,6 @@ def fit_classifier(
     """
     config = config or TrainConfig()
     fit, val = split_holdout(train, val_fraction, seed=config.seed)
-    spec = default_spec(train)
-    torch.manual_seed(config.seed)  # the initial weights: same seed, same model
-    model = build_model(spec)
+    model, spec = new_model(train, config.seed)
     history = train_classifier(model, fit, val, config, progress, show_progress)
     return model, spec, history
