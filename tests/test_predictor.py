@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from advguard.api.predictor import MicroBatcher
+from advguard.api.predictor import ComputeThreads, GuardPool, MicroBatcher
 
 
 class RecordingGuard:
@@ -17,6 +17,7 @@ class RecordingGuard:
 
     def __init__(self) -> None:
         self.batches: list[int] = []
+        self.threads: set[str] = set()
         self.entered = threading.Event()
         self.release = threading.Event()
 
@@ -25,6 +26,7 @@ class RecordingGuard:
             self.entered.set()
             self.release.wait(timeout=10)
         self.batches.append(len(images))
+        self.threads.add(threading.current_thread().name)
         if (images < 0).any():
             raise ValueError("negative pixels")
         return [float(image.flatten()[0]) for image in images]
@@ -33,7 +35,7 @@ class RecordingGuard:
 def test_requests_that_queue_during_a_batch_form_the_next_one():
     async def scenario() -> tuple[list[list[float]], list[int]]:
         guard = RecordingGuard()
-        batcher = MicroBatcher(guard, max_batch=8, max_wait_s=0.0)  # type: ignore[arg-type]
+        batcher = MicroBatcher(guard, ComputeThreads(), max_batch=8, max_wait_s=0.0)  # type: ignore[arg-type]
         first = asyncio.create_task(batcher.predict(torch.full((1, 1, 2, 2), 0.5)))
         assert await asyncio.to_thread(guard.entered.wait, 10)  # computing, alone
         others = [
@@ -55,7 +57,7 @@ def test_a_failing_batch_fails_each_of_its_requests_and_the_batcher_goes_on():
     async def scenario() -> tuple[BaseException | None, list[float]]:
         guard = RecordingGuard()
         guard.release.set()
-        batcher = MicroBatcher(guard, max_batch=8, max_wait_s=0.0)  # type: ignore[arg-type]
+        batcher = MicroBatcher(guard, ComputeThreads(), max_batch=8, max_wait_s=0.0)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="negative") as caught:
             await batcher.predict(torch.full((1, 1, 2, 2), -1.0))
         after = await batcher.predict(torch.full((1, 1, 2, 2), 0.25))
@@ -65,3 +67,24 @@ def test_a_failing_batch_fails_each_of_its_requests_and_the_batcher_goes_on():
     error, after = asyncio.run(scenario())
     assert isinstance(error, ValueError)
     assert after == [0.25]
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_every_predict_runs_on_the_one_compute_thread(batching: bool):
+    """Torch work from many threads makes libgomp stop spinning (see ComputeThreads), so
+    predicts from concurrent requests, batched or not, all run on the same thread."""
+
+    async def scenario() -> tuple[list[list[float]], set[str]]:
+        guard = RecordingGuard()
+        guard.release.set()
+        pool = GuardPool(ComputeThreads(), batching, max_batch=4, max_wait_ms=0.0)
+        pool._guards["d"] = guard  # type: ignore[assignment]
+        answers = await asyncio.gather(
+            *(pool.predict("d", "unused", torch.full((1, 1, 2, 2), k / 16)) for k in range(12))
+        )
+        pool.close()
+        return list(answers), guard.threads
+
+    answers, threads = asyncio.run(scenario())
+    assert answers == [[k / 16] for k in range(12)]
+    assert len(threads) == 1 and next(iter(threads)).startswith("advguard-compute")

@@ -921,11 +921,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``advguard`` console script."""
     if argv is None:
-        # The API answers one small request after another beside a busy worker: OpenMP
-        # threads that sleep when idle instead of spinning keep one-image predict at ~45 ms
-        # on 2 shared cores, where spinning threads measured 240 ms and more.
-        serving = sys.argv[1:2] in (["serve"], ["up"])
-        reexec_with_jemalloc(extra_env={"OMP_WAIT_POLICY": "PASSIVE"} if serving else None)
+        reexec_with_jemalloc()
     tune_glibc_malloc()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -89,7 +89,9 @@ class Settings(BaseSettings):
     requests that queued during one batch form the next."""
 
     predict_runners: int = 1
-    """Micro-batching: batches computed at once, each in its own thread."""
+    """Threads for the API's torch work (predict, decoding, guard loading), and batches in
+    flight at once. One suits a small machine: each thread brings its own torch threads,
+    and more threads than cores make every op slower (see ``ComputeThreads``)."""
 
     @property
     def resolved_database_url(self) -> str:

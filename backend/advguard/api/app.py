@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from advguard import __version__
-from advguard.api.predictor import GuardPool
+from advguard.api.predictor import ComputeThreads, GuardPool
 from advguard.api.routers import (
     artifacts,
     attacks,
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.storage = Storage.from_settings(settings)
     app.state.storage.ensure_bundled_dataset()
     app.state.guards = GuardPool(
+        ComputeThreads(settings.predict_runners),
         settings.predict_batching,
         settings.predict_max_batch,
         settings.predict_max_wait_ms,

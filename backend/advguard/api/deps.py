@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, UploadFile
 
+from advguard.api.predictor import ComputeThreads, GuardPool
 from advguard.config import Settings
 from advguard.storage import Storage
 
@@ -22,8 +23,19 @@ def get_app_storage(request: Request) -> Storage:
     return request.app.state.storage  # type: ignore[no-any-return]
 
 
+def get_guards(request: Request) -> GuardPool:
+    return request.app.state.guards  # type: ignore[no-any-return]
+
+
+def get_compute(request: Request) -> ComputeThreads:
+    """Where torch work runs in the API process (see :class:`ComputeThreads`)."""
+    return get_guards(request).compute
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StorageDep = Annotated[Storage, Depends(get_app_storage)]
+GuardsDep = Annotated[GuardPool, Depends(get_guards)]
+ComputeDep = Annotated[ComputeThreads, Depends(get_compute)]
 
 
 def _check_key(settings: Settings, key: str | None) -> None:

@@ -10,7 +10,7 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
-from advguard.api.deps import StorageDep, not_found, require_read, require_write
+from advguard.api.deps import ComputeDep, StorageDep, not_found, require_read, require_write
 from advguard.api.schemas import JobListOut, JobOut, ProgressOut, errors
 from advguard.jobs import (
     AdversarialTrainingParams,
@@ -110,10 +110,12 @@ def _submit(job_id: str, job_type: str) -> None:
     responses=errors(422, 503),
 )
 async def create_job(
-    storage: StorageDep, params: Annotated[JobParams, Body(discriminator="type")]
+    storage: StorageDep,
+    compute: ComputeDep,
+    params: Annotated[JobParams, Body(discriminator="type")],
 ) -> JobOut:
     """Queue a job; poll ``GET /jobs/{id}`` for its state and progress."""
-    await run_in_threadpool(validate_references, storage, params)
+    await compute.run(validate_references, storage, params)  # may load a guard
     with storage.db.session() as session:
         record = JobRecord(type=params.type, params=params.model_dump(mode="json"))
         session.add(record)

@@ -9,11 +9,11 @@ from typing import Annotated
 
 import torch
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
 
 from advguard.api.deps import (
+    ComputeDep,
     SettingsDep,
     StorageDep,
     not_found,
@@ -141,6 +141,7 @@ def list_models(storage: StorageDep) -> list[ModelOut]:
 async def upload_model(
     storage: StorageDep,
     settings: SettingsDep,
+    compute: ComputeDep,
     file: Annotated[UploadFile, File(description="TorchScript archive or .safetensors weights")],
     spec: Annotated[
         str | None,
@@ -155,9 +156,7 @@ async def upload_model(
     try:
         upload_path = folder / "upload.bin"
         await save_upload(file, upload_path, settings.max_model_bytes, "model file")
-        origin, path, checked = await run_in_threadpool(
-            _save_checked, folder, upload_path, declared
-        )
+        origin, path, checked = await compute.run(_save_checked, folder, upload_path, declared)
         record = ModelRecord(
             id=model_id,
             name=name or file.filename or origin,

@@ -8,13 +8,12 @@ import io
 from typing import Annotated
 
 import torch
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from PIL import Image
 from sqlalchemy import select
 from torch import Tensor
 
-from advguard.api.deps import SettingsDep, StorageDep, read_upload, require_read
+from advguard.api.deps import GuardsDep, SettingsDep, StorageDep, read_upload, require_read
 from advguard.api.schemas import AttackOut, PredictOut, VerdictOut, errors
 from advguard.attacks import ATTACKS, AttackError, create_attack
 from advguard.config import Settings
@@ -56,7 +55,8 @@ def _prepare(
     payloads: list[tuple[str, bytes]],
 ) -> tuple[DetectorRecord, Tensor]:
     """Look the detector up and decode the uploads to its input size (one trip off the
-    event loop: each hop costs about a millisecond on a busy 2-core machine)."""
+    event loop: each hop costs about a millisecond on a busy 2-core machine). Runs on the
+    compute thread: resizing a large upload is a parallel torch op (see ``ComputeThreads``)."""
     record, size, channels = _detector(storage, settings, detector_id)
     max_pixels = settings.max_image_pixels
     images = []
@@ -82,7 +82,7 @@ async def _read_files(settings: Settings, files: list[UploadFile]) -> list[tuple
     responses=errors(400, 404, 409, 413, 415),
 )
 async def predict(
-    request: Request,
+    guards: GuardsDep,
     storage: StorageDep,
     settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="PNG, JPEG or DICOM images")],
@@ -97,8 +97,8 @@ async def predict(
             413, f"{len(files)} images in one request; the limit is {settings.max_predict_images}"
         )
     payloads = await _read_files(settings, files)
-    record, images = await run_in_threadpool(_prepare, storage, settings, detector_id, payloads)
-    verdicts = await request.app.state.guards.predict(record.id, record.path, images)
+    record, images = await guards.compute.run(_prepare, storage, settings, detector_id, payloads)
+    verdicts = await guards.predict(record.id, record.path, images)
     return PredictOut(
         detector_id=record.id,
         threshold=record.threshold,
@@ -154,7 +154,7 @@ def _attack_one(guard: Guard, image: Tensor, name: str, eps: float | None) -> At
     responses=errors(400, 404, 409, 413, 415, 422),
 )
 async def attack_image(
-    request: Request,
+    guards: GuardsDep,
     storage: StorageDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="One PNG, JPEG or DICOM image")],
@@ -171,9 +171,9 @@ async def attack_image(
             422, f"unknown attack {attack!r}; available: {', '.join(sorted(ATTACKS))}"
         )
     payloads = await _read_files(settings, [file])
-    record, image = await run_in_threadpool(_prepare, storage, settings, detector_id, payloads)
-    guard = await run_in_threadpool(request.app.state.guards.guard, record.id, record.path)
+    record, image = await guards.compute.run(_prepare, storage, settings, detector_id, payloads)
+    guard = await guards.compute.run(guards.guard, record.id, record.path)
     try:
-        return await run_in_threadpool(_attack_one, guard, image, attack, eps)
+        return await guards.compute.run(_attack_one, guard, image, attack, eps)
     except AttackError as error:
         raise HTTPException(422, str(error)) from None
