@@ -186,6 +186,15 @@ def test_guard_decisions_follow_the_threshold(built, trained_detector, tmp_path)
         (v.is_adversarial, v.attack, v.label) for v in verdicts
     ]
     assert [v.score for v in again] == pytest.approx([v.score for v in verdicts], abs=1e-6)
+    serving = Guard.load(tmp_path / "guard", serving=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in serving.classifier.modules())
+    folded = serving.predict(images)
+    assert [(v.is_adversarial, v.attack, v.label) for v in folded] == [
+        (v.is_adversarial, v.attack, v.label) for v in verdicts
+    ]
+    assert [v.score for v in folded] == pytest.approx([v.score for v in verdicts], abs=1e-4)
+    with pytest.raises(ValueError, match="serving=True cannot be saved"):
+        serving.save(tmp_path / "again")
     detector.threshold, saved = -1.0, detector.threshold
     try:
         assert all(v.is_adversarial and v.label is None for v in guard.predict(images))

@@ -16,6 +16,7 @@ from advguard.models import (
     TrainConfig,
     build_model,
     export_torchscript,
+    fold_batchnorm,
     load_classifier,
     load_model,
     save_model,
@@ -43,6 +44,22 @@ def test_save_and_load_round_trip(trained_small, tmp_path):
     x = trained_small.test.images[:16]
     assert spec == trained_small.spec
     assert torch.allclose(loaded(x), trained_small.model(x), atol=1e-5)
+
+
+def test_folded_batchnorm_gives_the_same_logits_and_input_gradients(trained_small):
+    model = trained_small.model.eval()
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # a copy
+
+    def logits_and_gradient(net: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        x = trained_small.test.images[:16].clone().requires_grad_(True)
+        logits = net(x)
+        return logits.detach(), torch.autograd.grad(logits.log_softmax(1)[:, 0].sum(), x)[0]
+
+    (logits, gradient), (folded_logits, folded_gradient) = map(logits_and_gradient, (model, folded))
+    assert torch.allclose(folded_logits, logits, atol=1e-4)
+    assert torch.allclose(folded_gradient, gradient, atol=1e-4 * gradient.abs().max().item())
 
 
 def test_torchscript_export_round_trip(trained_small, tmp_path):

@@ -19,6 +19,7 @@ from advguard.models import (
     ModelLoadError,
     ModelSpec,
     export_torchscript,
+    fold_batchnorm,
     load_classifier,
     save_model,
 )
@@ -53,10 +54,14 @@ class Guard:
     attack library can attack it.
     """
 
-    def __init__(self, classifier: nn.Module, spec: ModelSpec, detector: Detector) -> None:
+    def __init__(
+        self, classifier: nn.Module, spec: ModelSpec, detector: Detector, *, serving: bool = False
+    ) -> None:
         self.classifier = classifier
         self.spec = spec
         self.detector = detector
+        self.serving = serving
+        """Loaded with ``serving=True``: the classifier's BatchNorms are folded away."""
 
     @property
     def threshold(self) -> float:
@@ -98,6 +103,8 @@ class Guard:
 
     def save(self, directory: str | Path) -> Path:
         """Write the classifier (safetensors + JSON, or TorchScript) and the detector."""
+        if self.serving:
+            raise ValueError("a guard loaded with serving=True cannot be saved; load it again")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if isinstance(self.classifier, torch.jit.ScriptModule):
@@ -108,8 +115,15 @@ class Guard:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> Guard:
-        """Load a guard written by :meth:`save`; nothing is unpickled."""
+    def load(
+        cls, directory: str | Path, device: str | torch.device = "cpu", *, serving: bool = False
+    ) -> Guard:
+        """Load a guard written by :meth:`save`; nothing is unpickled.
+
+        ``serving=True`` folds the classifier's BatchNorms into its convolutions
+        (:func:`~advguard.models.fold_batchnorm`): same answers, faster predict and
+        attacks, but the classifier can no longer be trained or saved as it was.
+        """
         directory = Path(directory)
         script = directory / TORCHSCRIPT_FILE
         classifier, spec = load_classifier(
@@ -117,5 +131,7 @@ class Guard:
         )
         if spec is None:
             raise ModelLoadError(f"{script} has no embedded model description")
+        if serving:
+            classifier = fold_batchnorm(classifier)
         detector = Detector.load(directory / DETECTOR_DIR, classifier).to(device)
-        return cls(classifier, spec, detector)
+        return cls(classifier, spec, detector, serving=serving)

@@ -143,7 +143,7 @@ class GuardPool:
         """The guard of a detector, loaded once."""
         with self._lock:
             if detector_id not in self._guards:
-                self._guards[detector_id] = Guard.load(path)
+                self._guards[detector_id] = Guard.load(path, serving=True)
             return self._guards[detector_id]
 
     async def predict(self, detector_id: str, path: str, images: Tensor) -> list[Verdict]:

@@ -1,6 +1,13 @@
 """Classifier architectures, training and pickle-free saving/loading."""
 
-from advguard.models.cnn import ARCHITECTURE, ConvClassifier, ModelSpec, Normalize, build_model
+from advguard.models.cnn import (
+    ARCHITECTURE,
+    ConvClassifier,
+    ModelSpec,
+    Normalize,
+    build_model,
+    fold_batchnorm,
+)
 from advguard.models.io import (
     ModelLoadError,
     export_torchscript,
@@ -29,6 +36,7 @@ __all__ = [
     "build_model",
     "export_torchscript",
     "fit_classifier",
+    "fold_batchnorm",
     "load_classifier",
     "load_model",
     "load_torchscript",
