@@ -26,7 +26,7 @@ from advguard.detection import (
     extract_features,
     load_adversarial_set,
 )
-from advguard.detection.detector import clean_threshold
+from advguard.detection.detector import clean_threshold, group_split
 from advguard.detection.features import soft_histogram
 from advguard.evaluation.detection_report import (
     build_detection_report,
@@ -202,6 +202,28 @@ def test_guard_decisions_follow_the_threshold(built, trained_detector, tmp_path)
         detector.threshold = saved
     with pytest.raises(ValueError, match="expected N×1×H×W"):
         guard.predict(images[0])
+
+
+def test_threshold_is_set_on_the_held_out_clean_images_alone(built, trained_detector):
+    """The controls (noise, augmented views) are labelled clean but score far lower than
+    clean scans: counting them would reject more clean scans than the target."""
+    detector, features = trained_detector
+    adversarial, config = built.adversarial, detector.config
+    train_rows = adversarial.where(lambda row: row.split == "train")
+    sources = torch.tensor([adversarial.rows[i].source_id for i in train_rows.tolist()])
+    _, val_part = group_split(sources, config.val_fraction, config.seed)
+    val_rows = train_rows[val_part].tolist()
+    clean = [i for i in val_rows if adversarial.rows[i].attack == "clean"]
+    controls = [
+        i for i in val_rows if adversarial.rows[i].attack not in ("clean", "fgsm", "pgd", "cw")
+    ]
+    assert clean and controls
+    with torch.no_grad():
+        scores = 1 - detector.head(features).softmax(1)[:, 0]
+    assert detector.threshold == clean_threshold(scores[clean], config.target_false_rejection)
+    assert (
+        float((scores[clean] > detector.threshold).float().mean()) <= config.target_false_rejection
+    )
 
 
 def test_clean_threshold_meets_its_target():

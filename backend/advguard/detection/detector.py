@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advguard.detection.builder import AUGMENTED, CLEAN, AdversarialSet
+from advguard.detection.builder import CLEAN, AdversarialSet
 from advguard.detection.features import DetectorFeatures
 
 WEIGHTS_FILE = "detector.safetensors"
@@ -284,7 +284,7 @@ def train_detector(
 
     A ``val_fraction`` of the source images (with all their attacked versions) is held
     out for early stopping and for the threshold, chosen for ``target_false_rejection``
-    on its clean images and their augmented views. ``features`` may be passed when
+    on its clean images. ``features`` may be passed when
     already extracted for every row.
     """
     config = config or DetectorConfig()
@@ -308,12 +308,12 @@ def train_detector(
         targets[val_index],
         config,
     )
-    # Augmented views stand in for scans the classifier has never seen: on its own training
-    # images it is more confident than it will be in use, so clean images alone would set
-    # a threshold that rejects more than the target.
+    # Clean images only: the controls (noise, augmented views) score far lower than clean
+    # scans, so counting them would put the threshold at a higher quantile of the clean
+    # scores than the target (with the augmented views in, 4.4 % of the clean test scans of
+    # brain-mri-4class were rejected for a 2 % target).
     val_clean = torch.tensor(
-        [i for i in val_index.tolist() if adversarial.rows[i].attack in (CLEAN, AUGMENTED)],
-        dtype=torch.long,
+        [i for i in val_index.tolist() if adversarial.rows[i].attack == CLEAN], dtype=torch.long
     )
     with torch.no_grad():
         scores = 1 - detector.head(features[val_clean]).softmax(1)[:, 0]
