@@ -681,7 +681,7 @@ def main() -> None:
                 "  (trained briefly: predict runs the same passes whatever the weights, "
                 "so its speed does not depend on how well the guard was trained)"
             )
-        guard = Guard.load(guard_dir)
+        guard = Guard.load(guard_dir, serving=True)  # as the API loads it
         spec = guard.spec
         print(
             f"guard: {guard_dir} ({spec.in_channels}×{spec.image_size}×{spec.image_size}, "
