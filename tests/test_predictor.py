@@ -88,3 +88,17 @@ def test_every_predict_runs_on_the_one_compute_thread(batching: bool):
     answers, threads = asyncio.run(scenario())
     assert answers == [[k / 16] for k in range(12)]
     assert len(threads) == 1 and next(iter(threads)).startswith("advguard-compute")
+
+
+def test_compute_threads_start_again_after_close():
+    """An app can be started and stopped several times (one lifespan per test client)."""
+    compute = ComputeThreads()
+
+    async def name_of_thread() -> str:
+        return await compute.run(lambda: threading.current_thread().name)
+
+    first = asyncio.run(name_of_thread())
+    compute.close()
+    second = asyncio.run(name_of_thread())
+    compute.close()
+    assert first.startswith("advguard-compute") and second.startswith("advguard-compute")

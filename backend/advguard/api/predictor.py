@@ -37,15 +37,20 @@ class ComputeThreads:
     """
 
     def __init__(self, count: int = 1) -> None:
-        self._executor = ThreadPoolExecutor(count, thread_name_prefix="advguard-compute")
+        self.count = count
+        self._executor: ThreadPoolExecutor | None = None
 
     async def run(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """``function(*args, **kwargs)`` on a compute thread, awaited."""
+        if self._executor is None:  # first use, or first since close(): the app restarted
+            self._executor = ThreadPoolExecutor(self.count, thread_name_prefix="advguard-compute")
         call = functools.partial(function, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
 
 @dataclass
