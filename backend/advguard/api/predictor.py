@@ -53,9 +53,17 @@ class ComputeThreads:
             self._executor = None
 
 
+Decode = Callable[[], Tensor]
+"""Turns one request's uploads into ``N×C×H×W`` images; runs on the compute thread with the
+batch, so a request costs one thread hop, and may raise (for example an HTTP 415) for its
+own request only."""
+
+
 @dataclass
 class _Pending:
-    images: Tensor
+    decode: Decode
+    count: int
+    """Images the request holds (the uploads, counted before decoding)."""
     future: asyncio.Future[list[Verdict]]
 
 
@@ -72,17 +80,19 @@ class MicroBatcher:
     _queue: asyncio.Queue[_Pending] = field(default_factory=asyncio.Queue)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def predict(self, images: Tensor) -> list[Verdict]:
+    async def predict(self, decode: Decode, count: int) -> list[Verdict]:
+        """Verdicts for the ``count`` images that ``decode()`` gives, computed in a batch
+        with whatever other requests are waiting."""
         self._tasks = [task for task in self._tasks if not task.done()]
         while len(self._tasks) < self.runners:
             self._tasks.append(asyncio.create_task(self._run()))
-        pending = _Pending(images, asyncio.get_running_loop().create_future())
+        pending = _Pending(decode, count, asyncio.get_running_loop().create_future())
         await self._queue.put(pending)
         return await pending.future
 
     async def _gather(self) -> list[_Pending]:
         batch = [await self._queue.get()]
-        count = len(batch[0].images)
+        count = batch[0].count
         deadline = asyncio.get_running_loop().time() + self.max_wait_s
         while count < self.max_batch:
             try:
@@ -96,31 +106,59 @@ class MicroBatcher:
             except TimeoutError:
                 break
             batch.append(item)
-            count += len(item.images)
+            count += item.count
         return batch
+
+    def _decode_and_predict(self, batch: list[_Pending]) -> list[list[Verdict] | BaseException]:
+        """On the compute thread: each request's verdicts, or the error that its own
+        decoding raised (the other requests of the batch go on)."""
+        decoded: list[Tensor | BaseException] = []
+        for pending in batch:
+            try:
+                decoded.append(pending.decode())
+            except Exception as error:
+                decoded.append(error)
+        images = [item for item in decoded if isinstance(item, Tensor)]
+        verdicts = self.guard.predict(torch.cat(images)) if images else []
+        answers: list[list[Verdict] | BaseException] = []
+        start = 0
+        for item in decoded:
+            if isinstance(item, BaseException):
+                answers.append(item)
+                continue
+            answers.append(verdicts[start : start + len(item)])
+            start += len(item)
+        return answers
 
     async def _run(self) -> None:
         while True:
             batch = await self._gather()
             try:
-                verdicts = await self.compute.run(
-                    self.guard.predict, torch.cat([p.images for p in batch])
-                )
+                answers = await self.compute.run(self._decode_and_predict, batch)
             except Exception as error:  # hand the failure to every waiting request
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
-                continue
-            start = 0
-            for pending in batch:
-                end = start + len(pending.images)
-                if not pending.future.done():
-                    pending.future.set_result(verdicts[start:end])
-                start = end
+                answers = [error] * len(batch)
+            for pending, answer in zip(batch, answers, strict=True):
+                if pending.future.done():
+                    continue
+                if isinstance(answer, BaseException):
+                    pending.future.set_exception(answer)
+                else:
+                    pending.future.set_result(answer)
 
     def close(self) -> None:
         for task in self._tasks:
             task.cancel()
+
+
+@dataclass(frozen=True)
+class ServedDetector:
+    """What predict needs of a detector's records: where its guard is and its input shape."""
+
+    id: str
+    path: str
+    threshold: float
+    image_size: int
+    channels: int
 
 
 class GuardPool:
@@ -141,6 +179,8 @@ class GuardPool:
         self.max_wait_s = max_wait_ms / 1000
         self.runners = runners
         self._guards: dict[str, Guard] = {}
+        self.records: dict[str, ServedDetector] = {}
+        """Detector records by id, kept so that a predict needs no database trip."""
         self._batchers: dict[str, MicroBatcher] = {}
         self._lock = threading.Lock()
 
@@ -151,22 +191,28 @@ class GuardPool:
                 self._guards[detector_id] = Guard.load(path, serving=True)
             return self._guards[detector_id]
 
-    async def predict(self, detector_id: str, path: str, images: Tensor) -> list[Verdict]:
+    async def predict(
+        self, detector_id: str, path: str, decode: Decode, count: int
+    ) -> list[Verdict]:
+        """Verdicts of ``detector_id``'s guard for the ``count`` images that ``decode()``
+        gives; decoding and predict share one hop to the compute thread."""
         guard = self._guards.get(detector_id)  # loaded already: no thread hop on the hot path
         if guard is None:
             guard = await self.compute.run(self.guard, detector_id, path)
         if not self.batching:
-            return await self.compute.run(guard.predict, images)
+            loaded = guard
+            return await self.compute.run(lambda: loaded.predict(decode()))
         if detector_id not in self._batchers:
             self._batchers[detector_id] = MicroBatcher(
                 guard, self.compute, self.max_batch, self.max_wait_s, self.runners
             )
-        return await self._batchers[detector_id].predict(images)
+        return await self._batchers[detector_id].predict(decode, count)
 
     def forget(self, detector_id: str) -> None:
         """Drop a deleted detector's guard."""
         with self._lock:
             self._guards.pop(detector_id, None)
+        self.records.pop(detector_id, None)
         batcher = self._batchers.pop(detector_id, None)
         if batcher is not None:
             batcher.close()

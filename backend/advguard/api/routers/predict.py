@@ -4,16 +4,19 @@ attacking one image to see the guard catch it."""
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from typing import Annotated
 
 import torch
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 from sqlalchemy import select
 from torch import Tensor
 
 from advguard.api.deps import GuardsDep, SettingsDep, StorageDep, read_upload, require_read
+from advguard.api.predictor import GuardPool, ServedDetector
 from advguard.api.schemas import AttackOut, PredictOut, VerdictOut, errors
 from advguard.attacks import ATTACKS, AttackError, create_attack
 from advguard.config import Settings
@@ -24,9 +27,7 @@ from advguard.storage import DetectorRecord, ModelRecord, Storage
 router = APIRouter(tags=["predict"])
 
 
-def _detector(
-    storage: Storage, settings: Settings, detector_id: str | None
-) -> tuple[DetectorRecord, int, int]:
+def _lookup(storage: Storage, settings: Settings, detector_id: str | None) -> ServedDetector:
     """The detector (the newest when no id is given) and its classifier's image side and
     channels, in one database round trip."""
     with storage.db.session() as session:
@@ -43,29 +44,46 @@ def _detector(
                     409, "no detector yet: train one (a train_detector job) before calling predict"
                 )
         model = session.get(ModelRecord, record.model_id)
-    if model is None:
-        return record, settings.image_size, 1
-    return record, model.image_size, model.channels
+        return ServedDetector(
+            id=record.id,
+            path=record.path,
+            threshold=record.threshold,
+            image_size=settings.image_size if model is None else model.image_size,
+            channels=1 if model is None else model.channels,
+        )
 
 
-def _prepare(
-    storage: Storage,
-    settings: Settings,
-    detector_id: str | None,
-    payloads: list[tuple[str, bytes]],
-) -> tuple[DetectorRecord, Tensor]:
-    """Look the detector up and decode the uploads to its input size (one trip off the
-    event loop: each hop costs about a millisecond on a busy 2-core machine). Runs on the
-    compute thread: resizing a large upload is a parallel torch op (see ``ComputeThreads``)."""
-    record, size, channels = _detector(storage, settings, detector_id)
-    max_pixels = settings.max_image_pixels
+async def _served(
+    guards: GuardPool, storage: Storage, settings: Settings, detector_id: str | None
+) -> ServedDetector:
+    """:func:`_lookup`, from the pool's cache when the id is given and was seen before."""
+    cached = guards.records.get(detector_id) if detector_id is not None else None
+    if cached is not None:
+        return cached
+    served = await run_in_threadpool(_lookup, storage, settings, detector_id)
+    guards.records[served.id] = served
+    return served
+
+
+def _decode(
+    served: ServedDetector, settings: Settings, payloads: list[tuple[str, bytes]]
+) -> Tensor:
+    """The uploads decoded to the detector's input size (on the compute thread: resizing a
+    large upload is a parallel torch op, see ``ComputeThreads``)."""
     images = []
     for name, data in payloads:
         try:
-            images.append(decode_upload(data, channels=channels, size=size, max_pixels=max_pixels))
+            images.append(
+                decode_upload(
+                    data,
+                    channels=served.channels,
+                    size=served.image_size,
+                    max_pixels=settings.max_image_pixels,
+                )
+            )
         except ImageDecodeError as error:
             raise HTTPException(415, f"{name!r}: {error}") from None
-    return record, torch.stack(images)
+    return torch.stack(images)
 
 
 async def _read_files(settings: Settings, files: list[UploadFile]) -> list[tuple[str, bytes]]:
@@ -97,11 +115,13 @@ async def predict(
             413, f"{len(files)} images in one request; the limit is {settings.max_predict_images}"
         )
     payloads = await _read_files(settings, files)
-    record, images = await guards.compute.run(_prepare, storage, settings, detector_id, payloads)
-    verdicts = await guards.predict(record.id, record.path, images)
+    served = await _served(guards, storage, settings, detector_id)
+    verdicts = await guards.predict(
+        served.id, served.path, functools.partial(_decode, served, settings, payloads), len(files)
+    )
     return PredictOut(
-        detector_id=record.id,
-        threshold=record.threshold,
+        detector_id=served.id,
+        threshold=served.threshold,
         verdicts=[
             _verdict_out(upload.filename or f"image {k}", verdict)
             for k, (upload, verdict) in enumerate(zip(files, verdicts, strict=True))
@@ -171,8 +191,9 @@ async def attack_image(
             422, f"unknown attack {attack!r}; available: {', '.join(sorted(ATTACKS))}"
         )
     payloads = await _read_files(settings, [file])
-    record, image = await guards.compute.run(_prepare, storage, settings, detector_id, payloads)
-    guard = await guards.compute.run(guards.guard, record.id, record.path)
+    served = await _served(guards, storage, settings, detector_id)
+    image = await guards.compute.run(_decode, served, settings, payloads)
+    guard = await guards.compute.run(guards.guard, served.id, served.path)
     try:
         return await guards.compute.run(_attack_one, guard, image, attack, eps)
     except AttackError as error:
