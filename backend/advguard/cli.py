@@ -82,6 +82,7 @@ from advguard.evaluation.detection_report import (
 from advguard.evaluation.robustness import check_robustness_request, defense_settings
 from advguard.guard import Guard
 from advguard.models import (
+    AVERAGE_LAST,
     ModelLoadError,
     ModelSpec,
     TrainConfig,
@@ -142,16 +143,24 @@ def train_and_report(
         f"test {len(test)}; classes {', '.join(folder.class_names)}"
     )
     config = TrainConfig(
-        epochs=args.epochs, patience=args.patience, seed=args.seed, time_limit_s=args.time_limit
+        epochs=args.epochs,
+        patience=args.patience,
+        seed=args.seed,
+        time_limit_s=args.time_limit,
+        average_last=args.average_last,
     )
     model, spec, history = fit_classifier(train, config)
     metrics = evaluate_classifier(model, test)
     save_model(model, spec, out / "model")
     summary = training_summary(metrics, history)
     (out / "model" / "metrics.json").write_text(json.dumps(summary, indent=2))
+    kept = (
+        f"weights of the last {history.averaged_epochs} averaged"
+        if history.averaged_epochs
+        else f"best {history.best_epoch + 1}"
+    )
     print(
-        f"trained in {history.seconds:.0f} s ({len(history.epochs)} epochs, "
-        f"best {history.best_epoch + 1}); "
+        f"trained in {history.seconds:.0f} s ({len(history.epochs)} epochs, {kept}); "
         f"test accuracy {metrics.accuracy:.4f} on {len(test)} images"
     )
     print(metrics.format_confusion())
@@ -661,6 +670,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--time-limit", type=float, default=None, help="stop training after S seconds"
         )
+        sub.add_argument(
+            "--average-last",
+            type=float,
+            default=AVERAGE_LAST,
+            help="fraction of the epochs, the last ones, whose weights are averaged into the "
+            f"kept model (default {AVERAGE_LAST:.2f}; 0 keeps the best validation epoch)",
+        )
         sub.add_argument("--seed", type=int, default=0)
 
     def add_robustness_options(sub: argparse.ArgumentParser, limit: int | None = None) -> None:
@@ -693,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--batch-size", type=int, default=128)
 
     train = commands.add_parser("train", help="train the built-in classifier on a dataset")
-    add_training_options(train, epochs=60)
+    add_training_options(train, epochs=120)
     train.add_argument("--out", default="advguard-out/train", help="output folder")
     train.add_argument("--torchscript", action="store_true", help="also export model.pt")
     train.set_defaults(handler=command_train)

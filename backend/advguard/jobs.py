@@ -58,6 +58,7 @@ from advguard.evaluation.detection_report import (
 from advguard.evaluation.robustness import check_robustness_request, defense_settings
 from advguard.guard import Guard
 from advguard.models import (
+    AVERAGE_LAST,
     ModelSpec,
     TrainConfig,
     fit_classifier,
@@ -103,6 +104,13 @@ class TrainClassifierParams(_Params):
     patience: int = Field(10, ge=1, le=500)
     time_limit_s: float | None = Field(None, gt=0)
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    average_last: float = Field(
+        AVERAGE_LAST,
+        ge=0,
+        lt=1,
+        description="Share of the epochs, the last ones, whose weights are averaged into the "
+        "kept model; 0 keeps the best validation epoch",
+    )
 
 
 class BuildSetParams(_Params):
@@ -371,6 +379,7 @@ def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> 
         patience=params.patience,
         seed=params.seed,
         time_limit_s=params.time_limit_s,
+        average_last=params.average_last,
     )
     model, spec, history = fit_classifier(
         train,

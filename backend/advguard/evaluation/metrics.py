@@ -60,4 +60,6 @@ def training_summary(metrics: ClassifierMetrics, history: TrainHistory) -> dict[
         "epochs_run": len(history.epochs),
         "best_epoch": history.best_epoch + 1,
         "best_val_accuracy": history.best_val_accuracy,
+        "averaged_epochs": history.averaged_epochs,
+        "averaged_val_accuracy": history.averaged_val_accuracy,
     }

@@ -17,6 +17,7 @@ from advguard.models.io import (
     save_model,
 )
 from advguard.models.training import (
+    AVERAGE_LAST,
     TrainConfig,
     TrainHistory,
     fit_classifier,
@@ -27,6 +28,7 @@ from advguard.models.training import (
 
 __all__ = [
     "ARCHITECTURE",
+    "AVERAGE_LAST",
     "ConvClassifier",
     "ModelLoadError",
     "ModelSpec",

@@ -902,6 +902,12 @@ export interface components {
              * @default 0
              */
             seed?: number;
+            /**
+             * Average Last
+             * @description Share of the epochs, the last ones, whose weights are averaged into the kept model; 0 keeps the best validation epoch
+             * @default 0.3333333333333333
+             */
+            average_last?: number;
         };
         /**
          * TrainDetectorParams
