@@ -905,7 +905,7 @@ export interface components {
             /**
              * Average Last
              * @description Share of the epochs, the last ones, whose weights are averaged into the kept model; 0 keeps the best validation epoch
-             * @default 0.3333333333333333
+             * @default 0
              */
             average_last?: number;
         };
