@@ -26,7 +26,7 @@ from advguard.detection import (
     extract_features,
     load_adversarial_set,
 )
-from advguard.detection.detector import clean_threshold, group_split
+from advguard.detection.detector import clean_threshold, validation_split
 from advguard.detection.features import soft_histogram
 from advguard.evaluation.detection_report import (
     build_detection_report,
@@ -209,10 +209,7 @@ def test_threshold_is_set_on_the_held_out_clean_images_alone(built, trained_dete
     clean scans: counting them would reject more clean scans than the target."""
     detector, features = trained_detector
     adversarial, config = built.adversarial, detector.config
-    train_rows = adversarial.where(lambda row: row.split == "train")
-    sources = torch.tensor([adversarial.rows[i].source_id for i in train_rows.tolist()])
-    _, val_part = group_split(sources, config.val_fraction, config.seed)
-    val_rows = train_rows[val_part].tolist()
+    val_rows = validation_split(adversarial, config)[1].tolist()
     clean = [i for i in val_rows if adversarial.rows[i].attack == "clean"]
     controls = [
         i for i in val_rows if adversarial.rows[i].attack not in ("clean", "fgsm", "pgd", "cw")

@@ -60,7 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.predict_batching,
         settings.predict_max_batch,
         settings.predict_max_wait_ms,
-        settings.predict_runners,
     )
     for module in (datasets, models, jobs, detectors, predict, attacks, artifacts, health):
         app.include_router(module.router, prefix=API_PREFIX)

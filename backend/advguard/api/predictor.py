@@ -163,21 +163,16 @@ class ServedDetector:
 
 class GuardPool:
     """Loaded guards by detector id, each with its own batcher (or none when batching is
-    off: each request then runs its own forward pass), all computing on ``compute``."""
+    off: each request then runs its own forward pass), all computing on ``compute``, with
+    as many batches in flight as it has threads."""
 
     def __init__(
-        self,
-        compute: ComputeThreads,
-        batching: bool,
-        max_batch: int,
-        max_wait_ms: float,
-        runners: int = 1,
+        self, compute: ComputeThreads, batching: bool, max_batch: int, max_wait_ms: float
     ) -> None:
         self.compute = compute
         self.batching = batching
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
-        self.runners = runners
         self._guards: dict[str, Guard] = {}
         self.records: dict[str, ServedDetector] = {}
         """Detector records by id, kept so that a predict needs no database trip."""
@@ -204,7 +199,7 @@ class GuardPool:
             return await self.compute.run(lambda: loaded.predict(decode()))
         if detector_id not in self._batchers:
             self._batchers[detector_id] = MicroBatcher(
-                guard, self.compute, self.max_batch, self.max_wait_s, self.runners
+                guard, self.compute, self.max_batch, self.max_wait_s, self.compute.count
             )
         return await self._batchers[detector_id].predict(decode, count)
 

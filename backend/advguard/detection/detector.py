@@ -270,6 +270,18 @@ def clean_threshold(clean_scores: Tensor, target_false_rejection: float) -> floa
     return float(np.quantile(clean_scores.numpy(), 1 - target_false_rejection, method="higher"))
 
 
+def validation_split(adversarial: AdversarialSet, config: DetectorConfig) -> tuple[Tensor, Tensor]:
+    """Rows of ``adversarial``'s train split that fit the head, and the ``val_fraction``
+    held out for early stopping and the threshold, split by source image (an image and all
+    its attacked versions on one side)."""
+    train_rows = adversarial.where(lambda row: row.split == "train")
+    if len(train_rows) == 0:
+        raise ValueError("the adversarial set has no train split")
+    sources = torch.tensor([adversarial.rows[i].source_id for i in train_rows.tolist()])
+    fit_part, val_part = group_split(sources, config.val_fraction, config.seed)
+    return train_rows[fit_part], train_rows[val_part]
+
+
 def train_detector(
     classifier: nn.Module,
     adversarial: AdversarialSet,
@@ -293,12 +305,7 @@ def train_detector(
         features = extract_features(
             detector.features, adversarial.images, progress=progress, show_progress=show_progress
         )
-    train_rows = adversarial.where(lambda row: row.split == "train")
-    if len(train_rows) == 0:
-        raise ValueError("the adversarial set has no train split")
-    sources = torch.tensor([adversarial.rows[i].source_id for i in train_rows.tolist()])
-    fit_part, val_part = group_split(sources, config.val_fraction, config.seed)
-    fit_index, val_index = train_rows[fit_part], train_rows[val_part]
+    fit_index, val_index = validation_split(adversarial, config)
     targets = adversarial.detector_targets()
     fit_head(
         detector.head,

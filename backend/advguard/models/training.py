@@ -130,6 +130,11 @@ def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 256) -> T
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
+def accuracy(logits: Tensor, labels: Tensor) -> float:
+    """Share of rows whose largest logit is at their label."""
+    return float((logits.argmax(1) == labels).float().mean())
+
+
 BatchLoss = Callable[[Tensor, Tensor], Tensor]
 """``loss(images, labels)`` for one batch already on the model's device, model in train mode."""
 
@@ -247,7 +252,7 @@ def train_classifier(
             epoch=epoch,
             train_loss=train_loss,
             val_loss=float(F.cross_entropy(val_logits, val.labels)),
-            val_accuracy=float((val_logits.argmax(1) == val.labels).float().mean()),
+            val_accuracy=accuracy(val_logits, val.labels),
             seconds=time.perf_counter() - epoch_start,
         )
         history.epochs.append(result)
@@ -279,8 +284,7 @@ def train_classifier(
         batches = [train.images[i : i + 256] for i in range(0, len(train), 256)]
         update_bn(batches, averaged, device)  # the average's own BatchNorm statistics
         model.load_state_dict(averaged.module.state_dict())
-        val_logits = predict_logits(model, val.images)
-        history.averaged_val_accuracy = float((val_logits.argmax(1) == val.labels).float().mean())
+        history.averaged_val_accuracy = accuracy(predict_logits(model, val.images), val.labels)
     else:
         model.load_state_dict(best_state)
     history.seconds = time.perf_counter() - started
