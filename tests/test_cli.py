@@ -203,6 +203,11 @@ def test_build_set_train_detector_evaluate(trained_model_dir, folder_dataset, tm
     rows = list(csv.DictReader((adversarial / "manifest.csv").open()))
     kinds = {"clean", "noise_sign", "noise_gaussian", "augmented", "fgsm", "pgd"}
     assert {r["attack"] for r in rows} == kinds
+    # The detector learns on the training images the classifier never trained on.
+    held_out = json.loads((trained_model_dir / "model" / "holdout.json").read_text())["files"]
+    assert {r["source_file"] for r in rows if r["split"] == "train"} == set(held_out)
+    info = json.loads((adversarial / "build.json").read_text())
+    assert info["detector_images"].endswith("held out from the classifier")
     assert (tmp_path / "set.zip").stat().st_size > 0
     data = json.loads((report / "report.json").read_text())
     assert [(r["attack"], r["eps"]) for r in data["rows"]] == [

@@ -155,6 +155,6 @@ def test_split_holdout_keeps_groups_together_and_is_stratified():
 def test_real_mri_set_loads(real_mri_dir):
     folder = load_dataset("brain-mri-4class")
     assert folder.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
-    assert len(folder.splits["train"]) == 1796 and len(folder.splits["test"]) == 480
+    assert len(folder.splits["train"]) == 4075 and len(folder.splits["test"]) == 480
     assert folder.splits["test"].images.shape[1:] == (1, 128, 128)
     assert {s.path for s in folder.skipped} == {"README.md", "manifest.csv"}

@@ -16,17 +16,23 @@ from advguard.detection import (
     CLEAN,
     CONTROLS,
     AdversarialSet,
+    AttackSpec,
+    BuildConfig,
     Detector,
     DetectorLoadError,
     FeatureSqueezing,
     Mahalanobis,
     attack_family,
+    build_adversarial_set,
     default_attack_specs,
     export_zip,
     extract_features,
     load_adversarial_set,
 )
-from advguard.detection.detector import clean_threshold, validation_split
+from advguard.detection.detector import (
+    clean_threshold,
+    out_of_fold_clean_scores,
+)
 from advguard.detection.features import soft_histogram
 from advguard.evaluation.detection_report import (
     build_detection_report,
@@ -204,23 +210,19 @@ def test_guard_decisions_follow_the_threshold(built, trained_detector, tmp_path)
         guard.predict(images[0])
 
 
-def test_threshold_is_set_on_the_held_out_clean_images_alone(built, trained_detector):
-    """The controls (noise, augmented views) are labelled clean but score far lower than
-    clean scans: counting them would reject more clean scans than the target."""
+def test_threshold_is_set_on_out_of_fold_scores_of_every_clean_training_image(
+    built, trained_detector
+):
+    """Each clean training image is scored by a head that never fitted it, and only clean
+    images count: the controls (noise, augmented views) score far lower than clean scans."""
     detector, features = trained_detector
     adversarial, config = built.adversarial, detector.config
-    val_rows = validation_split(adversarial, config)[1].tolist()
-    clean = [i for i in val_rows if adversarial.rows[i].attack == "clean"]
-    controls = [
-        i for i in val_rows if adversarial.rows[i].attack not in ("clean", "fgsm", "pgd", "cw")
-    ]
-    assert clean and controls
-    with torch.no_grad():
-        scores = 1 - detector.head(features).softmax(1)[:, 0]
-    assert detector.threshold == clean_threshold(scores[clean], config.target_false_rejection)
-    assert (
-        float((scores[clean] > detector.threshold).float().mean()) <= config.target_false_rejection
-    )
+    targets = adversarial.detector_targets()
+    scores = out_of_fold_clean_scores(features, targets, adversarial, config)
+    clean_rows = adversarial.where(lambda r: r.split == "train" and r.attack == CLEAN)
+    assert len(scores) == len(clean_rows)
+    assert detector.threshold == clean_threshold(scores, config.target_false_rejection)
+    assert float((scores > detector.threshold).float().mean()) <= config.target_false_rejection
 
 
 def test_clean_threshold_meets_its_target():
@@ -346,3 +348,33 @@ def test_report_without_successful_attacks(built, trained_detector):
     )  # fmt: skip
     assert report.attack_confusion == [[0] * 3] * 3
     assert report.naming_accuracy != report.naming_accuracy  # NaN: nothing to name
+
+
+def test_the_detector_learns_on_the_images_held_out_from_the_classifier(
+    trained_small, small_bundled, tmp_path
+):
+    splits = {name: small_bundled[name] for name in ("train", "test")}
+    held_out = splits["train"].files[::5]
+    config = BuildConfig(
+        specs=[AttackSpec("fgsm", {"eps": 8 / 255})], noise_epsilons=[8 / 255],
+        holdout_files=held_out,
+    )  # fmt: skip
+    adversarial = build_adversarial_set(
+        trained_small.model, splits, tmp_path / "set", config, show_progress=False
+    )
+    train_sources = {row.source_file for row in adversarial.rows if row.split == "train"}
+    assert train_sources == set(held_out)
+    test_clean = [row for row in adversarial.rows if row.split == "test" and row.attack == CLEAN]
+    assert len(test_clean) == len(splits["test"])  # the test split is untouched
+    info = json.loads((tmp_path / "set" / "build.json").read_text())
+    assert (
+        info["detector_images"]
+        == f"the {len(held_out)} training images held out from the classifier"
+    )
+    assert info["images"] == len(adversarial)
+    # A classifier trained on other images than this dataset's is refused, not mixed in.
+    stranger = replace(config, holdout_files=[*held_out, "elsewhere/scan.png"])
+    with pytest.raises(ValueError, match="1 of the classifier's"):
+        build_adversarial_set(
+            trained_small.model, splits, tmp_path / "other", stranger, show_progress=False
+        )

@@ -11,17 +11,21 @@ import torch
 from advguard.data import ImageDataset, split_holdout
 from advguard.evaluation import evaluate_classifier
 from advguard.models import (
+    HOLDOUT_FRACTION,
     ModelLoadError,
     ModelSpec,
     TrainConfig,
     build_model,
     export_torchscript,
+    fit_classifier,
     fold_batchnorm,
     load_classifier,
     load_model,
+    read_holdout_files,
     save_model,
     train_classifier,
 )
+from advguard.models.training import moving_average
 
 
 def test_model_takes_unit_range_images_and_returns_logits():
@@ -92,9 +96,13 @@ def test_training_learns_and_keeps_best_epoch(small_bundled):
     model = build_model(spec)
     before = evaluate_classifier(model, small_bundled["test"]).accuracy
     history = train_classifier(
-        model, train, val, TrainConfig(epochs=15, batch_size=32, augment=0.0), show_progress=False
+        model,
+        train,
+        val,
+        TrainConfig(epochs=15, batch_size=32, augment=0.0, ema_decay=0.0),
+        show_progress=False,
     )
-    assert len(history.epochs) == 15
+    assert len(history.epochs) == 15 and not history.averaged
     best = max(history.epochs, key=lambda e: e.val_accuracy)
     assert history.best_val_accuracy == best.val_accuracy
     # The kept weights are the best epoch's: re-measuring validation gives its accuracy.
@@ -113,38 +121,60 @@ def test_early_stopping_stops(small_bundled):
         model,
         tiny,
         val,
-        TrainConfig(epochs=50, patience=2, learning_rate=1e-9),
+        TrainConfig(epochs=50, patience=2, learning_rate=1e-9, ema_decay=0.0),
         show_progress=False,
     )
     assert history.stopped_early and len(history.epochs) < 50
 
 
-def test_weight_averaging_keeps_the_average_of_the_last_epochs(small_bundled):
+def test_moving_average_warms_up_then_decays():
+    model = torch.nn.Linear(1, 1, bias=False)
+    average = moving_average(model, decay=0.5)
+    expected = 0.0
+    for step, value in enumerate([1.0, 3.0, 7.0, -2.0, 5.0]):
+        with torch.no_grad():
+            model.weight.fill_(value)
+        average.update_parameters(model)
+        # The first update copies; after n updates the decay is min(0.5, n / (n + 1)).
+        keep = min(0.5, step / (step + 1))
+        expected = keep * expected + (1 - keep) * value
+        assert average.module.weight.item() == pytest.approx(expected)
+
+
+def test_training_keeps_the_moving_average_and_runs_every_epoch(small_bundled):
     train, val = split_holdout(small_bundled["train"], 0.15, seed=0)
     spec = ModelSpec(class_names=train.class_names, image_size=32, width=8, stage_convs=[1, 1, 1])
-    snapshots: list[dict[str, torch.Tensor]] = []
     torch.manual_seed(0)
     model = build_model(spec)
+    config = TrainConfig(epochs=12, batch_size=32, augment=0.0, patience=1, ema_decay=0.9)
+    last_weights: dict[str, torch.Tensor] = {}
 
     def keep_weights(epoch: int, total: int, result: object) -> None:
-        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        last_weights.update({k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    config = TrainConfig(epochs=15, batch_size=32, augment=0.0, patience=2, average_last=0.2)
     history = train_classifier(model, train, val, config, keep_weights, show_progress=False)
-    # Early stopping waits for the epochs to average: all 15 ran, the last 3 were averaged.
-    assert len(history.epochs) == 15 and history.averaged_epochs == 3
-    weights = model.state_dict()
-    for name, value in weights.items():
-        if name.endswith(("running_mean", "running_var", "num_batches_tracked")):
-            continue  # recomputed for the average, not averaged
-        expected = torch.stack([snapshot[name] for snapshot in snapshots[-3:]]).mean(0)
-        assert torch.allclose(value, expected, atol=1e-6), name
-    # BatchNorm statistics belong to the averaged weights, not to the last epoch's.
-    running = [n for n in weights if n.endswith("running_mean")]
-    assert any(not torch.allclose(weights[n], snapshots[-1][n]) for n in running)
+    # Patience stops nothing: the schedule anneals to the last epoch, which is kept.
+    assert history.averaged and len(history.epochs) == 12 and not history.stopped_early
+    # The kept weights are the average, not the last step's, and each epoch's validation
+    # accuracy was the average's: re-measuring gives the last one.
+    assert not torch.allclose(model.state_dict()["head.3.weight"], last_weights["head.3.weight"])
     accuracy = evaluate_classifier(model, val).accuracy
-    assert history.averaged_val_accuracy == pytest.approx(accuracy)
-    # Measured 0.54, above each averaged epoch (0.47–0.51); chance is 0.25.
-    assert accuracy >= min(e.val_accuracy for e in history.epochs[-3:])
-    with pytest.raises(ValueError, match="average_last"):
-        train_classifier(model, train, val, TrainConfig(average_last=1.0), show_progress=False)
+    assert accuracy == pytest.approx(history.epochs[-1].val_accuracy)
+    assert accuracy > 0.35  # chance is 0.25; measured 0.41
+    with pytest.raises(ValueError, match="ema_decay"):
+        train_classifier(model, train, val, TrainConfig(ema_decay=1.0), show_progress=False)
+
+
+def test_fit_classifier_names_its_held_out_images_and_saves_them(small_bundled, tmp_path):
+    train = small_bundled["train"]
+    config = TrainConfig(epochs=1, batch_size=64, augment=0.0)
+    model, spec, history = fit_classifier(train, config, show_progress=False)
+    held_out = set(history.holdout_files)
+    assert len(held_out) == pytest.approx(len(train) * HOLDOUT_FRACTION, abs=4)
+    save_model(model, spec, tmp_path / "model", history.holdout_files)
+    assert read_holdout_files(tmp_path / "model") == history.holdout_files
+    save_model(model, spec, tmp_path / "bare")
+    assert read_holdout_files(tmp_path / "bare") is None
+    (tmp_path / "bare" / "holdout.json").write_text('{"files": [1, 2]}')
+    with pytest.raises(ModelLoadError, match="hold-out"):
+        read_holdout_files(tmp_path / "bare")

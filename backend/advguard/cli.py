@@ -82,7 +82,7 @@ from advguard.evaluation.detection_report import (
 from advguard.evaluation.robustness import check_robustness_request, defense_settings
 from advguard.guard import Guard
 from advguard.models import (
-    AVERAGE_LAST,
+    HOLDOUT_FRACTION,
     ModelLoadError,
     ModelSpec,
     TrainConfig,
@@ -90,6 +90,7 @@ from advguard.models import (
     fit_classifier,
     load_classifier,
     new_model,
+    read_holdout_files,
     save_model,
 )
 from advguard.runtime import configure_threads, reexec_with_jemalloc, tune_glibc_malloc
@@ -139,26 +140,22 @@ def train_and_report(
     report_skipped(folder.skipped)
     train, test = folder.splits["train"], folder.splits["test"]
     print(
-        f"data: {args.data}: train {len(train)} (10 % held out for validation), "
-        f"test {len(test)}; classes {', '.join(folder.class_names)}"
+        f"data: {args.data}: train {len(train)} ({HOLDOUT_FRACTION:.0%} held out for "
+        f"validation and the detector), test {len(test)}; classes {', '.join(folder.class_names)}"
     )
     config = TrainConfig(
         epochs=args.epochs,
         patience=args.patience,
         seed=args.seed,
         time_limit_s=args.time_limit,
-        average_last=args.average_last,
+        ema_decay=args.ema_decay,
     )
     model, spec, history = fit_classifier(train, config)
     metrics = evaluate_classifier(model, test)
-    save_model(model, spec, out / "model")
+    save_model(model, spec, out / "model", history.holdout_files)
     summary = training_summary(metrics, history)
     (out / "model" / "metrics.json").write_text(json.dumps(summary, indent=2))
-    kept = (
-        f"weights of the last {history.averaged_epochs} averaged"
-        if history.averaged_epochs
-        else f"best {history.best_epoch + 1}"
-    )
+    kept = "moving average kept" if history.averaged else f"best {history.best_epoch + 1}"
     print(
         f"trained in {history.seconds:.0f} s ({len(history.epochs)} epochs, {kept}); "
         f"test accuracy {metrics.accuracy:.4f} on {len(test)} images"
@@ -250,25 +247,36 @@ def load_split(data: str, model_spec: ModelSpec | None, seed: int, split: str) -
     return splits[split]
 
 
-def build_config(args: argparse.Namespace) -> BuildConfig:
+def build_config(args: argparse.Namespace, holdout_files: list[str] | None) -> BuildConfig:
+    """The builder's configuration; the detector learns on ``holdout_files`` when known."""
     try:
         specs = default_attack_specs(args.attacks, args.eps)
-        return BuildConfig(specs=specs, fraction=args.fraction, seed=args.seed)
+        return BuildConfig(
+            specs=specs, fraction=args.fraction, seed=args.seed, holdout_files=holdout_files
+        )
     except ValueError as error:
         raise CommandError(str(error)) from error
 
 
 def make_set(
-    model: torch.nn.Module, splits: dict[str, ImageDataset], out: Path, args: argparse.Namespace
+    model: torch.nn.Module,
+    splits: dict[str, ImageDataset],
+    out: Path,
+    args: argparse.Namespace,
+    holdout_files: list[str] | None,
 ) -> AdversarialSet:
     """Build the adversarial set into ``out`` and say what it holds (shared with demo)."""
-    config = build_config(args)
+    config = build_config(args, holdout_files)
     started = time.perf_counter()
-    adversarial = build_adversarial_set(model, splits, out, config)
+    try:
+        adversarial = build_adversarial_set(model, splits, out, config)
+    except ValueError as error:  # held-out images missing from this dataset
+        raise CommandError(str(error)) from error
     print(
         f"adversarial set: {len(adversarial)} images ({len(config.specs)} attack settings on "
         f"{config.fraction:.0%} of each split's images, plus clean images and controls) "
-        f"in {time.perf_counter() - started:.0f} s → {out}"
+        f"in {time.perf_counter() - started:.0f} s → {out}; the detector learns on "
+        f"{config.detector_images()}"
     )
     rows = robustness_from_set(adversarial)
     table = format_table(rows)
@@ -282,9 +290,10 @@ def make_set(
 
 def command_build_set(args: argparse.Namespace) -> None:
     model, spec = load_classifier(args.model)
-    build_config(args)  # refuse bad attack names or budgets before loading data
+    holdout_files = read_holdout_files(args.model)
+    build_config(args, holdout_files)  # refuse bad attack names or budgets before loading data
     out = Path(args.out)
-    make_set(model, load_splits(args.data, spec, args.seed), out, args)
+    make_set(model, load_splits(args.data, spec, args.seed), out, args, holdout_files)
     if args.zip:
         print(f"zip: {export_zip(out, out.with_suffix('.zip'))}")
 
@@ -370,7 +379,8 @@ def command_demo(args: argparse.Namespace) -> None:
     out = Path(args.out)
     started = time.perf_counter()
     model, spec, splits = train_and_report(args, out)
-    adversarial = make_set(model, splits, out / "adversarial-set", args)
+    holdout_files = read_holdout_files(out / "model")
+    adversarial = make_set(model, splits, out / "adversarial-set", args, holdout_files)
     args.guard = out / "guard"
     guard, features = fit_guard(model, spec, adversarial, args)
     report(guard, adversarial, out / "report", args, features)
@@ -535,7 +545,7 @@ def adversarially_train(
     history = adversarial_fit(
         model, train, config, checkpoint_dir=out / "checkpoints", resume=resume
     )
-    save_model(model, spec, out / "model")
+    save_model(model, spec, out / "model", history.holdout_files)
     best = history.epochs[history.best_epoch]
     resumed = (
         f", {history.resumed_epochs} resumed from the checkpoint" if history.resumed_epochs else ""
@@ -656,14 +666,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add_training_options(sub: argparse.ArgumentParser, epochs: int) -> None:
+    def add_training_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--data",
             default="bundled",
             help="bundled, brain-mri-4class, or a folder/zip path (default: bundled)",
         )
         sub.add_argument("--image-size", type=int, default=settings.image_size)
-        sub.add_argument("--epochs", type=int, default=epochs)
+        sub.add_argument("--epochs", type=int, default=TrainConfig.epochs)
         sub.add_argument(
             "--patience", type=int, default=TrainConfig.patience, help="early-stopping patience"
         )
@@ -671,12 +681,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--time-limit", type=float, default=None, help="stop training after S seconds"
         )
         sub.add_argument(
-            "--average-last",
+            "--ema-decay",
             type=float,
-            default=AVERAGE_LAST,
-            help="fraction of the epochs, the last ones, whose weights are averaged into the "
-            f"kept model (default {AVERAGE_LAST:g}: keep the best validation epoch; 0.33 with "
-            "--epochs 120 gave the most accurate brain-mri-4class model)",
+            default=TrainConfig.ema_decay,
+            help="decay of the moving average of the weights that is kept (default "
+            f"{TrainConfig.ema_decay:g}; 0 keeps the best validation epoch instead)",
         )
         sub.add_argument("--seed", type=int, default=0)
 
@@ -710,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--batch-size", type=int, default=128)
 
     train = commands.add_parser("train", help="train the built-in classifier on a dataset")
-    add_training_options(train, epochs=60)
+    add_training_options(train)
     train.add_argument("--out", default="advguard-out/train", help="output folder")
     train.add_argument("--torchscript", action="store_true", help="also export model.pt")
     train.set_defaults(handler=command_train)
@@ -881,7 +890,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="the whole pipeline: classifier, adversarial set, detector, guard, report"
     )
-    add_training_options(demo, epochs=30)
+    add_training_options(demo)
     demo.add_argument("--out", default="advguard-out/demo", help="output folder")
     add_set_options(demo, fraction=0.3)
     add_guard_options(demo)

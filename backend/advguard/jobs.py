@@ -58,12 +58,13 @@ from advguard.evaluation.detection_report import (
 from advguard.evaluation.robustness import check_robustness_request, defense_settings
 from advguard.guard import Guard
 from advguard.models import (
-    AVERAGE_LAST,
     ModelSpec,
     TrainConfig,
+    TrainHistory,
     fit_classifier,
     load_classifier,
     new_model,
+    read_holdout_files,
     save_model,
 )
 from advguard.storage import (
@@ -100,16 +101,21 @@ class TrainClassifierParams(_Params):
     type: Literal["train_classifier"] = "train_classifier"
     dataset_id: str = "bundled"
     name: str | None = Field(None, max_length=200)
-    epochs: int = Field(30, ge=1, le=500)
-    patience: int = Field(10, ge=1, le=500)
+    epochs: int = Field(TrainConfig.epochs, ge=1, le=500)
+    patience: int = Field(
+        TrainConfig.patience,
+        ge=1,
+        le=500,
+        description="Early-stopping patience in epochs (only with ema_decay 0)",
+    )
     time_limit_s: float | None = Field(None, gt=0)
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    average_last: float = Field(
-        AVERAGE_LAST,
+    ema_decay: float = Field(
+        TrainConfig.ema_decay,
         ge=0,
         lt=1,
-        description="Share of the epochs, the last ones, whose weights are averaged into the "
-        "kept model; 0 keeps the best validation epoch",
+        description="Decay of the moving average of the weights that is kept; 0 keeps the "
+        "best validation epoch",
     )
 
 
@@ -342,15 +348,16 @@ def register_model(
     context: JobContext,
     model: torch.nn.Module,
     spec: ModelSpec,
+    history: TrainHistory,
     summary: dict[str, Any],
     *,
     name: str,
     origin: str,
     dataset_id: str,
 ) -> str:
-    """Save a trained model and its metrics into the job's folder (see
-    :data:`MODEL_ARTIFACTS`), record it, and return its id."""
-    folder = save_model(model, spec, context.folder / "model")
+    """Save a trained model, the training images held out from it and its metrics into
+    the job's folder (see :data:`MODEL_ARTIFACTS`), record it, and return its id."""
+    folder = save_model(model, spec, context.folder / "model", history.holdout_files)
     (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
     with context.storage.db.session() as session:
         record = ModelRecord(
@@ -379,7 +386,7 @@ def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> 
         patience=params.patience,
         seed=params.seed,
         time_limit_s=params.time_limit_s,
-        average_last=params.average_last,
+        ema_decay=params.ema_decay,
     )
     model, spec, history = fit_classifier(
         train,
@@ -389,18 +396,20 @@ def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> 
     )
     summary = training_summary(evaluate_classifier(model, test), history)
     model_id = register_model(
-        context, model, spec, summary, name=params.name or f"CNN on {data['name']}",
+        context, model, spec, history, summary, name=params.name or f"CNN on {data['name']}",
         origin="trained", dataset_id=params.dataset_id,
     )  # fmt: skip
     return {"model_id": model_id, **summary, "artifacts": MODEL_ARTIFACTS}
 
 
-def build_config(params: BuildSetParams) -> BuildConfig:
-    """The builder's configuration for these parameters (bad names raise ValueError)."""
+def build_config(params: BuildSetParams, model: ModelRecord) -> BuildConfig:
+    """The builder's configuration for these parameters (bad names raise ValueError); the
+    detector learns on the images held out from ``model``'s training when it names them."""
     return BuildConfig(
         specs=default_attack_specs(params.attacks, params.eps),
         fraction=params.fraction,
         seed=params.seed,
+        holdout_files=read_holdout_files(model.path) if Path(model.path).is_dir() else None,
     )
 
 
@@ -412,8 +421,12 @@ def plan_set_job(
     record = find_record(context.storage, ModelRecord, params.model_id, "model")
     data = _dataset(context.storage, params.dataset_id, record.image_size)
     check_same_classes(record.class_names, data["class_names"])
-    config = build_config(params)
-    sizes = part_sizes({name: len(split) for name, split in data["splits"].items()}, config)
+    config = build_config(params, record)
+    try:
+        splits = config.source_splits(data["splits"])
+    except ValueError as error:
+        raise JobInputError(str(error)) from error
+    sizes = part_sizes({name: len(split) for name, split in splits.items()}, config)
     chunks = [
         list(range(start, min(len(sizes), start + parts_per_chunk)))
         for start in range(0, len(sizes), parts_per_chunk)
@@ -429,14 +442,14 @@ def build_set_chunk(
     context: JobContext, params: BuildSetParams, chunk: int, parts: list[int]
 ) -> int:
     """Make one chunk of the set's parts (a chunk task); return its image count."""
-    model, spec, _ = _model(context.storage, params.model_id)
+    model, spec, record = _model(context.storage, params.model_id)
     data = _dataset(context.storage, params.dataset_id, spec.image_size if spec else None)
     out = context.storage.folder("jobs", context.job_id) / "set"
     made = build_parts(
         model,
         data["splits"],
         out,
-        build_config(params),
+        build_config(params, record),
         parts,
         progress=lambda stage, done, total: context.progress(f"attacking: {stage}", done, total),
         show_progress=False,
@@ -451,7 +464,7 @@ def finish_set(context: JobContext, params: BuildSetParams, chunks: int) -> dict
     out = context.storage.folder("jobs", context.job_id) / "set"
     context.progress("joining chunks", 0, 1)
     count = merge_chunk_manifests(
-        out, chunks, list(record.class_names), build_config(params), record.channels
+        out, chunks, list(record.class_names), build_config(params, record), record.channels
     )
     adversarial = load_adversarial_set(out)
     rows = [row.to_dict() for row in robustness_from_set(adversarial)]
@@ -658,7 +671,7 @@ def adversarial_training_job(
         show_progress=False,
     )
     model_id = register_model(
-        context, model, spec, summary,
+        context, model, spec, history, summary,
         name=params.name or f"{label} (ε={format_eps(params.eps)}) on {data['name']}",
         origin="adversarial_training", dataset_id=params.dataset_id,
     )  # fmt: skip

@@ -43,6 +43,7 @@ from advguard.attacks.base import attack_mode
 from advguard.data.dataset import ImageDataset, split_holdout
 from advguard.evaluation.attack_run import run_attack
 from advguard.models.training import (
+    HOLDOUT_FRACTION,
     BatchLoss,
     EpochResult,
     TrainHistory,
@@ -435,7 +436,7 @@ def adversarial_fit(
     train: ImageDataset,
     config: AdversarialTrainConfig | None = None,
     *,
-    val_fraction: float = 0.1,
+    val_fraction: float = HOLDOUT_FRACTION,
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     progress: EpochProgress | None = None,
@@ -449,7 +450,7 @@ def adversarial_fit(
     """
     config = config or AdversarialTrainConfig()
     fit, val = split_holdout(train, val_fraction, seed=config.seed)
-    return adversarial_train(
+    history = adversarial_train(
         model,
         fit,
         val,
@@ -459,6 +460,8 @@ def adversarial_fit(
         progress=progress,
         show_progress=show_progress,
     )
+    history.holdout_files = list(val.files)
+    return history
 
 
 # --- checkpoints: tensors in safetensors, everything else as JSON in its metadata ---------

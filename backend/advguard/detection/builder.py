@@ -104,10 +104,37 @@ class BuildConfig:
     that the detector does not learn "unsure means attacked"."""
     batch_size: int = 128
     seed: int = 0
+    holdout_files: list[str] | None = None
+    """The training images the classifier never trained on (its ``holdout.json``): the
+    set's train split, on which the detector learns, is made of these alone, so that
+    "clean" means a scan as new to the classifier as the ones it will serve. ``None``
+    (a classifier that does not say) takes the whole train split."""
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
+
+    def source_splits(self, splits: dict[str, ImageDataset]) -> dict[str, ImageDataset]:
+        """The dataset's splits as the set is made from them: the train split cut down to
+        :attr:`holdout_files` when they are known."""
+        if self.holdout_files is None or "train" not in splits:
+            return splits
+        train = splits["train"]
+        held_out = set(self.holdout_files)
+        index = torch.tensor([i for i, name in enumerate(train.files) if name in held_out])
+        if len(index) < len(held_out):
+            raise ValueError(
+                f"{len(held_out) - len(index)} of the classifier's {len(held_out)} held-out "
+                "training images are not in this dataset's train split: was it trained on "
+                "another dataset?"
+            )
+        return {**splits, "train": train.subset(index)}
+
+    def detector_images(self) -> str:
+        """Where the set's train split comes from, as ``build.json`` records it."""
+        if self.holdout_files is None:
+            return "the whole train split (the classifier may have trained on these images)"
+        return f"the {len(self.holdout_files)} training images held out from the classifier"
 
 
 @dataclass
@@ -314,11 +341,13 @@ def build_parts(
 ) -> AdversarialSet:
     """Make the parts at ``part_indices`` of :func:`plan_build` (all by default): write their
     PNGs under ``out/<split>/<kind>/`` and return them in memory (no manifest written).
+    ``splits`` are the dataset's; :meth:`BuildConfig.source_splits` picks the images.
 
     ``progress(stage, done, total)`` counts images written over these parts.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    splits = config.source_splits(splits)
     plan = plan_build(list(splits), config)
     chosen = range(len(plan)) if part_indices is None else part_indices
     class_names = next(iter(splits.values())).class_names
@@ -404,15 +433,11 @@ def build_adversarial_set(
 
     ``progress(stage, done, total)`` counts images written over the whole build.
     """
+    config = config or BuildConfig()
     adversarial = build_parts(
-        model,
-        splits,
-        out,
-        config or BuildConfig(),
-        progress=progress,
-        show_progress=show_progress,
+        model, splits, out, config, progress=progress, show_progress=show_progress
     )
-    write_manifest(Path(out), adversarial)
+    write_manifest(Path(out), adversarial, config)
     return adversarial
 
 
@@ -445,16 +470,25 @@ def _read_rows(path: Path) -> list[ManifestRow]:
     return rows
 
 
-def _write_info(out: Path, class_names: list[str], attack_names: list[str], channels: int) -> None:
-    info = {"class_names": class_names, "attack_names": attack_names, "channels": channels}
+def _write_info(
+    out: Path, class_names: list[str], config: BuildConfig, channels: int, rows: int
+) -> None:
+    info = {
+        "class_names": class_names,
+        "attack_names": list(dict.fromkeys(spec.name for spec in config.specs)),
+        "channels": channels,
+        "images": rows,
+        "detector_images": config.detector_images(),
+    }
     (out / BUILD_INFO).write_text(json.dumps(info, indent=2))
 
 
-def write_manifest(out: Path, adversarial: AdversarialSet) -> None:
-    """Write ``manifest.csv`` (one row per image) and ``build.json`` (classes, attacks)."""
+def write_manifest(out: Path, adversarial: AdversarialSet, config: BuildConfig) -> None:
+    """Write ``manifest.csv`` (one row per image) and ``build.json`` (classes, attacks, and
+    where the detector's training images come from)."""
     _write_rows(out / MANIFEST, adversarial.rows)
     channels = int(adversarial.images.shape[1])
-    _write_info(out, adversarial.class_names, adversarial.attack_names, channels)
+    _write_info(out, adversarial.class_names, config, channels, len(adversarial))
 
 
 PARTS_FOLDER = "parts"
@@ -482,8 +516,7 @@ def merge_chunk_manifests(
             raise AdversarialSetError(f"chunk {chunk} of the build is missing ({path})")
         rows += _read_rows(path)
     _write_rows(out / MANIFEST, rows)
-    attack_names = list(dict.fromkeys(spec.name for spec in config.specs))
-    _write_info(out, class_names, attack_names, channels)
+    _write_info(out, class_names, config, channels, len(rows))
     shutil.rmtree(out / PARTS_FOLDER)
     return len(rows)
 

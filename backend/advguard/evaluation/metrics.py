@@ -60,6 +60,7 @@ def training_summary(metrics: ClassifierMetrics, history: TrainHistory) -> dict[
         "epochs_run": len(history.epochs),
         "best_epoch": history.best_epoch + 1,
         "best_val_accuracy": history.best_val_accuracy,
-        "averaged_epochs": history.averaged_epochs,
-        "averaged_val_accuracy": history.averaged_val_accuracy,
+        "moving_average_kept": history.averaged,
+        "final_val_accuracy": history.epochs[-1].val_accuracy if history.epochs else None,
+        "held_out_images": len(history.holdout_files),
     }

@@ -14,10 +14,11 @@ from advguard.models.io import (
     load_classifier,
     load_model,
     load_torchscript,
+    read_holdout_files,
     save_model,
 )
 from advguard.models.training import (
-    AVERAGE_LAST,
+    HOLDOUT_FRACTION,
     TrainConfig,
     TrainHistory,
     fit_classifier,
@@ -28,7 +29,7 @@ from advguard.models.training import (
 
 __all__ = [
     "ARCHITECTURE",
-    "AVERAGE_LAST",
+    "HOLDOUT_FRACTION",
     "ConvClassifier",
     "ModelLoadError",
     "ModelSpec",
@@ -44,6 +45,7 @@ __all__ = [
     "load_torchscript",
     "new_model",
     "predict_logits",
+    "read_holdout_files",
     "save_model",
     "train_classifier",
 ]

@@ -22,6 +22,9 @@ class ModelSpec:
     width: int = 16
     stage_convs: list[int] = field(default_factory=lambda: [1, 1, 1, 1, 1])
     dropout: float = 0.2
+    stem_stride: int = 1
+    """Stride of the first convolution: 2 runs every stage at half the resolution, a
+    quarter of the compute, for images whose detail is coarser than a pixel."""
     mean: list[float] = field(default_factory=lambda: [0.5])
     std: list[float] = field(default_factory=lambda: [0.25])
     architecture: str = ARCHITECTURE
@@ -49,12 +52,17 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def _conv_stage(in_channels: int, out_channels: int, convs: int) -> nn.Sequential:
+def _conv_stage(in_channels: int, out_channels: int, convs: int, stride: int = 1) -> nn.Sequential:
     layers: list[nn.Module] = []
     for index in range(convs):
         layers += [
             nn.Conv2d(
-                in_channels if index == 0 else out_channels, out_channels, 3, padding=1, bias=False
+                in_channels if index == 0 else out_channels,
+                out_channels,
+                3,
+                stride=stride if index == 0 else 1,
+                padding=1,
+                bias=False,
             ),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
@@ -79,8 +87,10 @@ class ConvClassifier(nn.Module):
         inputs = [spec.in_channels, *widths[:-1]]
         self.features = nn.Sequential(
             *(
-                _conv_stage(a, b, n)
-                for a, b, n in zip(inputs, widths, spec.stage_convs, strict=True)
+                _conv_stage(a, b, n, spec.stem_stride if stage == 0 else 1)
+                for stage, (a, b, n) in enumerate(
+                    zip(inputs, widths, spec.stage_convs, strict=True)
+                )
             )
         )
         self.head = nn.Sequential(

@@ -15,14 +15,22 @@ from advguard.models.cnn import ModelSpec, build_model
 
 WEIGHTS_FILE = "model.safetensors"
 SPEC_FILE = "model.json"
+HOLDOUT_FILE = "holdout.json"
 
 
 class ModelLoadError(ValueError):
     """A model file or folder that cannot be loaded; the message says why."""
 
 
-def save_model(model: nn.Module, spec: ModelSpec, directory: str | Path) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` into ``directory``; return the folder."""
+def save_model(
+    model: nn.Module,
+    spec: ModelSpec,
+    directory: str | Path,
+    holdout_files: list[str] | None = None,
+) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` into ``directory``, and
+    ``holdout.json`` naming the training images held out from it when given; return the
+    folder."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {
@@ -30,7 +38,25 @@ def save_model(model: nn.Module, spec: ModelSpec, directory: str | Path) -> Path
     }
     save_file(state, str(directory / WEIGHTS_FILE))
     (directory / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2))
+    if holdout_files is not None:
+        held_out = {"split": "train", "files": holdout_files}
+        (directory / HOLDOUT_FILE).write_text(json.dumps(held_out, indent=1))
     return directory
+
+
+def read_holdout_files(path: str | Path) -> list[str] | None:
+    """The training images a saved classifier never trained on (``holdout.json``), or
+    ``None`` where it does not say (TorchScript uploads, models saved before)."""
+    file = Path(path) / HOLDOUT_FILE
+    if not file.is_file():
+        return None
+    try:
+        files = json.loads(file.read_text())["files"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ModelLoadError(f"{file} is not a valid hold-out list: {error}") from error
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        raise ModelLoadError(f"{file} is not a valid hold-out list: files must be names")
+    return files
 
 
 def read_spec(path: str | Path) -> ModelSpec:

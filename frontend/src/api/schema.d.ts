@@ -887,12 +887,13 @@ export interface components {
             name?: string | null;
             /**
              * Epochs
-             * @default 30
+             * @default 60
              */
             epochs?: number;
             /**
              * Patience
-             * @default 10
+             * @description Early-stopping patience in epochs (only with ema_decay 0)
+             * @default 20
              */
             patience?: number;
             /** Time Limit S */
@@ -903,11 +904,11 @@ export interface components {
              */
             seed?: number;
             /**
-             * Average Last
-             * @description Share of the epochs, the last ones, whose weights are averaged into the kept model; 0 keeps the best validation epoch
-             * @default 0
+             * Ema Decay
+             * @description Decay of the moving average of the weights that is kept; 0 keeps the best validation epoch
+             * @default 0.998
              */
-            average_last?: number;
+            ema_decay?: number;
         };
         /**
          * TrainDetectorParams

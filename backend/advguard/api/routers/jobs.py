@@ -72,10 +72,10 @@ def validate_references(storage: Storage, params: Any) -> None:
     try:
         if isinstance(params, TrainClassifierParams):
             find_record(storage, DatasetRecord, params.dataset_id, "dataset")
-        if isinstance(params, BuildSetParams):
-            build_config(params)
         if isinstance(params, BuildSetParams | EvaluateRobustnessParams):
-            matching_model_and_dataset(storage, params.model_id, params.dataset_id)
+            model, _ = matching_model_and_dataset(storage, params.model_id, params.dataset_id)
+        if isinstance(params, BuildSetParams):
+            build_config(params, model)
         if isinstance(params, EvaluateRobustnessParams):
             check_robustness_params(params)
             if params.detector_id is not None:
