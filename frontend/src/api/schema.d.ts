@@ -887,7 +887,7 @@ export interface components {
             name?: string | null;
             /**
              * Epochs
-             * @default 60
+             * @default 50
              */
             epochs?: number;
             /**

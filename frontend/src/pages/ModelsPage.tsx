@@ -17,7 +17,7 @@ function TrainClassifier({ onStarted }: { onStarted: (jobId: string) => void }) 
   const create = useCreateJob();
   const [datasetId, setDatasetId] = useState("");
   const [name, setName] = useState("");
-  const [epochs, setEpochs] = useState(60);
+  const [epochs, setEpochs] = useState(50);
   const chosen = datasetId || datasets.data?.at(-1)?.id || "bundled";
 
   const submit = (event: FormEvent) => {
