@@ -237,7 +237,6 @@ def train_classifier(page, dataset_name: str) -> tuple[str, str]:
     form = page.get_by_role("form", name="Train the built-in classifier")
     form.get_by_label("Dataset", exact=True).select_option(label=dataset_name)
     form.get_by_label("Epochs", exact=True).fill("15")
-    form.get_by_label("Patience (epochs without improvement)", exact=True).fill("15")
     form.get_by_role("button", name="Train classifier").click()
     panel = page.get_by_role("region", name="Train the built-in classifier", exact=True)
     job_id = wait_job_succeeded(page, panel)
