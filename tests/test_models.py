@@ -135,8 +135,9 @@ def test_moving_average_warms_up_then_decays():
         with torch.no_grad():
             model.weight.fill_(value)
         average.update_parameters(model)
-        # The first update copies; after n updates the decay is min(0.5, n / (n + 1)).
-        keep = min(0.5, step / (step + 1))
+        # The first update copies; after n updates the new weights count
+        # max(1 - 0.5, 1 / (1 + n / 4)).
+        keep = 1 - max(0.5, 1 / (1 + step / 4))
         expected = keep * expected + (1 - keep) * value
         assert average.module.weight.item() == pytest.approx(expected)
 
