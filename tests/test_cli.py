@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from advguard.data import save_png
+from advguard.models import TrainConfig
 
 
 def advguard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -311,3 +312,14 @@ def test_demo_runs_the_whole_pipeline_on_a_folder(folder_dataset, tmp_path):
     assert [m["name"] for m in comparison["models"]] == ["standard", "PGD-AT"]
     adaptive = json.loads((out / "report" / "adaptive" / "adaptive.json").read_text())["rows"]
     assert len(adaptive) == 2 * 3 * 3  # two classifiers × three settings × three budgets
+
+
+def test_demo_trains_the_classifier_exactly_as_train_does():
+    """`advguard demo` and `advguard train` share one recipe: same defaults, same model."""
+    from advguard.cli import build_parser
+
+    parser = build_parser()
+    train, demo = parser.parse_args(["train"]), parser.parse_args(["demo"])
+    recipe = ("data", "image_size", "epochs", "patience", "time_limit", "ema_decay", "seed")
+    assert {k: getattr(train, k) for k in recipe} == {k: getattr(demo, k) for k in recipe}
+    assert train.epochs == TrainConfig.epochs and train.ema_decay == TrainConfig.ema_decay
