@@ -34,7 +34,7 @@ def test_jobs_report_progress_and_results(client, pipeline):
 def test_chunked_build_equals_one_process_build(client, pipeline, service_settings, tmp_path):
     """The job (chunks on a worker) gives the same set as the core function in one go."""
     from advguard.detection import BuildConfig, build_adversarial_set, default_attack_specs
-    from advguard.models import load_classifier
+    from advguard.models import load_classifier, read_holdout_files
 
     model_record = client.get(f"/api/v1/models/{pipeline.model_id}").json()
     assert model_record["origin"] == "trained"
@@ -43,12 +43,14 @@ def test_chunked_build_equals_one_process_build(client, pipeline, service_settin
     assert metrics["test_accuracy"] == model_record["metrics"]["test_accuracy"] > 0.5
     job_folder = service_settings.data_dir / "jobs" / pipeline.set_job["id"] / "set"
     from_job = load_adversarial_set(job_folder)
-    model, _ = load_classifier(
-        service_settings.data_dir / "jobs" / model_record["job_id"] / "model"
-    )
+    model_folder = service_settings.data_dir / "jobs" / model_record["job_id"] / "model"
+    model, _ = load_classifier(model_folder)
     splits = load_dataset("bundled", image_size=32).splits
     config = BuildConfig(
-        specs=default_attack_specs(["fgsm", "pgd"], [8 / 255]), fraction=0.25, seed=0
+        specs=default_attack_specs(["fgsm", "pgd"], [8 / 255]),
+        fraction=0.25,
+        seed=0,
+        holdout_files=read_holdout_files(model_folder),
     )
     direct = build_adversarial_set(model, splits, tmp_path, config, show_progress=False)
     assert [r.file for r in from_job.rows] == [r.file for r in direct.rows]
