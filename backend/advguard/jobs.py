@@ -409,7 +409,7 @@ def build_config(params: BuildSetParams, model: ModelRecord) -> BuildConfig:
         specs=default_attack_specs(params.attacks, params.eps),
         fraction=params.fraction,
         seed=params.seed,
-        holdout_files=read_holdout_files(model.path) if Path(model.path).is_dir() else None,
+        holdout_files=read_holdout_files(model.path),
     )
 
 

@@ -314,13 +314,13 @@ def out_of_fold_clean_scores(
     unique = sources.unique()
     generator = torch.Generator().manual_seed(config.seed)
     folds = unique[torch.randperm(len(unique), generator=generator)].chunk(config.threshold_folds)
+    outputs = 1 + len(adversarial.attack_names)
     scores = []
     for number, fold in enumerate(folds):
         inside = torch.isin(sources, fold)
         held, rest = train_rows[inside], train_rows[~inside]
         fit_part, val_part = group_split(sources[~inside], config.val_fraction, config.seed)
         torch.manual_seed(config.seed + number)  # the fold head's initial weights
-        outputs = 1 + len(adversarial.attack_names)
         head = fit_head(
             DetectorHead(features.shape[1], outputs, config.hidden, config.dropout),
             features[rest[fit_part]],
