@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from test_dicom import make_dicom
 
 from advguard.api import create_app
-from advguard.models import ModelSpec, build_model, export_torchscript
+from advguard.models import ModelSpec, build_model, export_torchscript, save_model
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -148,6 +148,17 @@ def test_model_uploads_torchscript_and_safetensors(client, tmp_path):
     assert "spec" in error_of(
         client.post("/api/v1/models", files={"file": ("w.safetensors", weights)}), 422
     )
+    # The model.json that save_model writes beside the weights is a valid spec as it is.
+    strided = ModelSpec(
+        class_names=["a", "b", "c"], image_size=32, width=4, stage_convs=[1, 1], stem_stride=2
+    )
+    folder = save_model(build_model(strided), strided, tmp_path / "strided")
+    answer = client.post(
+        "/api/v1/models",
+        files={"file": ("w.safetensors", (folder / "model.safetensors").read_bytes())},
+        data={"spec": (folder / "model.json").read_text()},
+    )
+    assert answer.status_code == 201, answer.text
     wrong_classes = spec_json.replace('"a", "b", "c"', '"a", "b"')
     answer = client.post(
         "/api/v1/models", files={"file": ("w.safetensors", weights)}, data={"spec": wrong_classes}

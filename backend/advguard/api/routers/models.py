@@ -45,6 +45,7 @@ class ModelSpecIn(BaseModel):
         default_factory=lambda: [1, 1, 1, 1, 1], min_length=1, max_length=8
     )
     dropout: float = Field(0.2, ge=0, lt=1)
+    stem_stride: int = Field(1, ge=1, le=4)
     mean: list[float] = Field(default_factory=lambda: [0.5], min_length=1, max_length=3)
     std: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [0.25], min_length=1, max_length=3
