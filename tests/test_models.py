@@ -63,9 +63,11 @@ def test_folded_batchnorm_gives_the_same_logits_and_input_gradients(trained_smal
 
     (logits, gradient), (folded_logits, folded_gradient) = map(logits_and_gradient, (model, folded))
     assert torch.allclose(folded_logits, logits, atol=1e-4)
-    # Compared as a whole: elementwise, float32 kernels that differ between CPUs (the folded
-    # convolution sums in another order) put single pixels past a tight tolerance.
-    assert (folded_gradient - gradient).norm() <= 1e-3 * gradient.norm()
+    # Compared as a whole, to 1 %: the folded convolution sums in another order, and where
+    # two activations of a max-pool window tie to float32 rounding the gradient may take
+    # the other one (measured 0.2 % apart in the full suite, 3e-7 in this file alone). A
+    # wrong fold is off by far more than that.
+    assert (folded_gradient - gradient).norm() <= 1e-2 * gradient.norm()
 
 
 def test_torchscript_export_round_trip(trained_small, tmp_path):

@@ -124,7 +124,8 @@ def web_url(worker: object) -> Iterator[str]:
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 90
+    # Generous: on a loaded 2-core machine importing torch alone has taken over a minute.
+    deadline = time.monotonic() + 240
     while not _healthy(url):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
