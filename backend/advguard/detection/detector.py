@@ -1,9 +1,12 @@
 """The detector: is an image adversarial, and which attack made it.
 
-One network answers both: a small MLP over :class:`DetectorFeatures` with one output for
-``clean`` and one per attack. The probability of being adversarial is ``1 − p(clean)``;
-the operating threshold on it is chosen on held-out clean images for a target false-
-rejection rate and saved with the weights (safetensors + JSON, never pickle).
+Two parts look at the same :class:`DetectorFeatures`. A small MLP (the head), trained on
+the adversarial set, has one output for ``clean`` and one per attack: it names the attack.
+A Gaussian fitted on clean images alone (:class:`CleanDensity`) flags whatever falls
+outside what clean scans do to the classifier, attacks the head never saw included. The
+score combines both on one clean scale (:meth:`Detector.log_odds`); the operating
+threshold on it is chosen on out-of-fold clean images for a target false-rejection rate
+and saved with the weights (safetensors + JSON, never pickle).
 """
 
 from __future__ import annotations
@@ -24,10 +27,17 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from advguard.detection.builder import CLEAN, AdversarialSet
+from advguard.detection.density import CleanDensity
 from advguard.detection.features import DetectorFeatures
 
 WEIGHTS_FILE = "detector.safetensors"
 CONFIG_FILE = "detector.json"
+SHARPNESS = 4.0
+"""Log-odds per unit of the clean scale: an image whose parts sit at their clean medians
+scores 1 / (1 + e⁴) ≈ 0.02, one at a part's clean tail quantile 0.5."""
+TAIL_QUANTILE = 0.99
+"""Each part's clean scale runs from its median (−1) to this quantile (0) of the
+out-of-fold clean scores: each part spends about half of a 2 % false-rejection budget."""
 
 
 class DetectorLoadError(ValueError):
@@ -86,7 +96,10 @@ class Detection:
 
 
 class Detector(nn.Module):
-    """Classifier-aware detector; ``forward`` gives logits over ``["clean", *attacks]``."""
+    """Classifier-aware detector; ``forward`` gives the head's logits over
+    ``["clean", *attacks]``, :meth:`log_odds` the combined score."""
+
+    clean_scale: Tensor
 
     def __init__(
         self,
@@ -104,6 +117,9 @@ class Detector(nn.Module):
         self.head = DetectorHead(
             self.features.dim, 1 + len(attack_names), self.config.hidden, self.config.dropout
         )
+        self.density = CleanDensity(self.features.classifier_columns)
+        # Per part (head, density): the clean median and tail quantile of its score.
+        self.register_buffer("clean_scale", torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
 
     @property
     def outputs(self) -> list[str]:
@@ -111,6 +127,29 @@ class Detector(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         return self.head(self.features(images))
+
+    def log_odds(self, features: Tensor, head_logits: Tensor | None = None) -> Tensor:
+        """The combined, differentiable log-odds of being adversarial for ``features``
+        (``head_logits`` when already computed): the larger of the head's log-odds and the
+        clean density's score, each on its clean scale (:meth:`calibrate`). A detector
+        saved before the density existed answers with the head's log-odds alone."""
+        head_logits = self.head(features) if head_logits is None else head_logits
+        if not self.density.fitted:
+            return head_log_odds(head_logits)
+        return self.combine(head_log_odds(head_logits), self.density(features))
+
+    def combine(self, head_log_odds: Tensor, density_scores: Tensor) -> Tensor:
+        """:meth:`log_odds` from its two parts' scores."""
+        parts = torch.stack([head_log_odds, density_scores], 1)
+        median, tail = self.clean_scale[:, 0], self.clean_scale[:, 1]
+        return ((parts - tail) / (tail - median).clamp_min(1e-6)).amax(1) * SHARPNESS
+
+    def calibrate(self, head_log_odds: Tensor, density_scores: Tensor) -> None:
+        """Set each part's clean scale from its out-of-fold scores on clean images."""
+        for row, scores in enumerate((head_log_odds, density_scores)):
+            values = scores.double().numpy()
+            self.clean_scale[row, 0] = float(np.median(values))
+            self.clean_scale[row, 1] = float(np.quantile(values, TAIL_QUANTILE))
 
     @torch.no_grad()
     def detect(self, images: Tensor, batch_size: int = 256) -> Detection:
@@ -126,23 +165,26 @@ class Detector(nn.Module):
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        outputs, class_logits = [], []
+        outputs, class_logits, log_odds = [], [], []
         try:
             for start in range(0, len(images), batch_size):
                 features, logits = self.features.with_logits(
                     images[start : start + batch_size].to(device)
                 )
-                outputs.append(self.head(features).cpu())
+                head_logits = self.head(features)
+                outputs.append(head_logits.cpu())
+                log_odds.append(self.log_odds(features, head_logits).cpu())
                 class_logits.append(logits.cpu())
         finally:
             self.train(was_training)
         if outputs:
             probabilities = torch.cat(outputs).softmax(1)
             logits = torch.cat(class_logits)
+            score = torch.cat(log_odds).sigmoid()
         else:
             probabilities = torch.empty(0, len(self.outputs))
             logits = torch.empty(0, self.features.num_classes)
-        score = 1 - probabilities[:, 0]
+            score = torch.empty(0)
         detection = Detection(
             score=score,
             is_adversarial=score > self.threshold,
@@ -155,7 +197,13 @@ class Detector(nn.Module):
         """Write the head's weights and a JSON description (not the classifier)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.head.state_dict().items()}
+        parts = {"": self.head, "density.": self.density}
+        state = {
+            prefix + k: v.detach().contiguous().cpu()
+            for prefix, part in parts.items()
+            for k, v in part.state_dict().items()
+        }
+        state["clean_scale"] = self.clean_scale.detach().contiguous().cpu()
         save_file(state, str(directory / WEIGHTS_FILE))
         description = {
             "attack_names": self.attack_names,
@@ -182,7 +230,15 @@ class Detector(nn.Module):
             )
             if detector.features.dim != description["feature_dim"]:
                 raise ValueError("it was saved by a version with other features")
-            detector.head.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+            state = load_file(str(directory / WEIGHTS_FILE))
+            # Detectors saved before the clean density have the head's weights alone.
+            density = {
+                k[len("density.") :]: state.pop(k) for k in list(state) if k.startswith("density.")
+            }
+            if density:
+                detector.density.load_state_dict(density)
+                detector.clean_scale.copy_(state.pop("clean_scale"))
+            detector.head.load_state_dict(state)
         except (OSError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as error:
             raise DetectorLoadError(f"cannot load a detector from {directory}: {error}") from error
         return detector.eval()
@@ -285,10 +341,9 @@ def validation_split(adversarial: AdversarialSet, config: DetectorConfig) -> tup
     return train_rows[fit_part], train_rows[val_part]
 
 
-def clean_scores(head: DetectorHead, features: Tensor) -> Tensor:
-    """The adversarial score (1 − P(clean)) ``head`` gives each row of ``features``."""
-    with torch.no_grad():
-        return 1 - head(features).softmax(1)[:, 0]
+def head_log_odds(head_logits: Tensor) -> Tensor:
+    """The head's log-odds of an image being adversarial: log P(any attack) − log P(clean)."""
+    return head_logits[:, 1:].logsumexp(1) - head_logits[:, 0]
 
 
 def out_of_fold_clean_scores(
@@ -296,29 +351,33 @@ def out_of_fold_clean_scores(
     targets: Tensor,
     adversarial: AdversarialSet,
     config: DetectorConfig,
-) -> Tensor:
-    """The score of every clean image of the train split, each from a head that never saw it.
+    density_columns: list[int],
+) -> tuple[Tensor, Tensor]:
+    """Both parts' scores for every clean image of the train split, each from a head and
+    a clean density (on ``density_columns``) that never saw it: the head's log-odds and
+    the density's score.
 
     The train split's source images are dealt into ``config.threshold_folds`` folds (an
     image and all its attacked versions in one fold); a head fits the other folds (with a
-    ``val_fraction`` of them for early stopping) and scores the fold's clean images. Only
-    clean images count, not the controls: those score far lower than clean scans and would
-    put the threshold at a higher quantile than the target. The threshold then rests on
-    every held-out clean image rather than on the fifth the main head did not fit: on
-    brain-mri-4class that fifth (163 scans) put it where 3.5 % of the other held-out scans
-    and 5.0 % of the test scans were rejected for a 2 % target, the folds where 1.7 % of
-    the test scans were.
+    ``val_fraction`` of them for early stopping), a density their clean images, and both
+    score the fold's clean images. Only clean images count, not the controls: those score
+    far lower than clean scans and would put the threshold at a higher quantile than the
+    target. The threshold then rests on every held-out clean image rather than on the
+    fifth the main head did not fit: on brain-mri-4class that fifth (163 scans) put it
+    where 3.5 % of the other held-out scans and 5.0 % of the test scans were rejected for a
+    2 % target, the folds where 1.7 % of the test scans were.
     """
     train_rows = adversarial.where(lambda row: row.split == "train")
     sources = torch.tensor([adversarial.rows[i].source_id for i in train_rows.tolist()])
+    is_clean = torch.tensor([adversarial.rows[i].attack == CLEAN for i in train_rows.tolist()])
     unique = sources.unique()
     generator = torch.Generator().manual_seed(config.seed)
     folds = unique[torch.randperm(len(unique), generator=generator)].chunk(config.threshold_folds)
     outputs = 1 + len(adversarial.attack_names)
-    scores = []
+    head_scores, density_scores = [], []
     for number, fold in enumerate(folds):
         inside = torch.isin(sources, fold)
-        held, rest = train_rows[inside], train_rows[~inside]
+        rest = train_rows[~inside]
         fit_part, val_part = group_split(sources[~inside], config.val_fraction, config.seed)
         torch.manual_seed(config.seed + number)  # the fold head's initial weights
         head = fit_head(
@@ -329,9 +388,12 @@ def out_of_fold_clean_scores(
             targets[rest[val_part]],
             config,
         )
-        clean = [i for i in held.tolist() if adversarial.rows[i].attack == CLEAN]
-        scores.append(clean_scores(head, features[clean]))
-    return torch.cat(scores)
+        density = CleanDensity(density_columns).fit(features[train_rows[~inside & is_clean]])
+        held_clean = features[train_rows[inside & is_clean]]
+        with torch.no_grad():
+            head_scores.append(head_log_odds(head(held_clean)))
+            density_scores.append(density(held_clean))
+    return torch.cat(head_scores), torch.cat(density_scores)
 
 
 def train_detector(
@@ -347,8 +409,10 @@ def train_detector(
     of every row (reports reuse them instead of computing them again).
 
     A ``val_fraction`` of the source images (with all their attacked versions) is held
-    out for early stopping; the threshold is chosen for ``target_false_rejection`` on
-    out-of-fold scores of every clean training image (:func:`out_of_fold_clean_scores`).
+    out for early stopping; the clean density is fitted on the split's clean images (not
+    the controls); the parts' clean scales and the threshold, for
+    ``target_false_rejection``, are set on out-of-fold scores of every clean training image
+    (:func:`out_of_fold_clean_scores`).
     ``features`` may be passed when already extracted for every row.
     """
     config = config or DetectorConfig()
@@ -367,6 +431,13 @@ def train_detector(
         targets[val_index],
         config,
     )
-    scores = out_of_fold_clean_scores(features, targets, adversarial, config)
+    clean_train = adversarial.where(lambda row: row.split == "train" and row.attack == CLEAN)
+    detector.density.fit(features[clean_train])
+    head_scores, density_scores = out_of_fold_clean_scores(
+        features, targets, adversarial, config, detector.density.columns
+    )
+    detector.calibrate(head_scores, density_scores)
+    with torch.no_grad():
+        scores = detector.combine(head_scores, density_scores).sigmoid()
     detector.threshold = clean_threshold(scores, config.target_false_rejection)
     return detector.eval(), features

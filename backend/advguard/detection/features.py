@@ -116,8 +116,18 @@ class DetectorFeatures(nn.Module):
     @property
     def dim(self) -> int:
         residual = len(_KERNELS_5X5) * (2 * RESIDUAL_RANGE + 1)
-        alignment = min(GRADIENT_CLASSES, self.num_classes) + 1
-        return residual + 2 * (TAIL_LEVELS + 1) + 2 * alignment + 4
+        return residual + 2 * (TAIL_LEVELS + 1) + self.classifier_dim
+
+    @property
+    def classifier_dim(self) -> int:
+        """Length of :meth:`classifier_features`: two squeezers' moves (2 each) and two
+        sets of gradient alignments (a cosine per class rank and a magnitude each)."""
+        return 4 + 2 * (min(GRADIENT_CLASSES, self.num_classes) + 1)
+
+    @property
+    def classifier_columns(self) -> list[int]:
+        """Where :meth:`classifier_features` sit in a feature vector (the last columns)."""
+        return list(range(self.dim - self.classifier_dim, self.dim))
 
     def residuals(self, images: Tensor) -> Tensor:
         """Every residual filter on every channel, in grey levels: ``N·C×6×H×W``."""

@@ -192,19 +192,19 @@ class AdaptiveAttack(Attack):
     def _objective(self, images: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The summed loss to descend, per-image success, and per-image success margin (the
         smaller of the two sides' margins; larger is safer)."""
-        detector_logits = None
+        log_odds = None
         if self.detector is not None and self._shared_classifier:
             features, logits = self.detector.features.with_logits(
                 images, second_order=self.second_order
             )
-            detector_logits = self.detector.head(features)
+            log_odds = self.detector.log_odds(features)
         else:
             logits = self.model(images)
             if self.detector is not None:
                 features, _ = self.detector.features.with_logits(
                     images, second_order=self.second_order
                 )
-                detector_logits = self.detector.head(features)
+                log_odds = self.detector.log_odds(features)
         goal = logits.gather(1, y[:, None]).squeeze(1)
         others = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), -math.inf).amax(1)
         # Positive while the attack has not won on the classifier's side.
@@ -212,13 +212,12 @@ class AdaptiveAttack(Attack):
         loss = F.relu(class_margin + self.kappa)
         success = self.is_successful(logits.detach(), y)
         margin = -class_margin.detach()
-        if detector_logits is not None:
+        if log_odds is not None:
             assert self.detector is not None
-            log_odds = torch.logsumexp(detector_logits[:, 1:], 1) - detector_logits[:, 0]
             excess = log_odds - threshold_log_odds(self.detector.threshold)
             loss = loss + self.detector_weight * F.relu(excess + self.detector_kappa)
-            # Acceptance exactly as Detector.detect decides it (on probabilities, not logits).
-            score = 1 - detector_logits.detach().softmax(1)[:, 0]
+            # Acceptance exactly as Detector.detect decides it (on the score, not log-odds).
+            score = log_odds.detach().sigmoid()
             success = success & (score <= self.detector.threshold)
             margin = torch.minimum(margin, -excess.detach())
         return loss.sum(), success, margin

@@ -185,8 +185,9 @@ def build_detection_report(
             detector.features, adversarial.images, show_progress=show_progress
         )
     with torch.no_grad():
-        probabilities = detector.head.eval()(features[test_index]).softmax(1)
-    scores = {"detector": 1 - probabilities[:, 0]}
+        head_logits = detector.head.eval()(features[test_index])
+        probabilities = head_logits.softmax(1)
+        scores = {"detector": detector.log_odds(features[test_index], head_logits).sigmoid()}
     test_images = adversarial.float_images(test_index)
     if baselines:
         say("baselines")
@@ -349,7 +350,7 @@ def _leave_one_out(
             show_progress=False,
         )
         with torch.no_grad():
-            score = 1 - without.head(features[view.index]).softmax(1)[:, 0]
+            score = without.log_odds(features[view.index])
         results[held_out] = auroc(score[clean], score[view.made_by(held_out)])
     return results
 
