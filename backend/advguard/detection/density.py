@@ -59,10 +59,8 @@ class CleanDensity(nn.Module):
         standardised = (selected - mean) / scale
         covariance = standardised.T @ standardised / (len(standardised) - 1)
         size = covariance.shape[0]
-        identity = torch.eye(size, dtype=covariance.dtype)
-        shrunk = (1 - shrinkage) * covariance + shrinkage * torch.trace(
-            covariance
-        ) / size * identity
+        spread = torch.trace(covariance) / size * torch.eye(size, dtype=covariance.dtype)
+        shrunk = (1 - shrinkage) * covariance + shrinkage * spread
         self.mean.copy_(mean)
         self.scale.copy_(scale)
         self.precision.copy_(torch.linalg.inv(shrunk))
