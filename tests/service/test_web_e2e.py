@@ -380,6 +380,7 @@ def evaluate_robustness(page, dataset_name: str, model_id: str) -> str:
     expect(attacks).not_to_have_count(0)
     for box in attacks.all():
         box.set_checked(box.get_attribute("value") in ("fgsm", "pgd"))
+    expect(form.locator("input[name=attacks]:checked")).to_have_count(2)
     form.get_by_label("Budgets ε, L∞ (comma-separated)", exact=True).fill("0, 8/255")
     form.get_by_role("checkbox", name="bit-depth reduction", exact=True).check()
     form.get_by_label("Test images (a random sample)", exact=True).fill("16")

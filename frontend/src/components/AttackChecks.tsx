@@ -9,7 +9,9 @@ import { ErrorMessage } from "./ErrorMessage";
 export interface AttackChoice {
   known: AttackInfo[];
   chosen: string[];
-  setChosen: (names: string[]) => void;
+  /** Tick (``true``) or untick one attack, against the latest choice (two ticks in a row
+   * before a render both count). */
+  setTicked: (name: string, ticked: boolean) => void;
   loading: boolean;
   error: unknown;
 }
@@ -20,12 +22,18 @@ export function useAttackChoice(preferred: string[]): AttackChoice {
   const catalogue = useAttacks();
   const [picked, setPicked] = useState<string[] | null>(null);
   const known = catalogue.data ?? [];
+  const current = (names: string[] | null) =>
+    (names ?? defaultAttacks(known, preferred)).filter((name) =>
+      known.some((attack) => attack.name === name),
+    );
   return {
     known,
-    chosen: (picked ?? defaultAttacks(known, preferred)).filter((name) =>
-      known.some((attack) => attack.name === name),
-    ),
-    setChosen: setPicked,
+    chosen: current(picked),
+    setTicked: (name, ticked) =>
+      setPicked((names) => {
+        const others = current(names).filter((other) => other !== name);
+        return ticked ? [...others, name] : others;
+      }),
     loading: catalogue.isPending,
     error: catalogue.error,
   };
@@ -42,7 +50,7 @@ export function AttackChecks({
   markNoBudget?: boolean;
   hint?: string;
 }) {
-  const { chosen, setChosen } = choice;
+  const { chosen, setTicked } = choice;
   return (
     <fieldset>
       <legend>Attacks</legend>
@@ -57,13 +65,7 @@ export function AttackChecks({
               name="attacks"
               value={attack.name}
               checked={chosen.includes(attack.name)}
-              onChange={(event) =>
-                setChosen(
-                  event.target.checked
-                    ? [...chosen, attack.name]
-                    : chosen.filter((name) => name !== attack.name),
-                )
-              }
+              onChange={(event) => setTicked(attack.name, event.target.checked)}
             />
             <span>
               <strong>{attack.name.toUpperCase()}</strong>{" "}
