@@ -309,6 +309,15 @@ def train_and_evaluate_detector(page, set_job_id: str) -> tuple[str, str, str]:
     for attack in ("fgsm", "pgd"):
         expect(table.get_by_role("row", name=re.compile(rf"^{attack} 8.255 "))).to_be_visible()
     expect(report.get_by_role("img", name=re.compile("Attack-type confusion"))).to_be_visible()
+    # Beside the trained attacks: those it never saw, and each trained one left out in turn.
+    unseen = report.get_by_role("table", name=re.compile("never in the detector's training"))
+    for attack in ("deepfool", "apgd", "square"):
+        expect(unseen.get_by_role("row", name=re.compile(rf"^{attack} "))).to_be_visible()
+    per_attack = report.get_by_role("table", name="Per attack, all budgets together")
+    for attack in ("fgsm", "pgd"):
+        expect(per_attack.get_by_role("row", name=re.compile(rf"^{attack} "))).to_contain_text(
+            re.compile(r"[01]\.\d{3}\s*[01]\.\d{3}$")
+        )
     # ROC curves drawn from the report's points: a panel per scorer, a line per attack.
     roc = report.get_by_role("img", name="ROC curves: detector", exact=True)
     expect(roc).to_be_visible()

@@ -2,7 +2,7 @@ import { render, screen, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { makeRow } from "../test/fixtures";
 import { AurocChart } from "./AurocChart";
-import { AurocTable } from "./AurocTable";
+import { AurocTable, UnseenTable } from "./AurocTable";
 import { ConfusionHeatmap } from "./ConfusionHeatmap";
 
 const rows = [makeRow({ attack: "fgsm", auroc: 0.912, tpr: 0.5 }), makeRow()];
@@ -31,6 +31,31 @@ describe("AurocTable", () => {
     const cells = within(screen.getByRole("row", { name: /^pgd/ })).getAllByRole("cell");
     expect(cells[4]).toHaveTextContent("–");
     expect(cells[6]).toHaveTextContent("–");
+  });
+});
+
+describe("UnseenTable", () => {
+  it("has one row per unseen attack with its AUROC and detection rate", () => {
+    const square = {
+      attack: "square",
+      eps: "8/255",
+      images: 100,
+      successful: 61,
+      auroc: 0.901,
+      auroc_successful: 0.953,
+      tpr: 0.4,
+      tpr_successful: 0.525,
+      seconds: 80,
+    };
+    render(<UnseenTable rows={[square]} />);
+    const table = screen.getByRole("table", { name: /never in the detector's training/ });
+    const cells = within(within(table).getByRole("row", { name: /^square/ })).getAllByRole("cell");
+    expect(cells.map((cell) => cell.textContent)).toEqual(["8/255", "100", "61", "0.953", "52.5 %", "0.901"]);
+  });
+
+  it("says so when the report ran no unseen attack", () => {
+    render(<UnseenTable rows={[]} />);
+    expect(screen.getByText(/ran no attack outside/)).toBeInTheDocument();
   });
 });
 

@@ -19,6 +19,19 @@ export interface ReportRow {
   baselines: Record<string, number | null>;
 }
 
+/** An attack the detector never trained on, run on clean test images at report time. */
+export interface UnseenRow {
+  attack: string;
+  eps: string;
+  images: number;
+  successful: number;
+  auroc: number | null;
+  auroc_successful: number | null;
+  tpr: number | null;
+  tpr_successful: number | null;
+  seconds: number;
+}
+
 /** Scores that the report draws ROC curves of: the detector and the baselines. */
 export type RocScorer = "detector" | "feature squeezing" | "mahalanobis";
 
@@ -46,6 +59,8 @@ export interface DetectionReport {
   family_accuracy: number | null;
   guard_accuracy_clean: number | null;
   seconds: number;
+  /** Empty in reports written before the report ran unseen attacks. */
+  unseen: UnseenRow[];
   /** Empty in reports written before the API sent ROC points. */
   roc_curves: RocCurves;
 }
@@ -100,6 +115,7 @@ export function asReport(value: unknown): DetectionReport | null {
     per_attack_auroc: {},
     leave_one_out_auroc: {},
     ...report,
+    unseen: Array.isArray(report.unseen) ? report.unseen : [],
     roc_curves: asRocCurves(value.roc_curves),
   } as DetectionReport;
 }

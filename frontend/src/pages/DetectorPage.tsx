@@ -2,7 +2,7 @@ import { useEffect, useRef, useState, type FormEvent } from "react";
 import type { DetectorDetail } from "../api/client";
 import { useCreateJob, useDeleteDetector, useDetector, useDetectors, useJob, useJobs } from "../api/queries";
 import { AurocChart } from "../components/AurocChart";
-import { AurocTable } from "../components/AurocTable";
+import { AurocTable, UnseenTable } from "../components/AurocTable";
 import { ConfusionHeatmap } from "../components/ConfusionHeatmap";
 import { RocCharts } from "../components/RocChart";
 import { Field, NumberInput } from "../components/Field";
@@ -91,7 +91,7 @@ function FollowTraining({ jobId, onDetector }: { jobId: string; onDetector: (id:
 function Evaluate({ detector }: { detector: DetectorDetail }) {
   const create = useCreateJob();
   const [baselines, setBaselines] = useState(true);
-  const [leaveOneOut, setLeaveOneOut] = useState(false);
+  const [leaveOneOut, setLeaveOneOut] = useState(true);
   const [jobId, setJobId] = useState<string | null>(null);
   const submit = (event: FormEvent) => {
     event.preventDefault();
@@ -117,7 +117,7 @@ function Evaluate({ detector }: { detector: DetectorDetail }) {
             checked={leaveOneOut}
             onChange={(event) => setLeaveOneOut(event.target.checked)}
           />
-          leave-one-attack-out (unseen attacks; slower)
+          leave-one-attack-out (retrains the detector without each attack in turn; slower)
         </label>
       </div>
       <div className="actions">
@@ -170,6 +170,8 @@ function ReportView({ report, artifacts }: { report: DetectionReport; artifacts:
       <h3>AUROC per attack and budget</h3>
       <AurocChart rows={report.rows} />
       <AurocTable rows={report.rows} />
+      <h3>Attacks it never saw</h3>
+      <UnseenTable rows={report.unseen} />
       <div className="table-wrap">
         <table className="data">
           <caption>Per attack, all budgets together</caption>

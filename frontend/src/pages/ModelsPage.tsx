@@ -38,8 +38,8 @@ function TrainClassifier({ onStarted }: { onStarted: (jobId: string) => void }) 
       <p className="muted">
         The built-in classifier is advguard&apos;s small CNN. It is trained on the dataset&apos;s train split
         and tested on its test split, as a job on the workers. A fifth of the train split is held out: it
-        validates each epoch, and detectors built for this model learn on it, images the model never saw.
-        The moving average of the weights is kept, not one epoch&apos;s.
+        validates each epoch, and detectors built for this model learn on it, images the model never saw. The
+        moving average of the weights is kept, not one epoch&apos;s.
       </p>
       <Field label="Dataset">
         <select value={chosen} onChange={(event) => setDatasetId(event.target.value)}>
