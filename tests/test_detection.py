@@ -31,6 +31,7 @@ from advguard.detection import (
 )
 from advguard.detection.density import CleanDensity
 from advguard.detection.detector import (
+    HEAD_WEIGHT,
     SHARPNESS,
     clean_threshold,
     head_log_odds,
@@ -417,29 +418,26 @@ def test_clean_density_learns_on_clean_images_alone_and_flags_attacks(built, tra
     assert not CleanDensity(detector.features.classifier_columns).fitted
 
 
-def test_combined_score_is_the_larger_part_on_its_clean_scale(built, trained_detector):
-    """An image is rejected when either part is far out on its clean scale: the head's
-    verdict alone, or the density's alone."""
+def test_combined_score_is_the_density_plus_the_heads_excess(built, trained_detector):
+    """The clean density decides; the head adds a share of its score beyond its clean tail
+    and never takes anything away, so an attack the head finds clean-looking is judged by
+    the density alone."""
     detector, features = trained_detector
     rows = features[:: max(1, len(features) // 200)]
     with torch.no_grad():
         parts = [head_log_odds(detector.head(rows)), detector.density(rows)]
         combined = detector.log_odds(rows)
-    for row, part in enumerate(parts):
-        median, tail = detector.clean_scale[row].tolist()
-        on_scale = (part - tail) / (tail - median) * SHARPNESS
-        assert bool((combined >= on_scale - 1e-5).all())
-    larger = (
-        torch.maximum(
-            *[
-                (part - detector.clean_scale[row, 1])
-                / (detector.clean_scale[row, 1] - detector.clean_scale[row, 0])
-                for row, part in enumerate(parts)
-            ]
-        )
-        * SHARPNESS
+    head, density = (
+        (part - detector.clean_scale[row, 1])
+        / (detector.clean_scale[row, 1] - detector.clean_scale[row, 0])
+        for row, part in enumerate(parts)
     )
-    assert torch.allclose(combined, larger, atol=1e-5)
+    assert bool((combined >= density * SHARPNESS - 1e-5).all())
+    quiet = head <= 0
+    assert bool(quiet.any()) and bool((~quiet).any())
+    assert torch.allclose(combined[quiet], density[quiet] * SHARPNESS, atol=1e-5)
+    expected = (density + HEAD_WEIGHT * head.clamp_min(0)) * SHARPNESS
+    assert torch.allclose(combined, expected, atol=1e-5)
     images = built.adversarial.float_images(torch.arange(0, len(built.adversarial), 53))
     detection = detector.detect(images)
     with torch.no_grad():

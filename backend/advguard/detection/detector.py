@@ -4,9 +4,10 @@ Two parts look at the same :class:`DetectorFeatures`. A small MLP (the head), tr
 the adversarial set, has one output for ``clean`` and one per attack: it names the attack.
 A Gaussian fitted on clean images alone (:class:`CleanDensity`) flags whatever falls
 outside what clean scans do to the classifier, attacks the head never saw included. The
-score combines both on one clean scale (:meth:`Detector.log_odds`); the operating
-threshold on it is chosen on out-of-fold clean images for a target false-rejection rate
-and saved with the weights (safetensors + JSON, never pickle).
+density decides and the head adds its evidence beyond its own clean tail
+(:meth:`Detector.log_odds`); the operating threshold on the combined score is chosen on
+out-of-fold clean images for a target false-rejection rate and saved with the weights
+(safetensors + JSON, never pickle).
 """
 
 from __future__ import annotations
@@ -33,11 +34,18 @@ from advguard.detection.features import DetectorFeatures
 WEIGHTS_FILE = "detector.safetensors"
 CONFIG_FILE = "detector.json"
 SHARPNESS = 4.0
-"""Log-odds per unit of the clean scale: an image whose parts sit at their clean medians
-scores 1 / (1 + e⁴) ≈ 0.02, one at a part's clean tail quantile 0.5."""
+"""Log-odds per unit of the clean scale: an image at the density's clean median scores
+1 / (1 + e⁴) ≈ 0.02, one at its clean tail quantile 0.5."""
 TAIL_QUANTILE = 0.99
 """Each part's clean scale runs from its median (−1) to this quantile (0) of the
-out-of-fold clean scores: each part spends about half of a 2 % false-rejection budget."""
+out-of-fold clean scores."""
+HEAD_WEIGHT = 0.25
+"""How much of the head's score beyond its clean tail is added to the density's. Measured
+on brain-mri-4class (held-out clean test scans against successful attacks): the head alone
+rejected 4.6 % of clean test scans at a 2 % target (its out-of-fold clean scores run lower
+than new scans') and scored Square 0.81 AUROC; the density alone 1.3 % and 0.987; the
+larger of the two 4.0 % and 0.959; the density plus 0.1–0.5 of the head's excess 1.3–1.7 %
+and 0.986–0.987, with BIM and PGD at 2/255 up from 0.996 to 0.997–0.998."""
 
 
 class DetectorLoadError(ValueError):
@@ -130,19 +138,25 @@ class Detector(nn.Module):
 
     def log_odds(self, features: Tensor, head_logits: Tensor | None = None) -> Tensor:
         """The combined, differentiable log-odds of being adversarial for ``features``
-        (``head_logits`` when already computed): the larger of the head's log-odds and the
-        clean density's score, each on its clean scale (:meth:`calibrate`). A detector
-        saved before the density existed answers with the head's log-odds alone."""
+        (``head_logits`` when already computed): the clean density's score plus
+        :data:`HEAD_WEIGHT` times the head's log-odds beyond its clean tail, each on its
+        clean scale (:meth:`calibrate`). A detector saved before the density existed answers
+        with the head's log-odds alone."""
         head_logits = self.head(features) if head_logits is None else head_logits
         if not self.density.fitted:
             return head_log_odds(head_logits)
         return self.combine(head_log_odds(head_logits), self.density(features))
 
     def combine(self, head_log_odds: Tensor, density_scores: Tensor) -> Tensor:
-        """:meth:`log_odds` from its two parts' scores."""
+        """:meth:`log_odds` from its two parts' scores.
+
+        The density alone decides what is unusual, so an attack the head never saw is
+        judged as any other; the head can only add (a score it finds clean-looking takes
+        nothing away)."""
         parts = torch.stack([head_log_odds, density_scores], 1)
         median, tail = self.clean_scale[:, 0], self.clean_scale[:, 1]
-        return ((parts - tail) / (tail - median).clamp_min(1e-6)).amax(1) * SHARPNESS
+        head, density = ((parts - tail) / (tail - median).clamp_min(1e-6)).unbind(1)
+        return (density + HEAD_WEIGHT * head.clamp_min(0)) * SHARPNESS
 
     def calibrate(self, head_log_odds: Tensor, density_scores: Tensor) -> None:
         """Set each part's clean scale from its out-of-fold scores on clean images."""

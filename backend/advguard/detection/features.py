@@ -5,10 +5,13 @@ up in the distribution of steganalysis residuals (the image minus a prediction o
 pixel from its neighbours, Fridrich & Kodovský 2012) and in the darkest and brightest
 pixels, where clipping leaves each attack's own signature (FGSM moves black background to
 exactly ε, iterative attacks to multiples of their step). The classifier adds what the
-pixels cannot: how much its answer moves when the input is squeezed (Xu et al. 2018), and
-whether the residual follows its gradient, as a perturbation made from that gradient does.
-Every feature is differentiable (soft histograms, straight-through squeezers), so an
-adaptive attack can follow the detector's gradient.
+pixels cannot: how much its answer moves when the input is squeezed (Xu et al. 2018) or
+moved by two pixels (an augmented neighbour, as in BEYOND, He et al. 2024: a clean scan
+keeps its answer, an image pushed just past the decision boundary, as query attacks such
+as Square leave it, does not), and whether the residual follows its gradient, as a
+perturbation made from that gradient does. Every feature is differentiable (soft
+histograms, straight-through squeezers) and deterministic, so an adaptive attack can
+follow the detector's gradient without averaging over randomness.
 """
 
 from __future__ import annotations
@@ -52,6 +55,13 @@ TAIL_LEVELS = 24
 SQUEEZE_BITS = 5
 GRADIENT_CLASSES = 2
 """Input gradients are taken for this many of each image's likeliest classes."""
+NEIGHBOUR_SHIFT = 0.03
+"""The neighbour is the image translated by this fraction of its half-width along both
+axes (1.9 pixels at 128 px), bilinearly. Measured on brain-mri-4class with the clean
+density: of nine neighbours (flip, shift, rotation, zoom, blur, down-and-up sampling,
+noise, median, 5-bit), the shift alone took Square 8/255 from 0.974 to 0.987 AUROC (42 %
+→ 74 % caught) with no loss elsewhere and fewer clean scans rejected than the flip; all
+nine together gave 0.988 for nine passes instead of one."""
 PAIRED_BATCH_LIMIT = 2
 """Batches of at most this many images go through the classifier with their medians (one
 pass instead of two): 1.4–1.5× faster for one image, no measurable gain at 2–4 images, and
@@ -95,6 +105,16 @@ def _median3(images: Tensor) -> Tensor:
     return _median_of_three(largest_min, median_of_medians, smallest_max)
 
 
+def shifted_neighbour(images: Tensor) -> Tensor:
+    """``images`` translated by :data:`NEIGHBOUR_SHIFT` of their half-width down and right
+    (bilinear, zeros shifted in): a view of the same scan that a clean image's class
+    survives and a perturbation tuned to the classifier's exact pixel grid often does not."""
+    n, _, h, w = images.shape
+    theta = images.new_tensor([[1.0, 0.0, NEIGHBOUR_SHIFT], [0.0, 1.0, NEIGHBOUR_SHIFT]])
+    grid = F.affine_grid(theta.expand(n, 2, 3), [n, 1, h, w], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def _median_of_three(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     return torch.maximum(torch.minimum(a, b), torch.minimum(torch.maximum(a, b), c))
 
@@ -120,9 +140,10 @@ class DetectorFeatures(nn.Module):
 
     @property
     def classifier_dim(self) -> int:
-        """Length of :meth:`classifier_features`: two squeezers' moves (2 each) and two
-        sets of gradient alignments (a cosine per class rank and a magnitude each)."""
-        return 4 + 2 * (min(GRADIENT_CLASSES, self.num_classes) + 1)
+        """Length of :meth:`classifier_features`: two squeezers' moves (2 each), the
+        neighbour's agreement (1) and two sets of gradient alignments (a cosine per class
+        rank and a magnitude each)."""
+        return 5 + 2 * (min(GRADIENT_CLASSES, self.num_classes) + 1)
 
     @property
     def classifier_columns(self) -> list[int]:
@@ -150,10 +171,10 @@ class DetectorFeatures(nn.Module):
         return per_channel.reshape(n, c, -1).mean(1)
 
     def class_gradients(
-        self, images: Tensor, *, second_order: bool = True
+        self, images: Tensor, *, second_order: bool = True, classes: Tensor | None = None
     ) -> tuple[Tensor, list[Tensor]]:
         """Logits and ``∇ log p_k`` for each image's :data:`GRADIENT_CLASSES` likeliest
-        classes k, best first.
+        classes k, best first (or for ``classes``, ``N×ranks``, when given).
 
         A successful untargeted attack pushes the true class just below the class it made
         win, and a targeted one pushes its target to the top, so the two likeliest classes
@@ -161,14 +182,15 @@ class DetectorFeatures(nn.Module):
         classes. The graph is kept (``create_graph``) only when someone differentiates the
         features themselves (adaptive attacks), and not even then with
         ``second_order=False``: the gradients are then constants of the backward pass (same
-        values, about 3× cheaper to differentiate).
+        values, about 3× cheaper to differentiate). An adaptive attack passes ``classes``
+        (the clean image's likeliest) so that the classes do not jump between its steps.
         """
         ranks = min(GRADIENT_CLASSES, self.num_classes)
         with torch.enable_grad():
             probe = images if images.requires_grad else images.detach().requires_grad_(True)
             logits = self.classifier(probe)
             log_probabilities = logits.log_softmax(1)
-            likeliest = logits.detach().topk(ranks, dim=1).indices
+            likeliest = logits.detach().topk(ranks, dim=1).indices if classes is None else classes
             gradients = [
                 torch.autograd.grad(
                     log_probabilities.gather(1, likeliest[:, rank : rank + 1]).sum(),
@@ -180,9 +202,16 @@ class DetectorFeatures(nn.Module):
             ]
         return (logits if images.requires_grad else logits.detach()), gradients
 
+    def likeliest_classes(self, images: Tensor) -> Tensor:
+        """The classes :meth:`class_gradients` takes for ``images`` (``N×ranks``)."""
+        with torch.no_grad():
+            logits = self.classifier(images.detach())
+        return logits.topk(min(GRADIENT_CLASSES, self.num_classes), dim=1).indices
+
     def classifier_features(self, images: Tensor) -> Tensor:
         """How far squeezing moves the classifier's probabilities (and how much of the
-        predicted class survives it), and how well the image's
+        predicted class survives it), the log-probability of the predicted class for the
+        image's shifted neighbour, and how well the image's
         high-pass residual lines up with the classifier's gradients, taken at the image and
         at its median-filtered version (closer to the clean image after a single large step
         such as FGSM's).
@@ -195,30 +224,39 @@ class DetectorFeatures(nn.Module):
         return self._classifier_features(images, self.residuals(images))[0]
 
     def _classifier_features(
-        self, images: Tensor, residuals: Tensor, second_order: bool = True
+        self,
+        images: Tensor,
+        residuals: Tensor,
+        second_order: bool = True,
+        classes: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """:meth:`classifier_features` and the classifier's logits for ``images``
         (``residuals`` from :meth:`residuals`)."""
+        n = len(images)
         if images.requires_grad or self.classifier.training:
             # The reference path: differentiable (create_graph) for adaptive attacks, and
             # one image set per batch for train-mode classifiers (batch statistics).
-            logits, gradients = self.class_gradients(images, second_order=second_order)
-            smoothed = median_filter(images, 3)
+            logits, gradients = self.class_gradients(
+                images, second_order=second_order, classes=classes
+            )
             smoothed_logits, smoothed_gradients = self.class_gradients(
-                smoothed, second_order=second_order
+                median_filter(images, 3), second_order=second_order, classes=classes
             )
             squeezed_logits = self.classifier(bit_depth_reduce(images, SQUEEZE_BITS))
+            neighbour_logits = self.classifier(shifted_neighbour(images))
         else:
             logits, smoothed_logits, gradients, smoothed_gradients = self._paired_gradients(images)
-            with torch.no_grad():
-                squeezed_logits = self.classifier(bit_depth_reduce(images, SQUEEZE_BITS))
+            variants = [bit_depth_reduce(images, SQUEEZE_BITS), shifted_neighbour(images)]
+            with torch.no_grad():  # one pass for both
+                squeezed_logits, neighbour_logits = self.classifier(torch.cat(variants)).split(n)
         probabilities = logits.softmax(1)
         predicted = probabilities.argmax(1, keepdim=True)
         moves = []
         for variant in (smoothed_logits, squeezed_logits):
             other = variant.softmax(1)
             moves += [(probabilities - other).abs().sum(1), other.gather(1, predicted).squeeze(1)]
-        residual = residuals[:, -2:].reshape(len(images), -1)  # the KV predictors
+        moves.append(neighbour_logits.log_softmax(1).gather(1, predicted).squeeze(1))
+        residual = residuals[:, -2:].reshape(n, -1)  # the KV predictors
         alignment = self.gradient_alignment(residual, [gradients, smoothed_gradients])
         return torch.cat([torch.stack(moves, 1), alignment], dim=1), logits
 
@@ -278,14 +316,19 @@ class DetectorFeatures(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         return self.with_logits(images)[0]
 
-    def with_logits(self, images: Tensor, *, second_order: bool = True) -> tuple[Tensor, Tensor]:
+    def with_logits(
+        self, images: Tensor, *, second_order: bool = True, classes: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """The features and the classifier's logits for ``images``, from the same pass (no
         second forward for callers that need both).
 
-        ``second_order=False`` only matters when ``images.requires_grad``: the backward pass
-        then treats the classifier's input gradients as constants (see
-        :meth:`class_gradients`); the values returned are the same.
+        ``second_order=False`` and ``classes`` only matter when ``images.requires_grad``:
+        the backward pass then treats the classifier's input gradients as constants, and
+        the gradients are taken for ``classes`` instead of each image's likeliest (see
+        :meth:`class_gradients`); with ``second_order`` the values returned are the same.
         """
         residuals = self.residuals(images)
-        classifier_features, logits = self._classifier_features(images, residuals, second_order)
+        classifier_features, logits = self._classifier_features(
+            images, residuals, second_order, classes if images.requires_grad else None
+        )
         return torch.cat([self.pixel_features(images, residuals), classifier_features], 1), logits

@@ -719,7 +719,7 @@ export interface components {
             detector_id?: string | null;
             /**
              * Adaptive Steps
-             * @default 10
+             * @default 100
              */
             adaptive_steps?: number;
             /**
