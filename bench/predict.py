@@ -15,11 +15,18 @@ epochs; a few minutes on 2 cores): predict runs the same passes whatever the wei
 its speed does not depend on how well the guard was trained. A quick guard has 2 attack
 names instead of 5, which changes only the detector head's last layer.
 
+Beside it, in the same run, the guard as it was before it learned what clean scans look
+like (``--baseline``, a git revision; its code is taken from the repository's history and
+served the same way): one client, batching on, so that the two one-image latencies can be
+compared on one machine at one time. That version cannot load guards saved by this one,
+so it serves its own (``--baseline-guard``, or a quick one built by its own code).
+
 Every request is timed by the client, so the client's own CPU (shown per level) competes
 with the server for the same cores; the in-process ``Guard.predict`` time ("compute
 floor") shows how much of the latency is HTTP, decoding and queueing.
 
-Usage: python bench/predict.py [--guard DIR] [--duration 5] [--clients 1,4,16,32] [--threads N]
+Usage: python bench/predict.py [--guard DIR] [--baseline REV|none] [--baseline-guard DIR]
+       [--duration 5] [--clients 1,4,16,32] [--threads N]
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ BOUNDARY = "advguard-bench-predict"
 HEADERS = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
 P50_TARGET_MS = 10.0
 SPEEDUP_TARGET = 4.0
+BASELINE_REVISION = "3b6e755"
+"""The last commit before the guard's clean-only part (issue 14): the detector that the
+one-image predict must not be slower than."""
 
 
 # --- the guard and the data directory ---------------------------------------------------
@@ -135,6 +145,43 @@ def register_guard(data_dir: Path, guard_dir: Path, guard: Guard) -> str:
         )
     storage.db.engine.dispose()
     return detector_id
+
+
+def export_revision(revision: str, directory: Path) -> Path:
+    """The ``advguard`` package as it was at git ``revision``, extracted under
+    ``directory``; returns the folder to put on ``PYTHONPATH``."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPOSITORY_ROOT), "archive", revision, "backend/advguard"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    directory.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
+    return directory / "backend"
+
+
+def prepare_data_dir(data_dir: Path, guard_dir: Path | None) -> str:
+    """Register ``guard_dir`` (or a quick guard built here) in ``data_dir``; return the
+    detector's id. Run under another version's code, this is how its guard gets served."""
+    guard_dir = guard_dir or build_quick_guard(data_dir.parent / "built")
+    return register_guard(data_dir, guard_dir, Guard.load(guard_dir, serving=True))
+
+
+def prepare_baseline(revision: str, guard_dir: Path | None, work: Path) -> tuple[Path, str, Path]:
+    """The baseline's code, data directory and detector id, prepared by its own code."""
+    source = export_revision(revision, work / "code")
+    data_dir = work / "data"
+    command = [sys.executable, __file__, "--prepare", str(data_dir)]
+    if guard_dir is not None:
+        command += ["--guard", str(guard_dir)]
+    done = subprocess.run(
+        command,
+        env={**os.environ, "PYTHONPATH": str(source)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return source, data_dir, done.stdout.strip().splitlines()[-1]
 
 
 def database_url(data_dir: Path) -> str:
@@ -526,6 +573,27 @@ def comparison_table(on: list[LevelResult], off: list[LevelResult]) -> None:
     print_table([*header, "p99 off"], rows)
 
 
+def baseline_table(current: list[LevelResult], baseline: LevelResult) -> None:
+    """p50 and p95 of one client, this version and the baseline, with their ratio."""
+    one = next((result for result in current if result.clients == 1), None)
+    if one is None:
+        print("(no 1-client level was measured for this version)")
+        return
+    rows = [
+        [name, ms(result.percentile(0.5)), ms(result.percentile(0.95)), f"{result.throughput:.1f}"]
+        for name, result in (("this guard", one), ("baseline", baseline))
+    ]
+    rows.append(
+        [
+            "ratio (this ÷ baseline)",
+            ratio(one.percentile(0.5), baseline.percentile(0.5)),
+            ratio(one.percentile(0.95), baseline.percentile(0.95)),
+            ratio(one.throughput, baseline.throughput),
+        ]
+    )
+    print_table(["version", "p50 ms", "p95 ms", "img/s"], rows)
+
+
 def summary_table(on: list[LevelResult], off: list[LevelResult], floor: Floor) -> None:
     def level(results: list[LevelResult], clients: int) -> LevelResult | None:
         return next((r for r in results if r.clients == clients), None)
@@ -643,6 +711,18 @@ def main() -> None:
         "--off-first", action="store_true", help="run the server without batching first"
     )
     parser.add_argument(
+        "--baseline",
+        default=BASELINE_REVISION,
+        help=f"git revision of the guard to compare with (default {BASELINE_REVISION}; "
+        "'none' to skip)",
+    )
+    parser.add_argument(
+        "--baseline-guard",
+        type=Path,
+        help="a guard saved by the baseline's version (default: a quick one built by it)",
+    )
+    parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -651,6 +731,9 @@ def main() -> None:
         "two shared cores keep waiting for each other",
     )
     args = parser.parse_args()
+    if args.prepare is not None:  # the baseline's half, run by prepare_baseline
+        print(prepare_data_dir(args.prepare, args.guard))
+        return
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # The server runs under the CLI's allocator; give the in-process floor the same one.
     reexec_with_jemalloc([sys.executable, __file__, *sys.argv[1:]])
@@ -721,6 +804,26 @@ def main() -> None:
                         args,
                     )
                 )
+        baseline = None
+        if args.baseline != "none":
+            print(f"\nBaseline: the guard at {args.baseline}, served by its own code:")
+            source, baseline_dir, baseline_id = prepare_baseline(
+                args.baseline, args.baseline_guard, work / "baseline"
+            )
+            port = args.port or free_port()
+            env = {**extra_env, "PYTHONPATH": str(source)}
+            with running_server(baseline_dir, port, True, env) as server:
+                baseline = asyncio.run(
+                    bench_mode(
+                        f"http://127.0.0.1:{port}",
+                        f"{PREDICT_PATH}?detector_id={baseline_id}",
+                        bodies,
+                        [1],
+                        True,
+                        server.pid,
+                        args,
+                    )
+                )[0]
 
     for batching in (True, False):
         print(f"\nBatching {'on' if batching else 'off (one forward per request)'}:")
@@ -732,6 +835,9 @@ def main() -> None:
     )
     print("\nBatching on vs off:")
     comparison_table(results[True], results[False])
+    if baseline is not None:
+        print(f"\nOne image over HTTP, this guard vs the one at {args.baseline}:")
+        baseline_table(results[True], baseline)
     print("\nTargets (2 cores):")
     summary_table(results[True], results[False], floor)
     print(f"load average at the end: {os.getloadavg()[0]:.2f} (timings are noisy under load)")

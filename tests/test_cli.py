@@ -202,7 +202,7 @@ def test_build_set_train_detector_evaluate(trained_model_dir, folder_dataset, tm
         assert result.returncode == 0, result.stderr
     assert "| pgd | 8/255 |" in (report / "report.md").read_text()
     rows = list(csv.DictReader((adversarial / "manifest.csv").open()))
-    kinds = {"clean", "noise_sign", "noise_gaussian", "augmented", "fgsm", "pgd"}
+    kinds = {"clean", "noise_rician", "noise_gaussian", "augmented", "fgsm", "pgd"}
     assert {r["attack"] for r in rows} == kinds
     # The detector learns on the training images the classifier never trained on.
     held_out = json.loads((trained_model_dir / "model" / "holdout.json").read_text())["files"]

@@ -363,10 +363,13 @@ def report(
         )
     print(
         f"clean false rejections {result.clean_false_rejection:.3f}; attack named "
-        f"{result.naming_accuracy:.3f}, family {result.family_accuracy:.3f}; "
-        f"leave-one-attack-out AUROC "
-        + ", ".join(f"{k} {v:.3f}" for k, v in result.leave_one_out_auroc.items())
+        f"{result.naming_accuracy:.3f}, family {result.family_accuracy:.3f}"
     )
+    for left in result.leave_one_out:
+        print(
+            f"left out {left.attack:8s} AUROC {left.auroc:.3f}  (successful "
+            f"{left.auroc_successful:.3f}, detected {left.tpr_successful:.3f})"
+        )
     print(f"report: {out / 'report.md'}")
 
 

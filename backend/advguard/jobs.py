@@ -152,7 +152,8 @@ class EvaluateParams(_Params):
     set_job_id: str | None = None
     """Default: the set the detector was trained on."""
     baselines: bool = True
-    leave_one_out: bool = False
+    leave_one_out: bool = True
+    """Retrain the detector without each attack in turn and judge it on that attack."""
     unseen_attacks: list[str] | None = Field(None, max_length=16)
     """Attacks the detector never trained on, to report it on (default: those of
     DeepFool, APGD and Square it was not trained on)."""

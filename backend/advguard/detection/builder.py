@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -31,12 +32,17 @@ from advguard.evaluation.robustness import format_eps
 from advguard.models.training import augment_batch, predict_logits
 
 CLEAN = "clean"
-NOISE_SIGN = "noise_sign"
+NOISE_RICIAN = "noise_rician"
 NOISE_GAUSSIAN = "noise_gaussian"
-NOISE_CONTROLS = (NOISE_SIGN, NOISE_GAUSSIAN)
+NOISE_SIGN = "noise_sign"
+NOISE_CONTROLS = (NOISE_RICIAN, NOISE_GAUSSIAN)
+"""The noise controls a set is built with: what an MR scanner adds (see
+:func:`rician_noise`) and plain Gaussian noise."""
 AUGMENTED = "augmented"
-CONTROLS = (*NOISE_CONTROLS, AUGMENTED)
-"""Images labelled clean that are not the source images themselves."""
+CONTROLS = (*NOISE_CONTROLS, NOISE_SIGN, AUGMENTED)
+"""Images labelled clean that are not the source images themselves (``noise_sign``, ±ε
+sign noise, only in sets built before it was dropped: it taught the detector that a ±ε
+pattern is clean, which is what FGSM and Square leave)."""
 MANIFEST = "manifest.csv"
 BUILD_INFO = "build.json"
 FAMILIES = {"fgsm": "single-step L∞", "bim": "iterative L∞", "pgd": "iterative L∞"}
@@ -97,7 +103,7 @@ class BuildConfig:
     fraction: float = 1.0
     """Share of each split's source images attacked by every spec (drawn per spec)."""
     noise_epsilons: Sequence[float] = DEFAULT_EPSILONS
-    """Noise controls: ±ε sign noise and Gaussian noise of σ = ε (the same expected L2)."""
+    """Noise controls: scanner-like Rician noise and Gaussian noise, both of σ = ε."""
     augmented_controls: bool = True
     """Also randomly flipped, rotated, zoomed and contrast-changed copies, labelled clean:
     new views of known images, on which the classifier is as unsure as on unseen scans, so
@@ -206,11 +212,51 @@ def _draw(population: int, count: int, generator: torch.Generator) -> Tensor:
     return torch.randperm(population, generator=generator)[:count].sort().values
 
 
+def rician_noise(images: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
+    """``images`` as a magnitude MR image with noise of level ``sigma``: ``|x + σ(n₁ +
+    i·n₂)|``, where n₁, n₂ are Gaussian fields smoothed over 0.5–1.5 pixels (per image) and
+    scaled back to unit variance.
+
+    A scanner's noise is Gaussian in each of the real and imaginary channels and becomes
+    Rician in the magnitude image: biased upwards where the signal is low (the black
+    background turns grey), Gaussian where it is high; reconstruction and resizing
+    correlate it between neighbouring pixels. Nothing about it follows the classifier.
+    """
+    n = len(images)
+    reach = torch.rand(n, generator=generator) + 0.5
+    offsets = torch.arange(-3, 4, dtype=images.dtype)
+    kernels = torch.exp(-(offsets[None] ** 2) / (2 * reach[:, None] ** 2))
+    kernels = kernels / kernels.sum(1, keepdim=True)
+
+    def field() -> Tensor:
+        white = torch.randn(images.shape, generator=generator, dtype=images.dtype)
+        smooth = _separable_blur(white, kernels)
+        return smooth / smooth.flatten(1).std(1).clamp_min(1e-12)[:, None, None, None]
+
+    real, imaginary = images + sigma * field(), sigma * field()
+    return (real**2 + imaginary**2).sqrt().clamp(0.0, 1.0)
+
+
+def _separable_blur(images: Tensor, kernels: Tensor) -> Tensor:
+    """Blur each image ``N×C×H×W`` with its own 1-D kernel (``N×K``) along both axes."""
+    n, c, h, w = images.shape
+    k = kernels.shape[1]
+    pad = k // 2
+    planes = images.reshape(1, n * c, h, w)
+    weights = kernels.repeat_interleave(c, 0)
+    rows = F.conv2d(
+        F.pad(planes, (pad, pad, 0, 0), mode="reflect"), weights[:, None, None, :], groups=n * c
+    )
+    both = F.conv2d(
+        F.pad(rows, (0, 0, pad, pad), mode="reflect"), weights[:, None, :, None], groups=n * c
+    )
+    return both.reshape(n, c, h, w)
+
+
 def _noise_control(images: Tensor, kind: str, eps: float, generator: torch.Generator) -> Tensor:
-    if kind == NOISE_SIGN:
-        noise = torch.randint(0, 2, images.shape, generator=generator).float() * 2 - 1
-    else:
-        noise = torch.randn(images.shape, generator=generator)
+    if kind == NOISE_RICIAN:
+        return _quantised(rician_noise(images, eps, generator))
+    noise = torch.randn(images.shape, generator=generator)
     return _quantised((images + eps * noise).clamp(0.0, 1.0))
 
 

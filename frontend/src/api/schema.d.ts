@@ -680,7 +680,7 @@ export interface components {
             baselines?: boolean;
             /**
              * Leave One Out
-             * @default false
+             * @default true
              */
             leave_one_out?: boolean;
             /** Unseen Attacks */

@@ -23,7 +23,7 @@ export interface GalleryPair {
 
 export const CLEAN = "clean";
 /** Images labelled clean that are not the sources themselves (noise and augmentations). */
-export const CONTROLS = new Set(["noise_sign", "noise_gaussian", "augmented"]);
+export const CONTROLS = new Set(["noise_rician", "noise_gaussian", "noise_sign", "augmented"]);
 
 /** RFC 4180 CSV (quoted fields may hold commas, quotes and newlines). */
 export function parseCsv(text: string): string[][] {

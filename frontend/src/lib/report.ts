@@ -32,6 +32,16 @@ export interface UnseenRow {
   seconds: number;
 }
 
+/** A trained attack as if it were new: a detector retrained without it, judged on it. */
+export interface LeaveOneOutRow {
+  attack: string;
+  auroc: number | null;
+  auroc_successful: number | null;
+  /** Successful attacks rejected at the retrained detector's own threshold. */
+  tpr_successful: number | null;
+  clean_false_rejection: number | null;
+}
+
 /** Scores that the report draws ROC curves of: the detector and the baselines. */
 export type RocScorer = "detector" | "feature squeezing" | "mahalanobis";
 
@@ -52,7 +62,8 @@ export interface DetectionReport {
   noise_false_rejection: Record<string, number | null>;
   rows: ReportRow[];
   per_attack_auroc: Record<string, number | null>;
-  leave_one_out_auroc: Record<string, number | null>;
+  /** Empty when the evaluation skipped it. */
+  leave_one_out: LeaveOneOutRow[];
   attack_names: string[];
   attack_confusion: number[][];
   naming_accuracy: number | null;
@@ -113,8 +124,8 @@ export function asReport(value: unknown): DetectionReport | null {
   return {
     noise_false_rejection: {},
     per_attack_auroc: {},
-    leave_one_out_auroc: {},
     ...report,
+    leave_one_out: Array.isArray(report.leave_one_out) ? report.leave_one_out : [],
     unseen: Array.isArray(report.unseen) ? report.unseen : [],
     roc_curves: asRocCurves(value.roc_curves),
   } as DetectionReport;

@@ -182,21 +182,36 @@ function ReportView({ report, artifacts }: { report: DetectionReport; artifacts:
                 AUROC
               </th>
               <th scope="col" className="num">
-                leave-one-attack-out AUROC
+                left out: AUROC
+              </th>
+              <th scope="col" className="num">
+                left out: AUROC successful
+              </th>
+              <th scope="col" className="num">
+                left out: detected
               </th>
             </tr>
           </thead>
           <tbody>
-            {report.attack_names.map((name) => (
-              <tr key={name}>
-                <th scope="row">{name}</th>
-                <td className="num">{decimal(report.per_attack_auroc[name])}</td>
-                <td className="num">{decimal(report.leave_one_out_auroc[name])}</td>
-              </tr>
-            ))}
+            {report.attack_names.map((name) => {
+              const left = report.leave_one_out.find((row) => row.attack === name);
+              return (
+                <tr key={name}>
+                  <th scope="row">{name}</th>
+                  <td className="num">{decimal(report.per_attack_auroc[name])}</td>
+                  <td className="num">{decimal(left?.auroc)}</td>
+                  <td className="num">{decimal(left?.auroc_successful)}</td>
+                  <td className="num">{percent(left?.tpr_successful)}</td>
+                </tr>
+              );
+            })}
           </tbody>
         </table>
       </div>
+      <p className="muted small">
+        <em>Left out</em>: a detector retrained without that attack, judged on it, as if it were new
+        (detected: successful attacks rejected at that detector's own threshold).
+      </p>
       <h3>ROC curves</h3>
       <RocCharts curves={report.roc_curves} attackNames={report.attack_names} />
       <p className="muted small">
