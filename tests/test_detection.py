@@ -13,8 +13,9 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from advguard.detection import (
+    AUGMENTED,
     CLEAN,
-    CONTROLS,
+    NOISE_CONTROLS,
     AdversarialSet,
     AttackSpec,
     BuildConfig,
@@ -29,7 +30,7 @@ from advguard.detection import (
     extract_features,
     load_adversarial_set,
 )
-from advguard.detection.builder import rician_noise
+from advguard.detection.builder import NOISE_SIGN, rician_noise
 from advguard.detection.density import CleanDensity
 from advguard.detection.detector import (
     HEAD_WEIGHT,
@@ -78,8 +79,9 @@ def test_counts_and_labels(built, small_bundled):
         assert sum(r.attack == CLEAN for r in rows) == n
         for spec in built.specs:
             assert sum(r.attack == spec.name for r in rows) == (n + 1) // 2
-        for kind in CONTROLS:
+        for kind in (*NOISE_CONTROLS, AUGMENTED):
             assert sum(r.attack == kind for r in rows) == (n + 1) // 2
+        assert not any(r.attack == NOISE_SIGN for r in rows)  # read in old sets, never built
     targets = adversarial.detector_targets()
     for row, target in zip(adversarial.rows, targets.tolist(), strict=True):
         expected = adversarial.attack_names.index(row.attack) + 1 if row.is_attack else 0

@@ -2,8 +2,9 @@
 
 A Gaussian is fitted on the detector features of clean images alone, never on an attack,
 and an image scores the log of its squared Mahalanobis distance to it. It looks only at
-the classifier-reaction columns (how far squeezing moves the prediction, how well the
-image's high-pass residual follows the classifier's gradients): any perturbation that
+the classifier-reaction columns (how far a median filter or a two-pixel shift moves the
+prediction, how well the image's high-pass residual follows the classifier's gradients):
+any perturbation that
 changes the prediction with a few grey levels moves those, whichever attack made it. The
 pixel statistics are left out on purpose: their clean distribution differs between parts
 of one collection (on brain-mri-4class a Gaussian on all features rejected 9.6 % of clean

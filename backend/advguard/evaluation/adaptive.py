@@ -85,8 +85,8 @@ class AdaptiveAttack(Attack):
     likeliest classes; the attack fixes those classes at the clean image's (else they jump
     from one step to the next and so does the loss). The features hold nothing random
     (the neighbour is a fixed shift), so no expectation over transformations is needed;
-    what is not differentiable (8-bit rounding, the 5-bit squeezer) is passed straight
-    through (BPDA), and the median filter is differentiated through the pixel it picks.
+    what is not differentiable (8-bit rounding) is passed straight through (BPDA), and the
+    median filter is differentiated through the pixel it picks.
     With
     ``second_order=False`` (default) their own derivative is left out (the gradients are
     constants of the backward pass), which is about 3× cheaper per step and was as strong
