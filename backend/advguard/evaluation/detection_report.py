@@ -457,15 +457,15 @@ def report_markdown(report: DetectionReport) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name in report.attack_names:
-        row = left_out.get(name)
-        cells = (
-            (row.auroc, row.auroc_successful, row.tpr_successful, row.clean_false_rejection)
-            if row
+        left = left_out.get(name)
+        numbers = (
+            (left.auroc, left.auroc_successful, left.tpr_successful, left.clean_false_rejection)
+            if left
             else (float("nan"),) * 4
         )
         lines.append(
             f"| {name} | {_fmt(report.per_attack_auroc[name])} | "
-            + " | ".join(_fmt(value) for value in cells)
+            + " | ".join(_fmt(value) for value in numbers)
             + " |"
         )
     lines += [
