@@ -410,7 +410,7 @@ def test_clean_density_learns_on_clean_images_alone_and_flags_attacks(built, tra
     images above clean test images: the part of the guard that needs no attack to learn.
 
     (On this 32×32 synthetic model it does not separate Square, which barely moves the
-    classifier's reaction here; on brain-mri-4class it does, with AUROC 0.96: README.)
+    classifier's reaction here; on brain-mri-4class it does, with AUROC 0.99: README.)
     """
     detector, features = trained_detector
     adversarial = built.adversarial
