@@ -20,17 +20,10 @@ export interface ReportRow {
 }
 
 /** An attack the detector never trained on, run on clean test images at report time. */
-export interface UnseenRow {
-  attack: string;
-  eps: string;
-  images: number;
-  successful: number;
-  auroc: number | null;
-  auroc_successful: number | null;
-  tpr: number | null;
-  tpr_successful: number | null;
-  seconds: number;
-}
+export type UnseenRow = Pick<
+  ReportRow,
+  "attack" | "eps" | "images" | "successful" | "auroc" | "auroc_successful" | "tpr" | "tpr_successful"
+> & { seconds: number };
 
 /** A trained attack as if it were new: a detector retrained without it, judged on it. */
 export interface LeaveOneOutRow {
