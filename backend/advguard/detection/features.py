@@ -145,7 +145,12 @@ class DetectorFeatures(nn.Module):
         """Length of :meth:`classifier_features`: the median's move (2), the neighbour's
         agreement (1) and two sets of gradient alignments (a cosine per class rank and a
         magnitude each)."""
-        return 3 + 2 * (min(GRADIENT_CLASSES, self.num_classes) + 1)
+        return 3 + 2 * (self.gradient_ranks + 1)
+
+    @property
+    def gradient_ranks(self) -> int:
+        """How many of each image's likeliest classes the gradients are taken for."""
+        return min(GRADIENT_CLASSES, self.num_classes)
 
     @property
     def classifier_columns(self) -> list[int]:
@@ -187,7 +192,7 @@ class DetectorFeatures(nn.Module):
         values, about 3× cheaper to differentiate). An adaptive attack passes ``classes``
         (the clean image's likeliest) so that the classes do not jump between its steps.
         """
-        ranks = min(GRADIENT_CLASSES, self.num_classes)
+        ranks = self.gradient_ranks
         with torch.enable_grad():
             probe = images if images.requires_grad else images.detach().requires_grad_(True)
             logits = self.classifier(probe)
@@ -208,7 +213,7 @@ class DetectorFeatures(nn.Module):
         """The classes :meth:`class_gradients` takes for ``images`` (``N×ranks``)."""
         with torch.no_grad():
             logits = self.classifier(images.detach())
-        return logits.topk(min(GRADIENT_CLASSES, self.num_classes), dim=1).indices
+        return logits.topk(self.gradient_ranks, dim=1).indices
 
     def classifier_features(self, images: Tensor) -> Tensor:
         """How far a 3×3 median moves the classifier's probabilities (and how much of the
