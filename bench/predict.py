@@ -17,16 +17,18 @@ names instead of 5, which changes only the detector head's last layer.
 
 Beside it, in the same run, the guard as it was before it learned what clean scans look
 like (``--baseline``, a git revision; its code is taken from the repository's history and
-served the same way): one client, batching on, so that the two one-image latencies can be
-compared on one machine at one time. That version cannot load guards saved by this one,
-so it serves its own (``--baseline-guard``, or a quick one built by its own code).
+served the same way): one client, batching on, both servers up at once and measured in
+alternating windows, so that the two one-image latencies are compared on one machine at
+one time, with no advantage to whichever runs first. That version cannot load guards
+saved by this one, so it serves its own (``--baseline-guard``, or a quick one built by its
+own code).
 
 Every request is timed by the client, so the client's own CPU (shown per level) competes
 with the server for the same cores; the in-process ``Guard.predict`` time ("compute
 floor") shows how much of the latency is HTTP, decoding and queueing.
 
 Usage: python bench/predict.py [--guard DIR] [--baseline REV|none] [--baseline-guard DIR]
-       [--duration 5] [--clients 1,4,16,32] [--threads N]
+       [--duration 5] [--clients 1,4,16,32] [--rounds 8] [--threads N]
 """
 
 from __future__ import annotations
@@ -573,25 +575,65 @@ def comparison_table(on: list[LevelResult], off: list[LevelResult]) -> None:
     print_table([*header, "p99 off"], rows)
 
 
-def baseline_table(current: list[LevelResult], baseline: LevelResult) -> None:
+def baseline_table(current: LevelResult, baseline: LevelResult) -> None:
     """p50 and p95 of one client, this version and the baseline, with their ratio."""
-    one = next((result for result in current if result.clients == 1), None)
-    if one is None:
-        print("(no 1-client level was measured for this version)")
-        return
     rows = [
         [name, ms(result.percentile(0.5)), ms(result.percentile(0.95)), f"{result.throughput:.1f}"]
-        for name, result in (("this guard", one), ("baseline", baseline))
+        for name, result in (("this guard", current), ("baseline", baseline))
     ]
     rows.append(
         [
             "ratio (this ÷ baseline)",
-            ratio(one.percentile(0.5), baseline.percentile(0.5)),
-            ratio(one.percentile(0.95), baseline.percentile(0.95)),
-            ratio(one.throughput, baseline.throughput),
+            ratio(current.percentile(0.5), baseline.percentile(0.5)),
+            ratio(current.percentile(0.95), baseline.percentile(0.95)),
+            ratio(current.throughput, baseline.throughput),
         ]
     )
     print_table(["version", "p50 ms", "p95 ms", "img/s"], rows)
+
+
+def pooled(results: list[LevelResult]) -> LevelResult:
+    """Several measurement windows of one server as one."""
+    cpu = [r.server_cpu for r in results if r.server_cpu is not None]
+    return LevelResult(
+        batching=results[0].batching,
+        clients=results[0].clients,
+        window_s=sum(r.window_s for r in results),
+        latencies_ms=sorted(v for r in results for v in r.latencies_ms),
+        errors=sum(r.errors for r in results),
+        client_cpu=sum(r.client_cpu for r in results) / len(results),
+        server_cpu=sum(cpu) / len(cpu) if cpu else None,
+    )
+
+
+async def head_to_head(
+    servers: list[tuple[str, str, int]], bodies: list[bytes], args: argparse.Namespace
+) -> list[LevelResult]:
+    """One client against each of ``servers`` (base URL, path, pid), both up at once, in
+    alternating windows (A B, B A, …) so that neither gains from running first or from the
+    machine's state drifting: run one after the other, the same guard measured 5–30 %
+    apart."""
+    windows: list[list[LevelResult]] = [[] for _ in servers]
+    for server in servers:
+        await warm_server(server[0], server[1], bodies, args.warmup)
+    for round_ in range(args.rounds):
+        order = list(range(len(servers)))
+        for k in order if round_ % 2 == 0 else order[::-1]:
+            base_url, path, pid = servers[k]
+            windows[k].append(
+                await run_level(
+                    base_url,
+                    path,
+                    bodies,
+                    1,
+                    True,
+                    pid,
+                    args.warmup / 2,
+                    args.duration / 2,
+                    args.max_level_seconds,
+                )
+            )
+    return [pooled(results) for results in windows]
 
 
 def summary_table(on: list[LevelResult], off: list[LevelResult], floor: Floor) -> None:
@@ -691,6 +733,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--warmup", type=float, default=2.0, help="warm-up seconds per server and level (default 2)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=8,
+        help="alternating windows per version in the baseline comparison (default 8)",
     )
     parser.add_argument(
         "--max-level-seconds",
@@ -804,26 +852,32 @@ def main() -> None:
                         args,
                     )
                 )
-        baseline = None
+        head: list[LevelResult] | None = None
         if args.baseline != "none":
             print(f"\nBaseline: the guard at {args.baseline}, served by its own code:")
             source, baseline_dir, baseline_id = prepare_baseline(
                 args.baseline, args.baseline_guard, work / "baseline"
             )
-            port = args.port or free_port()
             env = {**extra_env, "PYTHONPATH": str(source)}
-            with running_server(baseline_dir, port, True, env) as server:
-                baseline = asyncio.run(
-                    bench_mode(
-                        f"http://127.0.0.1:{port}",
-                        f"{PREDICT_PATH}?detector_id={baseline_id}",
+            ports = [args.port or free_port(), free_port()]
+            with (
+                running_server(data_dir, ports[0], True, extra_env) as current,
+                running_server(baseline_dir, ports[1], True, env) as previous,
+            ):
+                head = asyncio.run(
+                    head_to_head(
+                        [
+                            (f"http://127.0.0.1:{ports[0]}", path, current.pid),
+                            (
+                                f"http://127.0.0.1:{ports[1]}",
+                                f"{PREDICT_PATH}?detector_id={baseline_id}",
+                                previous.pid,
+                            ),
+                        ],
                         bodies,
-                        [1],
-                        True,
-                        server.pid,
                         args,
                     )
-                )[0]
+                )
 
     for batching in (True, False):
         print(f"\nBatching {'on' if batching else 'off (one forward per request)'}:")
@@ -835,9 +889,12 @@ def main() -> None:
     )
     print("\nBatching on vs off:")
     comparison_table(results[True], results[False])
-    if baseline is not None:
-        print(f"\nOne image over HTTP, this guard vs the one at {args.baseline}:")
-        baseline_table(results[True], baseline)
+    if head is not None:
+        print(
+            f"\nOne image over HTTP, batching on, this guard vs the one at {args.baseline}, "
+            f"{args.rounds} alternating windows of {args.duration / 2:g} s each:"
+        )
+        baseline_table(*head)
     print("\nTargets (2 cores):")
     summary_table(results[True], results[False], floor)
     print(f"load average at the end: {os.getloadavg()[0]:.2f} (timings are noisy under load)")
