@@ -154,20 +154,14 @@ def page(web_url: str, page_errors: list[str]) -> Iterator[object]:
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, base_url=web_url
-        )
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=web_url)
         opened = context.new_page()
         opened.set_default_timeout(30_000)
         opened.on("pageerror", lambda error: page_errors.append(f"uncaught: {error}"))
         opened.on(
             "console",
-            lambda message: (
-                message.type == "error" and page_errors.append(message.text)
-            ),
+            lambda message: message.type == "error" and page_errors.append(message.text),
         )
         yield opened
         context.close()
@@ -191,9 +185,7 @@ def start_job(page, submit) -> str:
     """Click ``submit`` and return the id of the job that the click created (the answer of
     its ``POST /api/v1/jobs``): other tests' jobs of the same type share the service."""
     with page.expect_response(
-        lambda response: (
-            response.request.method == "POST" and response.url.endswith("/api/v1/jobs")
-        )
+        lambda response: response.request.method == "POST" and response.url.endswith("/api/v1/jobs")
     ) as created:
         submit.click()
     assert created.value.ok, created.value.text()
@@ -281,9 +273,7 @@ def build_set(page, dataset_name: str, model_id: str) -> str:
     form.get_by_label("Model", exact=True).select_option(value=model_id)
     for attack in ("fgsm", "pgd"):
         form.get_by_role("checkbox", name=re.compile(rf"^{attack.upper()}")).check()
-    form.get_by_label("Budgets ε, in 1/255 steps (comma-separated)", exact=True).fill(
-        "8"
-    )
+    form.get_by_label("Budgets ε, in 1/255 steps (comma-separated)", exact=True).fill("8")
     form.get_by_label("Share of images attacked per attack and ε", exact=True).fill("1")
     job_id = start_job(page, form.get_by_role("button", name="Build adversarial set"))
     panel = page.get_by_role("region", name="Adversarial set", exact=True)
@@ -293,9 +283,7 @@ def build_set(page, dataset_name: str, model_id: str) -> str:
     expect(pairs.first).to_be_visible()
     first = pairs.first
     expect(first.get_by_role("img", name=re.compile("original"))).to_be_visible()
-    expect(
-        first.get_by_role("img", name=re.compile("adversarial image"))
-    ).to_be_visible()
+    expect(first.get_by_role("img", name=re.compile("adversarial image"))).to_be_visible()
     perturbation = first.get_by_role("img", name=re.compile("perturbation, amplified"))
     expect(perturbation).to_be_visible()
     expect(first).to_contain_text("predicted")
@@ -316,43 +304,29 @@ def train_and_evaluate_detector(page, set_job_id: str) -> tuple[str, str, str]:
     form = page.get_by_role("form", name="Train a detector")
     form.get_by_label("Adversarial set", exact=True).select_option(value=set_job_id)
     train_job = start_job(page, form.get_by_role("button", name="Train detector"))
-    wait_job_succeeded(
-        page.get_by_role("region", name="Train a detector", exact=True), train_job
-    )
+    wait_job_succeeded(page.get_by_role("region", name="Train a detector", exact=True), train_job)
     expect(page).to_have_url(re.compile(r"[?&]id="), timeout=10_000)
     detector_id = query_value(page, "id")
     panel = page.get_by_role("region", name="Report", exact=True)
     expect(panel).to_contain_text("No report yet")
-    evaluate_job = start_job(
-        page, panel.get_by_role("button", name="Evaluate (write the report)")
-    )
+    evaluate_job = start_job(page, panel.get_by_role("button", name="Evaluate (write the report)"))
     wait_job_succeeded(panel, evaluate_job)
     report = page.get_by_test_id("report")
     expect(report).to_be_visible(timeout=30_000)
-    expect(
-        report.get_by_role("img", name="AUROC per attack and budget")
-    ).to_be_visible()
+    expect(report.get_by_role("img", name="AUROC per attack and budget")).to_be_visible()
     table = report.get_by_role("table", name=re.compile("AUROC per attack and budget"))
     for attack in ("fgsm", "pgd"):
-        expect(
-            table.get_by_role("row", name=re.compile(rf"^{attack} 8.255 "))
-        ).to_be_visible()
-    expect(
-        report.get_by_role("img", name=re.compile("Attack-type confusion"))
-    ).to_be_visible()
+        expect(table.get_by_role("row", name=re.compile(rf"^{attack} 8.255 "))).to_be_visible()
+    expect(report.get_by_role("img", name=re.compile("Attack-type confusion"))).to_be_visible()
     # Beside the trained attacks: those it never saw, and each trained one left out in turn.
-    unseen = report.get_by_role(
-        "table", name=re.compile("never in the detector's training")
-    )
+    unseen = report.get_by_role("table", name=re.compile("never in the detector's training"))
     for attack in ("deepfool", "apgd", "square"):
-        expect(
-            unseen.get_by_role("row", name=re.compile(rf"^{attack} "))
-        ).to_be_visible()
+        expect(unseen.get_by_role("row", name=re.compile(rf"^{attack} "))).to_be_visible()
     per_attack = report.get_by_role("table", name="Per attack, all budgets together")
     for attack in ("fgsm", "pgd"):
-        expect(
-            per_attack.get_by_role("row", name=re.compile(rf"^{attack} "))
-        ).to_contain_text(re.compile(r"[01]\.\d{3}\s*[01]\.\d{3}"))
+        expect(per_attack.get_by_role("row", name=re.compile(rf"^{attack} "))).to_contain_text(
+            re.compile(r"[01]\.\d{3}\s*[01]\.\d{3}")
+        )
     # ROC curves drawn from the report's points: a panel per scorer, a line per attack.
     roc = report.get_by_role("img", name="ROC curves: detector", exact=True)
     expect(roc).to_be_visible()
@@ -386,12 +360,8 @@ def live_test(page, tmp_path: Path, detector_id: str) -> None:
     for seed, kind in enumerate(CLASSES):
         clean = tmp_path / f"clean-{kind}.png"
         clean.write_bytes(png_bytes(pattern(kind, np.random.default_rng(1000 + seed))))
-        page.get_by_label("Image (PNG, JPEG or DICOM)", exact=True).set_input_files(
-            clean
-        )
-        verdict = page.get_by_role(
-            "region", name=f"Verdict on {clean.name}", exact=True
-        )
+        page.get_by_label("Image (PNG, JPEG or DICOM)", exact=True).set_input_files(clean)
+        verdict = page.get_by_role("region", name=f"Verdict on {clean.name}", exact=True)
         expect(verdict).to_contain_text(f"Clean — class {kind}", timeout=30_000)
         form.get_by_role("button", name="Attack this image").click()
         outcome = page.get_by_test_id("attack-outcome")
@@ -404,15 +374,11 @@ def live_test(page, tmp_path: Path, detector_id: str) -> None:
         if "caught it: pgd" in outcomes[-1]:
             break
     assert "caught it: pgd" in outcomes[-1], outcomes
-    attacked = page.get_by_role(
-        "region", name="Guard on the attacked image", exact=True
-    )
+    attacked = page.get_by_role("region", name="Guard on the attacked image", exact=True)
     expect(attacked).to_contain_text("Adversarial — attack pgd")
     screenshot(page, "live-test")
     page.set_viewport_size({"width": 420, "height": 900})
-    assert page.evaluate("document.documentElement.scrollWidth") <= 420, (
-        "scrolls sideways"
-    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420, "scrolls sideways"
     screenshot(page, "live-test-narrow")
     page.set_viewport_size({"width": 1280, "height": 900})
 
@@ -437,9 +403,9 @@ def evaluate_robustness(page, dataset_name: str, model_id: str) -> str:
     form.get_by_role("checkbox", name="bit-depth reduction", exact=True).check()
     form.get_by_label("Test images (a random sample)", exact=True).fill("16")
     # The detector trained earlier guards this model: the adaptive test runs too.
-    form.get_by_label(
-        "Detector for the adaptive test (optional)", exact=True
-    ).select_option(index=1)
+    form.get_by_label("Detector for the adaptive test (optional)", exact=True).select_option(
+        index=1
+    )
     job_id = start_job(page, form.get_by_role("button", name="Evaluate robustness"))
     expect(form.get_by_role("alert")).to_have_count(0)
     panel = page.get_by_role("region", name="Accuracy under attack", exact=True)
@@ -448,22 +414,14 @@ def evaluate_robustness(page, dataset_name: str, model_id: str) -> str:
     report = panel.get_by_test_id("robustness-report")
     expect(report).to_be_visible(timeout=30_000)
     for defense in ("none", "bit_depth", "bit_depth + BPDA"):
-        chart = report.get_by_role(
-            "img", name=f"Accuracy against ε: {defense}", exact=True
-        )
+        chart = report.get_by_role("img", name=f"Accuracy against ε: {defense}", exact=True)
         expect(chart).to_be_visible()
         for series in ("fgsm", "pgd", "worst case"):
-            expect(
-                chart.locator(f"path.chart-line[data-series='{series}']")
-            ).to_have_count(1)
+            expect(chart.locator(f"path.chart-line[data-series='{series}']")).to_have_count(1)
     expect(
-        report.get_by_role(
-            "img", name="Worst-case accuracy against ε per defense", exact=True
-        )
+        report.get_by_role("img", name="Worst-case accuracy against ε per defense", exact=True)
     ).to_be_visible()
-    table = report.get_by_role(
-        "table", name=re.compile(r"^none \(clean accuracy \d+\.\d %\)$")
-    )
+    table = report.get_by_role("table", name=re.compile(r"^none \(clean accuracy \d+\.\d %\)$"))
     expect(table.get_by_role("columnheader")).to_have_text(["attack", "ε 0", "ε 8/255"])
     worst = table.get_by_role("row", name=re.compile("^worst case"))
     expect(worst.get_by_role("cell")).to_have_text([re.compile(r"^\d{1,3}\.\d %$")] * 2)
@@ -472,14 +430,10 @@ def evaluate_robustness(page, dataset_name: str, model_id: str) -> str:
     )
     # Per image, what survives every attack at 8/255 was correct at 0 to begin with.
     assert 0 <= attacked <= clean <= 100, (clean, attacked)
-    expect(
-        report.get_by_role("link", name="Download the plot (robustness.png)")
-    ).to_be_visible()
+    expect(report.get_by_role("link", name="Download the plot (robustness.png)")).to_be_visible()
     adaptive = panel.get_by_test_id("adaptive-report")
     expect(
-        adaptive.get_by_role(
-            "img", name="Protected accuracy against ε (adaptive attack)"
-        )
+        adaptive.get_by_role("img", name="Protected accuracy against ε (adaptive attack)")
     ).to_be_visible()
     rows = adaptive.get_by_role("table").get_by_role("row")
     for setting in (
@@ -491,9 +445,7 @@ def evaluate_robustness(page, dataset_name: str, model_id: str) -> str:
         expect(row.get_by_role("cell")).to_have_text([re.compile(r"^\d{1,3}\.\d %$")])
     screenshot(page, "robustness")
     page.set_viewport_size({"width": 420, "height": 900})
-    assert page.evaluate("document.documentElement.scrollWidth") <= 420, (
-        "scrolls sideways"
-    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420, "scrolls sideways"
     screenshot(page, "robustness-narrow")
     page.set_viewport_size({"width": 1280, "height": 900})
     return job_id
@@ -521,14 +473,10 @@ def test_the_whole_pipeline_through_the_web_app(
         upload_dataset(page, tmp_path, dataset_name)
         classifier_job, model_id = train_classifier(page, dataset_name)
         set_job = build_set(page, dataset_name, model_id)
-        detector_job, evaluate_job, detector_id = train_and_evaluate_detector(
-            page, set_job
-        )
+        detector_job, evaluate_job, detector_id = train_and_evaluate_detector(page, set_job)
         live_test(page, tmp_path, detector_id)
         robustness_job = evaluate_robustness(page, dataset_name, model_id)
-        check_jobs(
-            page, [classifier_job, set_job, detector_job, evaluate_job, robustness_job]
-        )
+        check_jobs(page, [classifier_job, set_job, detector_job, evaluate_job, robustness_job])
     except BaseException:
         screenshot(page, "failure")
         raise
