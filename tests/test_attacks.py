@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advguard.attacks import ATTACKS, AttackError
+from advguard.attacks import ATTACKS, AttackError, attack_defaults, create_budget_attack
 from advguard.evaluation import random_targets, run_attack
 
 LINF_ATTACKS = [name for name, cls in ATTACKS.items() if cls.norm == "linf"]
@@ -33,6 +33,30 @@ def test_linf_stays_in_ball(name, trained_small):
         x_adv = ATTACKS[name](trained_small.model, eps=eps)(x, y)
         assert float((x_adv - x).abs().max()) <= eps + 1e-6
         assert float((x_adv - x).abs().max()) > eps / 2  # it actually moved
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_every_attack_is_set_to_a_budget_by_its_own_rule(name, trained_small):
+    """The one rule every entry point uses: an L∞ attack gets the budget (and, if it takes a
+    step, 2.5·ε/steps: ε/4 at 10 steps); an L2 attack ignores it; parameters the caller
+    sets win."""
+    for eps in (2 / 255, EPS):
+        params = create_budget_attack(name, trained_small.model, eps).params()
+        defaults = attack_defaults(ATTACKS[name])
+        if ATTACKS[name].norm != "linf":
+            assert params == create_budget_attack(name, trained_small.model, None).params()
+            continue
+        assert params["eps"] == eps
+        if "alpha" in defaults:
+            assert params["alpha"] == eps / 4
+            doubled = create_budget_attack(name, trained_small.model, eps, steps=20).params()
+            assert doubled["alpha"] == eps / 8 and doubled["steps"] == 20
+            given = create_budget_attack(name, trained_small.model, eps, alpha=1 / 255).params()
+            assert given["alpha"] == 1 / 255
+        else:
+            assert "alpha" not in params
+    with pytest.raises(AttackError, match="unknown attack"):
+        create_budget_attack("nope", trained_small.model, EPS)
 
 
 @pytest.mark.parametrize("name", LINF_ATTACKS)

@@ -175,6 +175,34 @@ def test_detector_save_load_gives_the_same_answers(built, trained_detector, tmp_
         Detector.load(tmp_path / "detector", built.model)
 
 
+def test_guard_takes_an_attacks_raw_output_that_still_requires_grad(built, trained_detector):
+    """A user attacks ``guard.classifier`` with another library and asks the guard: the
+    attack's output may still be part of its graph (one FGSM step written without detach,
+    as torchattacks' APGD returns it); the verdicts are those of the detached images."""
+    detector, _ = trained_detector
+    guard = Guard(built.model, built.spec, detector)
+    clean = built.adversarial.float_images(torch.arange(0, len(built.adversarial), 97))
+    labels = built.model(clean).argmax(1)
+    start = clean.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(built.model(start), labels)
+    (gradient,) = torch.autograd.grad(loss, start, create_graph=True)
+    attacked = (start + 8 / 255 * gradient.sign()).clamp(0, 1)
+    assert attacked.requires_grad and not attacked.is_leaf
+    verdicts = guard.predict(attacked)
+    expected = guard.predict(attacked.detach())
+    assert [(v.is_adversarial, v.attack, v.label) for v in verdicts] == [
+        (v.is_adversarial, v.attack, v.label) for v in expected
+    ]
+    assert [v.score for v in verdicts] == pytest.approx([v.score for v in expected], abs=1e-6)
+    assert torch.allclose(
+        extract_features(detector.features, attacked, show_progress=False),
+        extract_features(detector.features, attacked.detach(), show_progress=False),
+    )
+    assert guard.predict(start)[0].class_probabilities == pytest.approx(
+        guard.predict(clean)[0].class_probabilities, abs=1e-6
+    )
+
+
 def test_guard_decisions_follow_the_threshold(built, trained_detector, tmp_path):
     detector, _ = trained_detector
     guard = Guard(built.model, built.spec, detector)

@@ -24,7 +24,7 @@ from advguard.attacks import (
     AttackError,
     attack_defaults,
     attack_summary,
-    create_attack,
+    create_budget_attack,
 )
 from advguard.config import get_settings
 from advguard.data import DatasetImportError, ImageDataset, SkippedFile, load_dataset
@@ -183,11 +183,19 @@ def command_train(args: argparse.Namespace) -> None:
 
 def command_attack(args: argparse.Namespace) -> None:
     model, spec = load_classifier(args.model)
-    params = dict(args.param or [])
-    if args.eps is not None:
-        params["eps"] = args.eps
+    if args.eps is not None and ATTACKS[args.attack].norm != "linf":
+        raise CommandError(
+            f"{args.attack} is an L2 attack: it finds its own perturbation size; leave out --eps"
+        )
     # Check the attack's parameters before the (slower) dataset import.
-    attack = create_attack(args.attack, model, targeted=args.targeted, seed=args.seed, **params)
+    attack = create_budget_attack(
+        args.attack,
+        model,
+        args.eps,
+        targeted=args.targeted,
+        seed=args.seed,
+        **dict(args.param or []),
+    )
     dataset = load_split(args.data, spec, args.seed, args.split)
     if args.limit:
         dataset = dataset.subset(torch.arange(min(args.limit, len(dataset))))

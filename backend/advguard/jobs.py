@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from advguard.data import ImageDataset, load_dataset
 from advguard.defenses import AdversarialTrainConfig, adversarial_fit
 from advguard.detection import (
+    DEFAULT_EPSILONS,
+    DETECTOR_ATTACKS,
     BuildConfig,
     Detector,
     DetectorConfig,
@@ -68,6 +70,7 @@ from advguard.models import (
     save_model,
 )
 from advguard.storage import (
+    FINISHED_STATES,
     DatasetRecord,
     DetectorRecord,
     JobRecord,
@@ -77,9 +80,6 @@ from advguard.storage import (
 )
 
 RecordT = TypeVar("RecordT", DatasetRecord, ModelRecord, DetectorRecord, JobRecord)
-
-DEFAULT_ATTACKS = ["fgsm", "bim", "pgd", "mim", "cw"]
-DEFAULT_EPSILONS = [2 / 255, 4 / 255, 8 / 255]
 
 
 class JobCancelled(Exception):
@@ -125,7 +125,7 @@ class BuildSetParams(_Params):
     type: Literal["build_adversarial_set"] = "build_adversarial_set"
     dataset_id: str = "bundled"
     model_id: str
-    attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS), min_length=1)
+    attacks: list[str] = Field(default_factory=lambda: list(DETECTOR_ATTACKS), min_length=1)
     eps: list[Annotated[float, Field(gt=0, le=1)]] = Field(
         default_factory=lambda: list(DEFAULT_EPSILONS), min_length=1, max_length=16
     )
@@ -689,7 +689,7 @@ def mark_started(storage: Storage, job_id: str, worker: str, max_attempts: int) 
     was cancelled, already finished, or its worker died ``max_attempts`` times."""
     with storage.db.session() as session:
         record = session.get(JobRecord, job_id)
-        if record is None or record.state in ("succeeded", "failed", "cancelled"):
+        if record is None or record.state in FINISHED_STATES:
             return False
         if record.attempts >= max_attempts:
             record.state, record.finished_at = "failed", utc_now()

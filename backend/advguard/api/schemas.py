@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from advguard.storage import JobState
+
 
 class ErrorOut(BaseModel):
     """Every error: ``{"detail": "what is wrong"}``."""
@@ -65,7 +67,7 @@ class ProgressOut(BaseModel):
 class JobOut(BaseModel):
     id: str
     type: str
-    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    state: JobState
     params: dict[str, Any]
     progress: ProgressOut
     result: dict[str, Any] | None

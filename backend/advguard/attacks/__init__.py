@@ -9,11 +9,20 @@ from advguard.attacks.base import (
     attack_mode,
     attack_summary,
     create_attack,
+    create_budget_attack,
     input_gradient,
 )
 from advguard.attacks.cw import CW
 from advguard.attacks.deepfool import DeepFool
 from advguard.attacks.linf import BIM, FGSM, MIM, PGD, LinfGradientAttack
+from advguard.attacks.run import (
+    AttackOutcome,
+    ProgressCallback,
+    format_eps,
+    random_targets,
+    run_attack,
+    save_adversarial_set,
+)
 from advguard.attacks.square import Square
 
 __all__ = [
@@ -26,12 +35,19 @@ __all__ = [
     "PGD",
     "Attack",
     "AttackError",
+    "AttackOutcome",
     "DeepFool",
     "LinfGradientAttack",
+    "ProgressCallback",
     "Square",
     "attack_defaults",
     "attack_mode",
     "attack_summary",
     "create_attack",
+    "create_budget_attack",
+    "format_eps",
     "input_gradient",
+    "random_targets",
+    "run_attack",
+    "save_adversarial_set",
 ]

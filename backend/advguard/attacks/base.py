@@ -43,6 +43,15 @@ def create_attack(name: str, model: nn.Module, **params: Any) -> Attack:
         raise AttackError(f"bad parameter for {name}: {error}") from error
 
 
+def create_budget_attack(name: str, model: nn.Module, eps: float | None, **params: Any) -> Attack:
+    """:func:`create_attack` set to the L∞ budget ``eps`` by the attack's own rule
+    (:meth:`Attack.budget_params`), with ``params`` on top: the one way the set builder,
+    the live test and the robustness curves configure an attack for a budget."""
+    if name not in ATTACKS:
+        raise AttackError(f"unknown attack {name!r}; available: {', '.join(sorted(ATTACKS))}")
+    return create_attack(name, model, **{**ATTACKS[name].budget_params(eps, **params), **params})
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Return ``value`` or raise :class:`AttackError` if it is negative (or zero)."""
     if not isinstance(value, int | float) or value != value:  # NaN fails value == value
@@ -98,6 +107,14 @@ class Attack(ABC):
         self.model = model
         self.targeted = bool(targeted)
         self.seed = int(seed)
+
+    @classmethod
+    def budget_params(cls, eps: float | None, **params: Any) -> dict[str, object]:
+        """The parameters that set this attack to the L∞ budget ``eps``, given the other
+        ``params`` the caller sets: ``{"eps": eps}`` for an L∞ attack, nothing for an L2
+        one (its perturbation size is found, not given) or when ``eps`` is ``None``.
+        Step-size attacks add their step (:meth:`LinfGradientAttack.budget_params`)."""
+        return {} if eps is None or cls.norm != "linf" else {"eps": eps}
 
     def params(self) -> dict[str, object]:
         """The attack's parameters, as recorded in manifests and reports."""

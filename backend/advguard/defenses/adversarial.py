@@ -38,10 +38,9 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advguard.attacks import create_attack
+from advguard.attacks import create_attack, run_attack
 from advguard.attacks.base import attack_mode
 from advguard.data.dataset import ImageDataset, split_holdout
-from advguard.evaluation.attack_run import run_attack
 from advguard.models.training import (
     HOLDOUT_FRACTION,
     BatchLoss,

@@ -24,11 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advguard.attacks import ATTACKS, create_attack
+from advguard.attacks import ATTACKS, create_attack, format_eps, run_attack
 from advguard.data.dataset import ImageDataset
 from advguard.data.images import decode_image, save_png, to_uint8
-from advguard.evaluation.attack_run import run_attack
-from advguard.evaluation.robustness import format_eps
 from advguard.models.training import augment_batch, predict_logits
 
 CLEAN = "clean"
@@ -48,6 +46,7 @@ BUILD_INFO = "build.json"
 FAMILIES = {"fgsm": "single-step L∞", "bim": "iterative L∞", "pgd": "iterative L∞"}
 FAMILIES |= {"mim": "iterative L∞", "cw": "L2"}
 DEFAULT_EPSILONS = (2 / 255, 4 / 255, 8 / 255)
+"""The L∞ budgets of an adversarial set when none are named."""
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -74,12 +73,17 @@ class AttackSpec:
         return f"{self.name} {format_eps(self.eps)}" if self.eps is not None else self.name
 
 
+DETECTOR_ATTACKS = ("fgsm", "bim", "pgd", "mim", "cw")
+"""The attacks an adversarial set (and so a detector) has when none are named."""
+
+
 def default_attack_specs(
-    attacks: Sequence[str] = ("fgsm", "bim", "pgd", "mim", "cw"),
+    attacks: Sequence[str] = DETECTOR_ATTACKS,
     epsilons: Sequence[float] = DEFAULT_EPSILONS,
 ) -> list[AttackSpec]:
-    """Each L∞ attack at each ε with step ``α = ε/4`` (Madry's 2.5·ε/steps for 10 steps,
-    so iterative attacks do not all land on the ball's corners), L2 attacks at defaults."""
+    """Each L∞ attack at each ε, set to it by its own rule (:meth:`Attack.budget_params`:
+    step-size attacks take ``2.5·ε/steps``, so iterative attacks do not all land on the
+    ball's corners), L2 attacks once at their defaults."""
     specs = []
     for name in attacks:
         if name not in ATTACKS:
@@ -87,11 +91,7 @@ def default_attack_specs(
         if ATTACKS[name].norm != "linf":
             specs.append(AttackSpec(name))
             continue
-        for eps in epsilons:
-            params: dict[str, object] = {"eps": eps}
-            if name != "fgsm":
-                params["alpha"] = eps / 4
-            specs.append(AttackSpec(name, params))
+        specs += [AttackSpec(name, ATTACKS[name].budget_params(eps)) for eps in epsilons]
     return specs
 
 

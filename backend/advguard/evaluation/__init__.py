@@ -1,5 +1,12 @@
 """Measuring attacks and models: per-image outcomes and robustness tables."""
 
+from advguard.attacks import (
+    AttackOutcome,
+    format_eps,
+    random_targets,
+    run_attack,
+    save_adversarial_set,
+)
 from advguard.evaluation.adaptive import (
     AdaptiveAttack,
     ProtectedAccuracy,
@@ -9,12 +16,6 @@ from advguard.evaluation.adaptive import (
     plot_protected_accuracy,
     protected_accuracy,
     write_adaptive_report,
-)
-from advguard.evaluation.attack_run import (
-    AttackOutcome,
-    random_targets,
-    run_attack,
-    save_adversarial_set,
 )
 from advguard.evaluation.metrics import (
     ClassifierMetrics,
@@ -37,7 +38,6 @@ from advguard.evaluation.robustness import (
     compare_models,
     defense_settings,
     evaluate_robustness,
-    format_eps,
     format_table,
     json_ready,
     plot_robustness,

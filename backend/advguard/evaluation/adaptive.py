@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -32,17 +31,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from advguard.attacks import ProgressCallback, format_eps
 from advguard.attacks.base import Attack, attack_mode, check_count, check_positive
 from advguard.attacks.linf import PGD
 from advguard.data.dataset import ImageDataset
-from advguard.evaluation.attack_run import ProgressCallback
-from advguard.evaluation.robustness import DEMO_EPSILONS, format_eps, json_ready
+from advguard.detection.detector import Detector
+from advguard.evaluation.robustness import DEMO_EPSILONS, json_ready
 from advguard.models.training import predict_logits
-
-if TYPE_CHECKING:
-    # Type only: advguard.defenses imports this package, and the detection package imports
-    # advguard.defenses, so a run-time import here would be circular.
-    from advguard.detection.detector import Detector
 
 LEVELS = 255
 """Uploads are 8-bit: every image the attack returns, and every iterate it judges, lies on
@@ -132,7 +127,7 @@ class AdaptiveAttack(Attack):
         seed: int = 0,
     ) -> None:
         super().__init__(model, targeted=targeted, seed=seed)
-        if detector is not None and not hasattr(detector, "detect_and_classify"):
+        if detector is not None and not isinstance(detector, Detector):
             raise TypeError(f"detector must be a Detector or None, got {type(detector).__name__}")
         self.detector = detector
         self.eps = check_positive("eps", eps, allow_zero=True)

@@ -22,7 +22,7 @@ import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score, roc_curve
 from torch import Tensor
 
-from advguard.attacks import ATTACKS, create_attack
+from advguard.attacks import ATTACKS, create_attack, format_eps, run_attack
 from advguard.data.dataset import ImageDataset
 from advguard.detection.baselines import FeatureSqueezing, Mahalanobis
 from advguard.detection.builder import (
@@ -33,8 +33,7 @@ from advguard.detection.builder import (
     attack_family,
 )
 from advguard.detection.detector import Detector, extract_features, train_detector
-from advguard.evaluation.attack_run import run_attack
-from advguard.evaluation.robustness import RobustnessRow, format_eps, json_ready
+from advguard.evaluation.robustness import RobustnessRow, json_ready
 
 Progress = Callable[[str], None]
 

@@ -16,14 +16,14 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from torch import nn
 
-from advguard.attacks import ATTACKS, attack_defaults, create_attack
+from advguard.attacks import ATTACKS, attack_defaults, create_budget_attack, format_eps, run_attack
 from advguard.data.dataset import ImageDataset
 from advguard.defenses.preprocessing import PREPROCESSORS, PreprocessingDefense
-from advguard.evaluation.attack_run import run_attack
+from advguard.detection.builder import DEFAULT_EPSILONS, DETECTOR_ATTACKS
 from advguard.models.training import predict_logits
 
-DEMO_ATTACKS = ("fgsm", "bim", "pgd", "mim", "cw")
-DEMO_EPSILONS = (2 / 255, 4 / 255, 8 / 255)
+DEMO_ATTACKS = DETECTOR_ATTACKS
+DEMO_EPSILONS = DEFAULT_EPSILONS
 ROBUSTNESS_ATTACKS = ("fgsm", "bim", "pgd", "mim", "apgd", "cw", "deepfool")
 """Square is left out by default: as a query-only attack it needs ~1000 forward passes per
 image and budget, which is minutes per budget on a CPU. Name it to include it."""
@@ -59,14 +59,6 @@ def json_ready(value: object) -> object:
     if isinstance(value, list | tuple):
         return [json_ready(item) for item in value]
     return value
-
-
-def format_eps(eps: float | None) -> str:
-    """``8/255`` style for budgets on the 8-bit grid, else a decimal; ``L2`` for none."""
-    if eps is None:
-        return "L2"
-    steps = eps * 255
-    return f"{round(steps)}/255" if abs(steps - round(steps)) < 1e-6 else f"{eps:.4g}"
 
 
 def format_table(rows: Sequence[RobustnessRow]) -> str:
@@ -182,17 +174,6 @@ class RobustnessResult:
         return "\n\n".join(sections)
 
 
-def _attack_params(name: str, eps: float) -> dict[str, object]:
-    """The budget ``eps`` and, for step-size attacks, Madry et al.'s step ``2.5·ε/steps``,
-    so that every budget on the grid gets a step scaled to it."""
-    defaults = attack_defaults(ATTACKS[name])
-    params: dict[str, object] = {"eps": eps}
-    steps = defaults.get("steps")
-    if "alpha" in defaults and isinstance(steps, int):
-        params["alpha"] = 2.5 * eps / steps
-    return params
-
-
 def check_robustness_request(attacks: Sequence[str], epsilons: Sequence[float]) -> None:
     """Raise ``ValueError`` naming what is wrong with these attacks or budgets (callers
     check before loading data)."""
@@ -250,9 +231,7 @@ def evaluate_robustness(
                 stage = f"{setting.label}: {name}" + (
                     "" if eps is None else f" ε={format_eps(eps)}"
                 )
-                attack = create_attack(
-                    name, model, **({} if eps is None else _attack_params(name, eps))
-                )
+                attack = create_budget_attack(name, model, eps)
                 offset = done
 
                 def report(

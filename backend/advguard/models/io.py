@@ -115,10 +115,15 @@ def load_torchscript(
 def load_classifier(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, ModelSpec | None]:
-    """Load a classifier from a saved folder (safetensors + JSON) or a TorchScript file."""
+    """Load a classifier from a saved folder (safetensors + JSON) or a TorchScript file.
+
+    A TorchScript file's description is the one written beside it (:data:`SPEC_FILE` in
+    its folder: what its uploader declared), else the one it embeds, else ``None``."""
     path = Path(path)
     if path.is_dir():
         return load_model(path, device)
     if path.is_file():
-        return load_torchscript(path, device)
+        module, embedded = load_torchscript(path, device)
+        beside = path.parent / SPEC_FILE
+        return module, read_spec(beside) if beside.is_file() else embedded
     raise ModelLoadError(f"{path} does not exist")

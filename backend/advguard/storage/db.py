@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 from sqlalchemy import (
     JSON,
@@ -28,8 +28,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 BUNDLED_DATASET_ID = "bundled"
 
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED_STATES = ("succeeded", "failed", "cancelled")
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+"""A job's state: the one declaration the API schemas, the worker and the web app read."""
+JOB_STATES: tuple[JobState, ...] = get_args(JobState)
+FINISHED_STATES: tuple[JobState, ...] = ("succeeded", "failed", "cancelled")
 
 
 def new_id() -> str:

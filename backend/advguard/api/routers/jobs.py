@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
@@ -34,6 +34,7 @@ from advguard.storage import (
     DatasetRecord,
     DetectorRecord,
     JobRecord,
+    JobState,
     Storage,
     utc_now,
 )
@@ -96,10 +97,23 @@ def validate_references(storage: Storage, params: Any) -> None:
         raise HTTPException(422, str(error)) from None
 
 
-def _submit(job_id: str, job_type: str) -> None:
+def _queue(storage: Storage, params: JobParams) -> JobOut:
+    """Record the job and hand it to the queue (blocking: database and broker calls); the
+    record is removed again when the queue cannot take it."""
     from advguard.worker.tasks import submit
 
-    submit(job_id, job_type)
+    with storage.db.session() as session:
+        record = JobRecord(type=params.type, params=params.model_dump(mode="json"))
+        session.add(record)
+    try:
+        submit(record.id, record.type)
+    except (KombuError, RedisError, OSError) as error:
+        with storage.db.session() as session:
+            session.delete(session.get(JobRecord, record.id))
+        raise HTTPException(
+            503, f"the job queue is unreachable ({type(error).__name__}); try again shortly"
+        ) from None
+    return job_out(storage, record)
 
 
 @router.post(
@@ -116,27 +130,14 @@ async def create_job(
 ) -> JobOut:
     """Queue a job; poll ``GET /jobs/{id}`` for its state and progress."""
     await compute.run(validate_references, storage, params)  # may load a guard
-    with storage.db.session() as session:
-        record = JobRecord(type=params.type, params=params.model_dump(mode="json"))
-        session.add(record)
-    try:
-        await run_in_threadpool(_submit, record.id, record.type)
-    except (KombuError, RedisError, OSError) as error:
-        with storage.db.session() as session:
-            session.delete(session.get(JobRecord, record.id))
-        raise HTTPException(
-            503, f"the job queue is unreachable ({type(error).__name__}); try again shortly"
-        ) from None
-    return job_out(storage, record)
+    return await run_in_threadpool(_queue, storage, params)
 
 
 @router.get("", response_model=JobListOut, dependencies=[Depends(require_read)])
 def list_jobs(
     storage: StorageDep,
     type: Annotated[JobType | None, Query()] = None,
-    state: Annotated[
-        Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Query()
-    ] = None,
+    state: Annotated[JobState | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> JobListOut:

@@ -110,7 +110,10 @@ def _save_checked(
     if head[:2] == b"PK":  # TorchScript archives are zip files
         target = folder / TORCHSCRIPT_FILE
         upload_path.rename(target)
-        return "torchscript", target, _check(target, spec)
+        checked = _check(target, spec)
+        # Stored beside the archive whatever it embeds, so that jobs read what was declared.
+        (folder / SPEC_FILE).write_text(json.dumps(checked.to_dict()))
+        return "torchscript", target, checked
     if len(head) == 8 and int.from_bytes(head, "little") < 100_000_000:
         if spec is None:
             raise HTTPException(

@@ -18,7 +18,7 @@ from torch import Tensor
 from advguard.api.deps import GuardsDep, SettingsDep, StorageDep, read_upload, require_read
 from advguard.api.predictor import GuardPool, ServedDetector
 from advguard.api.schemas import AttackOut, PredictOut, VerdictOut, errors
-from advguard.attacks import ATTACKS, AttackError, create_attack
+from advguard.attacks import ATTACKS, AttackError, create_budget_attack
 from advguard.config import Settings
 from advguard.data import ImageDecodeError, decode_upload, to_uint8
 from advguard.guard import Guard, Verdict
@@ -142,12 +142,7 @@ def _png_base64(image: Tensor) -> str:
 
 def _attack_one(guard: Guard, image: Tensor, name: str, eps: float | None) -> AttackOut:
     """Attack ``image`` (1×C×H×W) untargeted against the classifier's own answer."""
-    params: dict[str, object] = {}
-    if eps is not None and ATTACKS[name].norm == "linf":
-        params = {"eps": eps}
-        if name != "fgsm":
-            params["alpha"] = eps / 4
-    attack = create_attack(name, guard.classifier, **params)
+    attack = create_budget_attack(name, guard.classifier, eps)
     with torch.no_grad():
         label = guard.classifier(image).argmax(1)
     adversarial = to_uint8(attack(image, label)).float() / 255.0

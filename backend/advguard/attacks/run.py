@@ -13,12 +13,20 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advguard.attacks import Attack
+from advguard.attacks.base import Attack
 from advguard.data.dataset import ImageDataset
 from advguard.data.images import save_png, to_uint8
 from advguard.models.training import predict_logits
 
 ProgressCallback = Callable[[int, int], None]
+
+
+def format_eps(eps: float | None) -> str:
+    """``8/255`` style for budgets on the 8-bit grid, else a decimal; ``L2`` for none."""
+    if eps is None:
+        return "L2"
+    steps = eps * 255
+    return f"{round(steps)}/255" if abs(steps - round(steps)) < 1e-6 else f"{eps:.4g}"
 
 
 @dataclass

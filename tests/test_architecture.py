@@ -1,0 +1,57 @@
+"""The core's imports point one way: data → models → attacks → defenses → detection →
+evaluation → guard, and nothing in it imports the service, the jobs or the terminal."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "backend" / "advguard"
+LAYERS = ["data", "models", "attacks", "defenses", "detection", "evaluation", "guard"]
+OUTSIDE_THE_CORE = {"api", "worker", "cli", "jobs", "storage"}
+SERVICE_LIBRARIES = {"fastapi", "celery", "redis", "sqlalchemy", "starlette"}
+
+
+def layer_of(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every module ``path`` imports, at any depth of its code (line, dotted name)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+CORE_FILES = sorted(
+    path
+    for path in PACKAGE.rglob("*.py")
+    if layer_of(path) in LAYERS and "__pycache__" not in path.parts
+)
+
+
+def test_the_layers_cover_the_core():
+    assert {layer_of(path) for path in CORE_FILES} == set(LAYERS)
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_core_modules_import_only_below_themselves(path):
+    own = LAYERS.index(layer_of(path))
+    wrong = []
+    for line, module in imported_modules(path):
+        parts = module.split(".")
+        if parts[0] in SERVICE_LIBRARIES:
+            wrong.append(f"line {line}: {module} (a service library)")
+        if parts[0] != "advguard" or len(parts) < 2:
+            continue
+        if parts[1] in OUTSIDE_THE_CORE:
+            wrong.append(f"line {line}: {module} (outside the core)")
+        elif parts[1] in LAYERS and LAYERS.index(parts[1]) > own:
+            wrong.append(f"line {line}: {module} (above {layer_of(path)})")
+    assert not wrong, wrong
