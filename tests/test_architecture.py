@@ -55,3 +55,17 @@ def test_core_modules_import_only_below_themselves(path):
         elif parts[1] in LAYERS and LAYERS.index(parts[1]) > own:
             wrong.append(f"line {line}: {module} (above {layer_of(path)})")
     assert not wrong, wrong
+
+
+def test_every_job_type_is_declared_once_in_the_registry():
+    """The job registry, the request union and the type names list the same job types, and
+    every type has a queue the worker listens on."""
+    from typing import get_args
+
+    from advguard.jobs import JOB_KINDS, JobParams, JobType
+    from advguard.worker.app import QUEUES
+
+    union = get_args(get_args(JobParams)[0])
+    assert [kind.params for kind in JOB_KINDS.values()] == list(union)
+    assert list(JOB_KINDS) == list(get_args(JobType))
+    assert {kind.queue for kind in JOB_KINDS.values()} <= set(QUEUES)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -217,6 +217,7 @@ JobParams = Annotated[
     | AdversarialTrainingParams,
     Field(discriminator="type"),
 ]
+ParamsT = TypeVar("ParamsT", bound=_Params)
 JobType = Literal[
     "train_classifier",
     "build_adversarial_set",
@@ -225,14 +226,6 @@ JobType = Literal[
     "evaluate_robustness",
     "adversarial_training",
 ]
-JOB_QUEUES: dict[str, str] = {
-    "train_classifier": "training",
-    "build_adversarial_set": "attacks",
-    "train_detector": "training",
-    "evaluate": "evaluation",
-    "evaluate_robustness": "evaluation",
-    "adversarial_training": "training",
-}
 
 
 @dataclass
@@ -682,6 +675,92 @@ def adversarial_training_job(
         "comparison": json_ready(comparison.to_dict()),
         "artifacts": MODEL_ARTIFACTS,
     }
+
+
+# --- the job registry ------------------------------------------------------------------------
+
+
+def check_train_classifier(storage: Storage, params: TrainClassifierParams) -> None:
+    find_record(storage, DatasetRecord, params.dataset_id, "dataset")
+
+
+def check_build_set(storage: Storage, params: BuildSetParams) -> None:
+    model, _ = matching_model_and_dataset(storage, params.model_id, params.dataset_id)
+    build_config(params, model)
+
+
+def check_train_detector(storage: Storage, params: TrainDetectorParams) -> None:
+    succeeded_set_job(storage, params.set_job_id)
+
+
+def check_evaluate(storage: Storage, params: EvaluateParams) -> None:
+    detector = find_record(storage, DetectorRecord, params.detector_id, "detector")
+    unseen_attacks(params, detector.attack_names)
+    if params.set_job_id is not None:
+        succeeded_set_job(storage, params.set_job_id)
+
+
+def check_evaluate_robustness(storage: Storage, params: EvaluateRobustnessParams) -> None:
+    matching_model_and_dataset(storage, params.model_id, params.dataset_id)
+    check_robustness_params(params)
+    if params.detector_id is not None:
+        robustness_detector(storage, params)
+
+
+def check_adversarial_training(storage: Storage, params: AdversarialTrainingParams) -> None:
+    if params.model_id is None:
+        find_record(storage, DatasetRecord, params.dataset_id, "dataset")
+    else:
+        matching_model_and_dataset(storage, params.model_id, params.dataset_id)
+
+
+@dataclass(frozen=True)
+class JobKind(Generic[ParamsT]):
+    """One job type, declared once: what the API accepts and checks, which queue runs it
+    and what it does. The API, the worker and the CLI read :data:`JOB_KINDS`."""
+
+    params: type[ParamsT]
+    queue: str
+    check: Callable[[Storage, ParamsT], None]
+    """Refuse (:class:`JobInputError`, or ``ValueError`` for bad attack names or budgets)
+    a job whose dataset, model, set or detector is missing or unusable: the API runs it
+    before queueing, with the messages the job itself would fail with."""
+    body: Callable[[JobContext, ParamsT], dict[str, Any]] | None
+    """The work, returning the job's result; ``None`` for a job the worker splits into
+    chunks itself (the adversarial set: :func:`plan_set_job`, :func:`build_set_chunk`,
+    :func:`finish_set`)."""
+
+    @property
+    def type(self) -> str:
+        return str(self.params.model_fields["type"].default)
+
+
+JOB_KINDS: dict[str, JobKind[Any]] = {
+    kind.type: kind
+    for kind in (
+        JobKind(TrainClassifierParams, "training", check_train_classifier, train_classifier_job),
+        JobKind(BuildSetParams, "attacks", check_build_set, None),
+        JobKind(TrainDetectorParams, "training", check_train_detector, train_detector_job),
+        JobKind(EvaluateParams, "evaluation", check_evaluate, evaluate_job),
+        JobKind(
+            EvaluateRobustnessParams,
+            "evaluation",
+            check_evaluate_robustness,
+            evaluate_robustness_job,
+        ),
+        JobKind(
+            AdversarialTrainingParams,
+            "training",
+            check_adversarial_training,
+            adversarial_training_job,
+        ),
+    )
+}
+"""Every job type by name; ``JobParams`` and ``JobType`` list the same types for the
+schemas (a test keeps the three in step)."""
+
+
+# --- job records ---------------------------------------------------------------------------
 
 
 def mark_started(storage: Storage, job_id: str, worker: str, max_attempts: int) -> bool:

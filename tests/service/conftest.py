@@ -151,6 +151,15 @@ def wait_for_job(client: TestClient, job_id: str, timeout_s: float = JOB_TIMEOUT
         time.sleep(0.2)  # polling interval, as a client would
 
 
+def run_job(client: TestClient, request: dict) -> dict:
+    """Submit a job, wait for it to end, and fail unless it succeeded; return its record."""
+    answer = client.post("/api/v1/jobs", json=request)
+    assert answer.status_code == 202, answer.text
+    job = wait_for_job(client, answer.json()["id"])
+    assert job["state"] == "succeeded", job
+    return job
+
+
 @dataclass
 class Pipeline:
     """Ids made by one run of the whole pipeline through the API."""

@@ -10,7 +10,7 @@ import csv
 import io
 
 import pytest
-from conftest import wait_for_job
+from conftest import run_job
 from PIL import Image
 
 from advguard.attacks import ATTACKS
@@ -18,14 +18,6 @@ from advguard.cli import main
 from advguard.data import load_dataset, save_png
 
 EPS = 8 / 255
-
-
-def run_job(client, request: dict) -> dict:
-    answer = client.post("/api/v1/jobs", json=request)
-    assert answer.status_code == 202, answer.text
-    job = wait_for_job(client, answer.json()["id"])
-    assert job["state"] == "succeeded", job
-    return job
 
 
 @pytest.fixture(scope="module")

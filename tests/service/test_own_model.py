@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import torch
-from conftest import wait_for_job
+from conftest import run_job
 from PIL import Image
 from torch import nn
 
@@ -47,14 +47,6 @@ def outside_network() -> torch.jit.ScriptModule:
     return torch.jit.trace(network.eval(), torch.rand(1, 1, IMAGE_SIZE, IMAGE_SIZE))
 
 
-def run_job(client, request: dict) -> dict:
-    answer = client.post("/api/v1/jobs", json=request)
-    assert answer.status_code == 202, answer.text
-    job = wait_for_job(client, answer.json()["id"])
-    assert job["state"] == "succeeded", job
-    return job
-
-
 def test_an_outside_torchscript_network_goes_through_the_whole_service(client, worker):
     archive = io.BytesIO()
     torch.jit.save(outside_network(), archive)
@@ -82,9 +74,8 @@ def test_an_outside_torchscript_network_goes_through_the_whole_service(client, w
             "fraction": 0.1,
         },
     )
-    detector_id = run_job(client, {"type": "train_detector", "set_job_id": built["id"]})["result"][
-        "detector_id"
-    ]
+    trained = run_job(client, {"type": "train_detector", "set_job_id": built["id"], "epochs": 30})
+    detector_id = trained["result"]["detector_id"]
     detector = client.get(f"/api/v1/detectors/{detector_id}").json()
     assert detector["attack_names"] == ["fgsm", "pgd"]
 

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.storage = Storage.from_settings(settings)
-    app.state.storage.ensure_bundled_dataset()
+    app.state.storage.ensure_bundled_dataset(settings.image_size)
     app.state.guards = GuardPool(
         ComputeThreads(settings.predict_runners),
         settings.predict_batching,

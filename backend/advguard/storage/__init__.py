@@ -69,8 +69,9 @@ class Storage:
                 session.add(row)
             row.stage, row.done, row.total, row.updated_at = stage, done, total, utc_now()
 
-    def ensure_bundled_dataset(self) -> None:
-        """The bundled synthetic MRI set is always listed (its images are generated)."""
+    def ensure_bundled_dataset(self, image_size: int) -> None:
+        """The bundled synthetic MRI set is always listed (its images are generated at
+        ``image_size``, the service's setting)."""
         from advguard.data.synthetic import BUNDLED_CLASS_NAMES
 
         with self.db.session() as session:
@@ -81,7 +82,7 @@ class Storage:
                         name="bundled synthetic brain MRI (demonstration)",
                         source=BUNDLED_DATASET_ID,
                         class_names=list(BUNDLED_CLASS_NAMES),
-                        image_size=get_settings().image_size,
+                        image_size=image_size,
                     )
                 )
 

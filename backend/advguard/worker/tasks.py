@@ -13,36 +13,24 @@ from pydantic import TypeAdapter
 
 from advguard.config import get_settings
 from advguard.jobs import (
-    JOB_QUEUES,
+    JOB_KINDS,
     BuildSetParams,
     JobCancelled,
     JobContext,
     JobParams,
-    adversarial_training_job,
     build_set_chunk,
-    evaluate_job,
-    evaluate_robustness_job,
     finish_set,
     is_running,
     mark_finished,
     mark_started,
     plan_set_job,
     readable_error,
-    train_classifier_job,
-    train_detector_job,
 )
 from advguard.runtime import configure_threads
 from advguard.storage import JobRecord, get_storage
 from advguard.worker.app import celery_app
 
 _PARAMS: TypeAdapter[Any] = TypeAdapter(JobParams)
-_BODIES: dict[str, Callable[[JobContext, Any], dict[str, Any]]] = {
-    "train_classifier": train_classifier_job,
-    "train_detector": train_detector_job,
-    "evaluate": evaluate_job,
-    "evaluate_robustness": evaluate_robustness_job,
-    "adversarial_training": adversarial_training_job,
-}
 
 
 def _params(job_id: str) -> Any:
@@ -84,7 +72,9 @@ def run_job(self: Task, job_id: str) -> None:
     if not mark_started(get_storage(), job_id, _worker_name(self), _max_attempts()):
         return
     params = _params(job_id)
-    _run(self, job_id, lambda context: _BODIES[params.type](context, params))
+    body = JOB_KINDS[params.type].body
+    assert body is not None, f"{params.type} jobs are started by start_build"
+    _run(self, job_id, lambda context: body(context, params))
 
 
 @celery_app.task(bind=True, name="advguard.start_build")
@@ -146,8 +136,9 @@ def submit(job_id: str, job_type: str) -> None:
     The caller never waits on Celery's result (the job record carries the outcome), so the
     result is not subscribed to: that subscription would tie the API to the backend.
     """
-    task = start_build if job_type == "build_adversarial_set" else run_job
-    task.apply_async(args=[job_id], queue=JOB_QUEUES[job_type], retry=False, ignore_result=True)
+    kind = JOB_KINDS[job_type]
+    task = start_build if kind.body is None else run_job
+    task.apply_async(args=[job_id], queue=kind.queue, retry=False, ignore_result=True)
 
 
 __all__ = ["build_chunk", "finish_build", "run_job", "start_build", "submit"]

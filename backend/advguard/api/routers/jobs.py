@@ -12,27 +12,9 @@ from sqlalchemy import func, select
 
 from advguard.api.deps import ComputeDep, StorageDep, not_found, require_read, require_write
 from advguard.api.schemas import JobListOut, JobOut, ProgressOut, errors
-from advguard.jobs import (
-    AdversarialTrainingParams,
-    BuildSetParams,
-    EvaluateParams,
-    EvaluateRobustnessParams,
-    JobParams,
-    JobType,
-    TrainClassifierParams,
-    TrainDetectorParams,
-    build_config,
-    check_robustness_params,
-    find_record,
-    matching_model_and_dataset,
-    robustness_detector,
-    succeeded_set_job,
-    unseen_attacks,
-)
+from advguard.jobs import JOB_KINDS, JobParams, JobType
 from advguard.storage import (
     FINISHED_STATES,
-    DatasetRecord,
-    DetectorRecord,
     JobRecord,
     JobState,
     Storage,
@@ -71,28 +53,7 @@ def validate_references(storage: Storage, params: Any) -> None:
     """Refuse (422) a job whose dataset, model, set or detector is missing or unusable,
     with the same checks (and messages) the worker applies when the job runs."""
     try:
-        if isinstance(params, TrainClassifierParams):
-            find_record(storage, DatasetRecord, params.dataset_id, "dataset")
-        if isinstance(params, BuildSetParams | EvaluateRobustnessParams):
-            model, _ = matching_model_and_dataset(storage, params.model_id, params.dataset_id)
-        if isinstance(params, BuildSetParams):
-            build_config(params, model)
-        if isinstance(params, EvaluateRobustnessParams):
-            check_robustness_params(params)
-            if params.detector_id is not None:
-                robustness_detector(storage, params)
-        if isinstance(params, TrainDetectorParams):
-            succeeded_set_job(storage, params.set_job_id)
-        if isinstance(params, EvaluateParams):
-            detector = find_record(storage, DetectorRecord, params.detector_id, "detector")
-            unseen_attacks(params, detector.attack_names)
-            if params.set_job_id is not None:
-                succeeded_set_job(storage, params.set_job_id)
-        if isinstance(params, AdversarialTrainingParams):
-            if params.model_id is None:
-                find_record(storage, DatasetRecord, params.dataset_id, "dataset")
-            else:
-                matching_model_and_dataset(storage, params.model_id, params.dataset_id)
+        JOB_KINDS[params.type].check(storage, params)
     except ValueError as error:  # JobInputError, and bad attack names or budgets
         raise HTTPException(422, str(error)) from None
 
