@@ -18,6 +18,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from advguard.config import Settings
 from advguard.data import ImageDataset, load_dataset
 from advguard.defenses import AdversarialTrainConfig, adversarial_fit
 from advguard.detection import (
@@ -230,11 +231,13 @@ JobType = Literal[
 
 @dataclass
 class JobContext:
-    """What a job body needs: the storage, its record id, and a progress reporter that
-    also notices cancellation (checked at most every ``check_every_s`` seconds)."""
+    """What a job body needs: the storage, its record id, the settings of the process that
+    runs it, and a progress reporter that also notices cancellation (checked at most every
+    ``check_every_s`` seconds)."""
 
     storage: Storage
     job_id: str
+    settings: Settings
     slot: int = 0
     on_progress: Callable[[str, int, int], None] | None = None
     check_every_s: float = 0.5
@@ -283,9 +286,9 @@ def succeeded_set_job(storage: Storage, job_id: str) -> JobRecord:
     return record
 
 
-def _dataset(storage: Storage, dataset_id: str, image_size: int | None = None) -> dict[str, Any]:
-    record = find_record(storage, DatasetRecord, dataset_id, "dataset")
-    folder = load_dataset(record.source, image_size=image_size)
+def _dataset(context: JobContext, dataset_id: str, image_size: int | None = None) -> dict[str, Any]:
+    record = find_record(context.storage, DatasetRecord, dataset_id, "dataset")
+    folder = load_dataset(record.source, image_size=image_size, settings=context.settings)
     return {"splits": folder.splits, "class_names": folder.class_names, "name": record.name}
 
 
@@ -372,7 +375,7 @@ def register_model(
 
 def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> dict[str, Any]:
     """Train, test and register a model; the result names it."""
-    data = _dataset(context.storage, params.dataset_id)
+    data = _dataset(context, params.dataset_id)
     train: ImageDataset = data["splits"]["train"]
     test: ImageDataset = data["splits"]["test"]
     config = TrainConfig(
@@ -413,7 +416,7 @@ def plan_set_job(
     """Check the inputs and split the build into chunks of consecutive parts (the manifest
     is their concatenation); each chunk's progress slot starts at 0 of its image count."""
     record = find_record(context.storage, ModelRecord, params.model_id, "model")
-    data = _dataset(context.storage, params.dataset_id, record.image_size)
+    data = _dataset(context, params.dataset_id, record.image_size)
     check_same_classes(record.class_names, data["class_names"])
     config = build_config(params, record)
     try:
@@ -437,7 +440,7 @@ def build_set_chunk(
 ) -> int:
     """Make one chunk of the set's parts (a chunk task); return its image count."""
     model, spec, record = _model(context.storage, params.model_id)
-    data = _dataset(context.storage, params.dataset_id, spec.image_size if spec else None)
+    data = _dataset(context, params.dataset_id, spec.image_size if spec else None)
     out = context.storage.folder("jobs", context.job_id) / "set"
     made = build_parts(
         model,
@@ -577,7 +580,7 @@ def evaluate_robustness_job(
     check_robustness_params(params)
     model, _, record = _model(context.storage, params.model_id)
     detector = None if params.detector_id is None else robustness_detector(context.storage, params)
-    data = _dataset(context.storage, params.dataset_id, record.image_size)
+    data = _dataset(context, params.dataset_id, record.image_size)
     check_same_classes(record.class_names, data["class_names"])
     if "test" not in data["splits"]:
         raise JobInputError(f"dataset {params.dataset_id} has no test split")
@@ -628,7 +631,7 @@ def adversarial_training_job(
                 "a built-in-architecture model (safetensors + JSON) to train"
             )
         start = copy.deepcopy(model)
-    data = _dataset(context.storage, params.dataset_id, spec.image_size if spec else None)
+    data = _dataset(context, params.dataset_id, spec.image_size if spec else None)
     train: ImageDataset = data["splits"]["train"]
     if spec is None:
         model, spec = new_model(train, params.seed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advguard.config import get_settings
+from advguard.config import Settings, get_settings
 from advguard.data.dataset import ImageDataset, split_holdout
 from advguard.data.folder import (
     DatasetImportError,
@@ -26,9 +26,10 @@ BUNDLED = "bundled"
 REAL_MRI = "brain-mri-4class"
 
 
-def real_mri_path() -> Path:
-    """Where the real brain-MRI reference set is expected (``ADVGUARD_SHARED_DATA_DIR``)."""
-    return get_settings().shared_data_dir / REAL_MRI
+def real_mri_path(settings: Settings | None = None) -> Path:
+    """Where the real brain-MRI reference set is expected (``ADVGUARD_SHARED_DATA_DIR`` of
+    ``settings``; default: the environment's)."""
+    return (settings or get_settings()).shared_data_dir / REAL_MRI
 
 
 def load_dataset(
@@ -38,20 +39,23 @@ def load_dataset(
     channels: int = 1,
     test_fraction: float = 0.2,
     seed: int = 0,
+    settings: Settings | None = None,
 ) -> FolderDataset:
     """Load ``bundled``, ``brain-mri-4class`` or a folder/zip path, always with train and test.
 
     A dataset without its own ``train``/``test`` folders gets a stratified hold-out of
-    ``test_fraction`` as its test split.
+    ``test_fraction`` as its test split. ``settings`` (the caller's: the API passes its
+    app's; default: the environment's) give the default image size, the shared data
+    folder and the limits on imported files.
     """
-    settings = get_settings()
+    settings = settings or get_settings()
     size = image_size or settings.image_size
     if str(source) == BUNDLED:
         from advguard.data.synthetic import BUNDLED_CLASS_NAMES, make_bundled_dataset
 
         splits = make_bundled_dataset(image_size=size, seed=seed)
         return FolderDataset(splits=splits, class_names=list(BUNDLED_CLASS_NAMES))
-    path = real_mri_path() if str(source) == REAL_MRI else Path(source)
+    path = real_mri_path(settings) if str(source) == REAL_MRI else Path(source)
     if str(source) == REAL_MRI and not path.exists():
         raise DatasetImportError(
             f"the real MRI set is not at {path}; set ADVGUARD_SHARED_DATA_DIR to its parent folder"

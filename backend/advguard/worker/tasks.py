@@ -46,7 +46,7 @@ def _context(task: Task, job_id: str, slot: int = 0) -> JobContext:
     def report(stage: str, done: int, total: int) -> None:
         task.update_state(state="PROGRESS", meta={"stage": stage, "done": done, "total": total})
 
-    return JobContext(get_storage(), job_id, slot=slot, on_progress=report)
+    return JobContext(get_storage(), job_id, get_settings(), slot=slot, on_progress=report)
 
 
 def _run(task: Task, job_id: str, body: Callable[[JobContext], dict[str, Any] | None]) -> None:

@@ -102,7 +102,9 @@ async def upload_dataset(
     try:
         await save_upload(file, archive, settings.max_dataset_bytes, "dataset zip")
         try:
-            loaded = await run_in_threadpool(load_dataset, archive, image_size=settings.image_size)
+            loaded = await run_in_threadpool(
+                load_dataset, archive, image_size=settings.image_size, settings=settings
+            )
         except DatasetImportError as error:
             raise HTTPException(
                 422, str(error).replace(str(archive), repr(file.filename))
@@ -128,14 +130,15 @@ async def upload_dataset(
     dependencies=[Depends(require_read)],
     responses=errors(404),
 )
-def get_dataset(dataset_id: str, storage: StorageDep) -> DatasetDetailOut:
+def get_dataset(dataset_id: str, storage: StorageDep, settings: SettingsDep) -> DatasetDetailOut:
     """One dataset with its class counts and a few thumbnails per class."""
     with storage.db.session() as session:
         record = session.get(DatasetRecord, dataset_id)
         if record is None:
             raise not_found("dataset", dataset_id)
         if not record.counts:  # the bundled set is described the first time it is opened
-            _describe(storage, record, load_dataset(record.source, image_size=record.image_size))
+            loaded = load_dataset(record.source, image_size=record.image_size, settings=settings)
+            _describe(storage, record, loaded)
     return _detail(storage, record)
 
 
