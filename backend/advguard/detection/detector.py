@@ -176,9 +176,6 @@ class Detector(nn.Module):
     ) -> tuple[Detection, Tensor]:
         """:meth:`detect`, and the classifier's logits for ``images`` (``N×classes``, on the
         CPU) from the same pass: the features run the classifier on the images anyway."""
-        # An attack's raw output may still carry its graph (torchattacks' APGD does): a
-        # verdict never needs it, and a view of it would break the features' own gradients.
-        images = images.detach()
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -276,7 +273,7 @@ def extract_features(
         total=len(images), desc="features", unit="img", disable=not show_progress, leave=False
     )
     for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size].detach()  # see detect_and_classify
+        batch = images[start : start + batch_size]
         batch = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch
         outputs.append(features(batch))
         bar.update(len(batch))

@@ -240,6 +240,11 @@ class DetectorFeatures(nn.Module):
         """:meth:`classifier_features` and the classifier's logits for ``images``
         (``residuals`` from :meth:`residuals`)."""
         n = len(images)
+        if not torch.is_grad_enabled():
+            # No one differentiates these features (a verdict, a feature table), though the
+            # images may still carry an attack's graph: a view of them taken under no_grad
+            # would break the classifier gradients the features take themselves.
+            images = images.detach()
         if images.requires_grad or self.classifier.training:
             # The reference path: differentiable (create_graph) for adaptive attacks, and
             # one image set per batch for train-mode classifiers (batch statistics).
