@@ -32,13 +32,19 @@ def register(name: str):  # type: ignore[no-untyped-def]
     return decorate
 
 
+def attack_class(name: str) -> type[Attack]:
+    """The attack class registered as ``name``, or :class:`AttackError` naming the known ones."""
+    if name not in ATTACKS:
+        raise AttackError(f"unknown attack {name!r}; available: {', '.join(sorted(ATTACKS))}")
+    return ATTACKS[name]
+
+
 def create_attack(name: str, model: nn.Module, **params: Any) -> Attack:
     """Build the attack registered as ``name``, turning bad names or parameters into
     :class:`AttackError` (for CLI and API callers that take them from users)."""
-    if name not in ATTACKS:
-        raise AttackError(f"unknown attack {name!r}; available: {', '.join(sorted(ATTACKS))}")
+    cls = attack_class(name)
     try:
-        return ATTACKS[name](model, **params)
+        return cls(model, **params)
     except TypeError as error:
         raise AttackError(f"bad parameter for {name}: {error}") from error
 
@@ -47,9 +53,8 @@ def create_budget_attack(name: str, model: nn.Module, eps: float | None, **param
     """:func:`create_attack` set to the L∞ budget ``eps`` by the attack's own rule
     (:meth:`Attack.budget_params`), with ``params`` on top: the one way the set builder,
     the live test and the robustness curves configure an attack for a budget."""
-    if name not in ATTACKS:
-        raise AttackError(f"unknown attack {name!r}; available: {', '.join(sorted(ATTACKS))}")
-    return create_attack(name, model, **{**ATTACKS[name].budget_params(eps, **params), **params})
+    budget = attack_class(name).budget_params(eps, **params)
+    return create_attack(name, model, **{**budget, **params})
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:

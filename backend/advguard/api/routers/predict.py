@@ -18,7 +18,7 @@ from torch import Tensor
 from advguard.api.deps import GuardsDep, SettingsDep, StorageDep, read_upload, require_read
 from advguard.api.predictor import GuardPool, ServedDetector
 from advguard.api.schemas import AttackOut, PredictOut, VerdictOut, errors
-from advguard.attacks import ATTACKS, AttackError, create_budget_attack
+from advguard.attacks import AttackError, attack_class, create_budget_attack
 from advguard.config import Settings
 from advguard.data import ImageDecodeError, decode_upload, to_uint8
 from advguard.guard import Guard, Verdict
@@ -181,10 +181,10 @@ async def attack_image(
     original and the attacked image (the web app's "attack this image"). One image and the
     attack's default step counts keep this interactive (under a second for L∞ attacks on
     the built-in CNN); larger runs are ``build_adversarial_set`` jobs."""
-    if attack not in ATTACKS:
-        raise HTTPException(
-            422, f"unknown attack {attack!r}; available: {', '.join(sorted(ATTACKS))}"
-        )
+    try:
+        attack_class(attack)  # refused before the upload is read
+    except AttackError as error:
+        raise HTTPException(422, str(error)) from None
     payloads = await _read_files(settings, [file])
     served = await _served(guards, storage, settings, detector_id)
     image = await guards.compute.run(_decode, served, settings, payloads)
