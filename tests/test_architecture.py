@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "backend" / "advguard"
-LAYERS = ["data", "models", "attacks", "defenses", "detection", "evaluation", "guard"]
+LAYERS = ["data", "models", "attacks", "defenses", "detection", "evaluation", "guard", "pipeline"]
 OUTSIDE_THE_CORE = {"api", "worker", "cli", "jobs", "storage"}
 SERVICE_LIBRARIES = {"fastapi", "celery", "redis", "sqlalchemy", "starlette"}
 

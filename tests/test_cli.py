@@ -11,10 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from pydantic import BaseModel
+from safetensors.torch import load_file
 
+from advguard.config import Settings
 from advguard.data import save_png
+from advguard.jobs import (
+    JOB_KINDS,
+    EvaluateRobustnessParams,
+    JobContext,
+    TrainClassifierParams,
+)
 from advguard.models import TrainConfig
+from advguard.storage import DatasetRecord, JobRecord, ModelRecord, Storage
 
 
 def advguard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -323,3 +334,66 @@ def test_demo_trains_the_classifier_exactly_as_train_does():
     recipe = ("data", "image_size", "epochs", "patience", "time_limit", "ema_decay", "seed")
     assert {k: getattr(train, k) for k in recipe} == {k: getattr(demo, k) for k in recipe}
     assert train.epochs == TrainConfig.epochs and train.ema_decay == TrainConfig.ema_decay
+
+
+def run_job_here(storage: Storage, params: BaseModel, settings: Settings) -> dict:
+    """Run a job's body in this process, as a worker would (its record, its context)."""
+    with storage.db.session() as session:
+        record = JobRecord(type=params.type, params=params.model_dump(), state="running")
+        session.add(record)
+        session.flush()
+        job_id = record.id
+    body = JOB_KINDS[params.type].body
+    assert body is not None
+    return body(JobContext(storage, job_id, settings), params)
+
+
+def test_a_cli_run_and_a_job_give_the_same_model_and_curves(
+    trained_model_dir, folder_dataset, tmp_path
+):
+    """`advguard train` and `robustness` run the job bodies' steps: the same seed gives the
+    same weights, metrics and robustness curves as the worker's jobs."""
+    storage = Storage(tmp_path / "data", f"sqlite:///{tmp_path / 'jobs.db'}")
+    settings = Settings(data_dir=tmp_path / "data", image_size=32)
+    with storage.db.session() as session:
+        session.add(DatasetRecord(id="folder", name="folder", source=str(folder_dataset)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # as the CLI process runs (ADVGUARD_NUM_THREADS=2)
+    try:
+        trained = run_job_here(
+            storage, TrainClassifierParams(dataset_id="folder", epochs=3), settings
+        )
+    finally:
+        torch.set_num_threads(threads)
+    cli_model = trained_model_dir / "model"
+    with storage.db.session() as session:
+        model_record = session.get(ModelRecord, trained["model_id"])
+        assert model_record is not None
+        job_model = Path(model_record.path)
+    cli_metrics = json.loads((cli_model / "metrics.json").read_text())
+    job_metrics = json.loads((job_model / "metrics.json").read_text())
+    for key in ("test_accuracy", "confusion_matrix", "epochs_run", "best_epoch"):
+        assert job_metrics[key] == cli_metrics[key], key
+    cli_weights = load_file(cli_model / "model.safetensors")
+    job_weights = load_file(job_model / "model.safetensors")
+    assert cli_weights.keys() == job_weights.keys()
+    for name in cli_weights:
+        torch.testing.assert_close(job_weights[name], cli_weights[name], rtol=0, atol=1e-6)
+
+    out = tmp_path / "cli-robustness"
+    result = advguard(
+        "robustness", "--model", str(cli_model), "--data", str(folder_dataset),
+        "--attacks", "fgsm,pgd", "--eps", "0,8/255", "--limit", "10", "--out", str(out),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    params = EvaluateRobustnessParams(
+        model_id=trained["model_id"], dataset_id="folder", attacks=["fgsm", "pgd"],
+        eps=[0, 8 / 255], limit=10,
+    )  # fmt: skip
+    job = run_job_here(storage, params, settings)
+    cli_curves = json.loads((out / "robustness.json").read_text())
+    for key in ("clean_accuracy", "worst_case", "attack_params"):
+        assert job["robustness"][key] == cli_curves[key], key
+    accuracy = [(c["attack"], c["accuracy"]) for c in cli_curves["curves"]]
+    assert [(c["attack"], c["accuracy"]) for c in job["robustness"]["curves"]] == accuracy

@@ -7,11 +7,9 @@ HTTP.
 
 from __future__ import annotations
 
-import copy
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -20,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from advguard.config import Settings
 from advguard.data import ImageDataset, load_dataset
-from advguard.defenses import AdversarialTrainConfig, adversarial_fit
+from advguard.defenses import AdversarialTrainConfig
 from advguard.detection import (
     DEFAULT_EPSILONS,
     DETECTOR_ATTACKS,
@@ -28,47 +26,47 @@ from advguard.detection import (
     Detector,
     DetectorConfig,
     build_parts,
-    default_attack_specs,
-    export_zip,
     load_adversarial_set,
     merge_chunk_manifests,
     part_sizes,
-    train_detector,
     write_chunk_manifest,
 )
 from advguard.evaluation import (
     ROBUSTNESS_ATTACKS,
     ROBUSTNESS_EPSILONS,
     adaptive_summary,
-    compare_models,
-    evaluate_adaptive,
-    evaluate_classifier,
-    evaluate_robustness,
     format_eps,
     json_ready,
-    training_summary,
-    write_adaptive_report,
-    write_robustness_report,
 )
 from advguard.evaluation.adaptive import DEFAULT_STEPS as ADAPTIVE_STEPS
-from advguard.evaluation.detection_report import (
-    UNSEEN_ATTACKS,
-    build_detection_report,
-    check_unseen_attacks,
-    robustness_from_set,
-    write_detection_report,
-)
-from advguard.evaluation.robustness import check_robustness_request, defense_settings
+from advguard.evaluation.robustness import check_robustness_request
 from advguard.guard import Guard
 from advguard.models import (
     ModelSpec,
     TrainConfig,
-    TrainHistory,
-    fit_classifier,
     load_classifier,
     new_model,
-    read_holdout_files,
-    save_model,
+)
+from advguard.pipeline import (
+    MODEL_FOLDER,
+    adversarial_label,
+    describe_set,
+    fit_guard,
+    measure_adaptive,
+    measure_robustness,
+    report_detector,
+    set_config,
+    train_adversarially,
+    train_classifier,
+)
+from advguard.pipeline import unseen_attacks as pick_unseen_attacks
+from advguard.results import (
+    AdversarialTrainingResult,
+    BuildSetResult,
+    EvaluateResult,
+    EvaluateRobustnessResult,
+    TrainClassifierResult,
+    TrainDetectorResult,
 )
 from advguard.storage import (
     FINISHED_STATES,
@@ -77,6 +75,7 @@ from advguard.storage import (
     JobRecord,
     ModelRecord,
     Storage,
+    new_id,
     utc_now,
 )
 
@@ -118,6 +117,11 @@ class TrainClassifierParams(_Params):
         description="Decay of the moving average of the weights that is kept; 0 keeps the "
         "best validation epoch",
     )
+
+    def train_config(self) -> TrainConfig:
+        """The training recipe these parameters ask for."""
+        recipe = {field.name for field in fields(TrainConfig)}
+        return TrainConfig(**self.model_dump(include=recipe))
 
 
 class BuildSetParams(_Params):
@@ -207,6 +211,11 @@ class AdversarialTrainingParams(_Params):
     evaluation_limit: int | None = Field(200, ge=1, le=100_000)
     """Test images for the before/after robustness comparison (``None``: all)."""
     seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    def train_config(self) -> AdversarialTrainConfig:
+        """The adversarial-training recipe these parameters ask for."""
+        recipe = {field.name for field in fields(AdversarialTrainConfig)}
+        return AdversarialTrainConfig(**self.model_dump(include=recipe))
 
 
 JobParams = Annotated[
@@ -334,28 +343,24 @@ def _set_folder(storage: Storage, set_job_id: str) -> Path:
 
 
 MODEL_ARTIFACTS = {
-    "weights": "model/model.safetensors",
-    "description": "model/model.json",
-    "metrics": "model/metrics.json",
+    "weights": f"{MODEL_FOLDER}/model.safetensors",
+    "description": f"{MODEL_FOLDER}/model.json",
+    "metrics": f"{MODEL_FOLDER}/metrics.json",
 }
 """Where a job that makes a model leaves its files, relative to the job's folder."""
 
 
-def register_model(
+def record_model(
     context: JobContext,
-    model: torch.nn.Module,
     spec: ModelSpec,
-    history: TrainHistory,
     summary: dict[str, Any],
+    folder: Path,
     *,
     name: str,
     origin: str,
     dataset_id: str,
 ) -> str:
-    """Save a trained model, the training images held out from it and its metrics into
-    the job's folder (see :data:`MODEL_ARTIFACTS`), record it, and return its id."""
-    folder = save_model(model, spec, context.folder / "model", history.holdout_files)
-    (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
+    """Record a model a step saved into ``folder``; return its id."""
     with context.storage.db.session() as session:
         record = ModelRecord(
             name=name,
@@ -376,37 +381,26 @@ def register_model(
 def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> dict[str, Any]:
     """Train, test and register a model; the result names it."""
     data = _dataset(context, params.dataset_id)
-    train: ImageDataset = data["splits"]["train"]
-    test: ImageDataset = data["splits"]["test"]
-    config = TrainConfig(
-        epochs=params.epochs,
-        patience=params.patience,
-        seed=params.seed,
-        time_limit_s=params.time_limit_s,
-        ema_decay=params.ema_decay,
+    splits: dict[str, ImageDataset] = data["splits"]
+    trained = train_classifier(
+        splits["train"], splits["test"], params.train_config(), context.folder, context.progress
     )
-    model, spec, history = fit_classifier(
-        train,
-        config,
-        progress=lambda epoch, total, result: context.progress("training", epoch, total),
-        show_progress=False,
-    )
-    summary = training_summary(evaluate_classifier(model, test), history)
-    model_id = register_model(
-        context, model, spec, history, summary, name=params.name or f"CNN on {data['name']}",
-        origin="trained", dataset_id=params.dataset_id,
+    model_id = record_model(
+        context, trained.spec, trained.summary, trained.folder,
+        name=params.name or f"CNN on {data['name']}", origin="trained",
+        dataset_id=params.dataset_id,
     )  # fmt: skip
-    return {"model_id": model_id, **summary, "artifacts": MODEL_ARTIFACTS}
+    return {"model_id": model_id, **trained.summary, "artifacts": MODEL_ARTIFACTS}
 
 
 def build_config(params: BuildSetParams, model: ModelRecord) -> BuildConfig:
-    """The builder's configuration for these parameters (bad names raise ValueError); the
-    detector learns on the images held out from ``model``'s training when it names them."""
-    return BuildConfig(
-        specs=default_attack_specs(params.attacks, params.eps),
+    """The builder's configuration for these parameters (bad names raise ValueError)."""
+    return set_config(
+        params.attacks,
+        params.eps,
         fraction=params.fraction,
         seed=params.seed,
-        holdout_files=read_holdout_files(model.path),
+        model_folder=model.path,
     )
 
 
@@ -464,9 +458,7 @@ def finish_set(context: JobContext, params: BuildSetParams, chunks: int) -> dict
         out, chunks, list(record.class_names), build_config(params, record), record.channels
     )
     adversarial = load_adversarial_set(out)
-    rows = [row.to_dict() for row in robustness_from_set(adversarial)]
-    (out / "robustness.json").write_text(json.dumps(json_ready(rows), indent=2))
-    export_zip(out, context.folder / "set.zip")
+    rows = [row.to_dict() for row in describe_set(adversarial, out, context.folder / "set.zip")]
     context.progress("joining chunks", 1, 1)
     return {
         "images": count,
@@ -492,40 +484,31 @@ def train_detector_job(context: JobContext, params: TrainDetectorParams) -> dict
         epochs=params.epochs,
         seed=params.seed,
     )
-    detector, _features = train_detector(
-        model,
-        adversarial,
-        config,
-        show_progress=False,
-        progress=lambda done, total: context.progress("detector features", done, total),
-    )
+    detector_id = new_id()
+    guard_folder = context.storage.folder("detectors", detector_id)
+    guard, _features = fit_guard(model, spec, adversarial, config, guard_folder, context.progress)
     with context.storage.db.session() as session:
-        record = DetectorRecord(
-            name=params.name or f"detector on set {params.set_job_id}",
-            path="",
-            model_id=model_id,
-            set_job_id=params.set_job_id,
-            job_id=context.job_id,
-            attack_names=adversarial.attack_names,
-            threshold=detector.threshold,
+        session.add(
+            DetectorRecord(
+                id=detector_id,
+                name=params.name or f"detector on set {params.set_job_id}",
+                path=str(guard_folder),
+                model_id=model_id,
+                set_job_id=params.set_job_id,
+                job_id=context.job_id,
+                attack_names=adversarial.attack_names,
+                threshold=guard.detector.threshold,
+            )
         )
-        session.add(record)
-        session.flush()
-        record.path = str(context.storage.folder("detectors", record.id))
-        Guard(model, spec, detector).save(record.path)
-        detector_id = record.id
-    return {"detector_id": detector_id, "threshold": detector.threshold}
+    return {"detector_id": detector_id, "threshold": guard.detector.threshold}
 
 
 def unseen_attacks(params: EvaluateParams, trained_on: list[str]) -> list[str]:
     """The attacks to report the detector on that it never trained on (checked)."""
-    if params.unseen_attacks is None:
-        return [name for name in UNSEEN_ATTACKS if name not in trained_on]
     try:
-        check_unseen_attacks(params.unseen_attacks, trained_on)
+        return pick_unseen_attacks(params.unseen_attacks, trained_on)
     except ValueError as error:
         raise JobInputError(str(error)) from error
-    return params.unseen_attacks
 
 
 def evaluate_job(context: JobContext, params: EvaluateParams) -> dict[str, Any]:
@@ -535,18 +518,16 @@ def evaluate_job(context: JobContext, params: EvaluateParams) -> dict[str, Any]:
     set_job_id = params.set_job_id or detector_record.set_job_id
     adversarial = load_adversarial_set(_set_folder(context.storage, set_job_id))
     guard = Guard.load(guard_path)
-    unseen = unseen_attacks(params, guard.detector.attack_names)
-    context.progress("scoring the test split", 0, 1)
-    result, view = build_detection_report(
+    out = context.folder / "report"
+    result = report_detector(
         guard.detector,
         adversarial,
+        out,
+        context.progress,
+        unseen=unseen_attacks(params, guard.detector.attack_names),
         baselines=params.baselines,
         leave_one_out=params.leave_one_out,
-        unseen_attacks=unseen,
     )
-    out = context.folder / "report"
-    write_detection_report(result, view, adversarial, out)
-    context.progress("scoring the test split", 1, 1)
     with context.storage.db.session() as session:
         reported = session.get(DetectorRecord, params.detector_id)
         if reported is not None:  # it may have been deleted while the report ran
@@ -585,30 +566,28 @@ def evaluate_robustness_job(
     if "test" not in data["splits"]:
         raise JobInputError(f"dataset {params.dataset_id} has no test split")
     dataset = data["splits"]["test"].sample(params.limit, params.seed)
-    result = evaluate_robustness(
+    result, files = measure_robustness(
         model,
         dataset,
         params.attacks,
         params.eps,
-        defense_settings(params.defenses),
-        progress=context.progress,
-        show_progress=False,
+        params.defenses,
+        context.folder / "robustness",
+        context.progress,
     )
-    files = write_robustness_report(result, context.folder / "robustness")
     artifacts = {name: f"robustness/{file}" for name, file in files.items()}
     outcome: dict[str, Any] = {"robustness": json_ready(result.to_dict())}
     if detector is not None:
-        rows = evaluate_adaptive(
+        rows, adaptive_files = measure_adaptive(
             {"classifier": model},
-            dataset.quantised(),
+            dataset,
             detector,
-            epsilons=[eps for eps in params.eps if eps > 0],
-            steps=params.adaptive_steps,
-            seed=params.seed,
-            progress=lambda done, total: context.progress("adaptive attack", done, total),
-            show_progress=False,
+            [eps for eps in params.eps if eps > 0],
+            params.adaptive_steps,
+            params.seed,
+            context.folder / "adaptive",
+            context.progress,
         )
-        adaptive_files = write_adaptive_report(rows, context.folder / "adaptive")
         artifacts |= {
             f"adaptive_{name}": f"adaptive/{file}" for name, file in adaptive_files.items()
         }
@@ -622,7 +601,6 @@ def adversarial_training_job(
     """Train adversarially (resuming from the job's checkpoint after a worker died),
     register the model, and compare it with its start under PGD on the test split."""
     spec: ModelSpec | None = None
-    start: torch.nn.Module | None = None
     if params.model_id is not None:
         model, spec, _ = _model(context.storage, params.model_id)
         if spec is None:
@@ -630,52 +608,33 @@ def adversarial_training_job(
                 f"model {params.model_id} is a TorchScript archive; adversarial training needs "
                 "a built-in-architecture model (safetensors + JSON) to train"
             )
-        start = copy.deepcopy(model)
     data = _dataset(context, params.dataset_id, spec.image_size if spec else None)
-    train: ImageDataset = data["splits"]["train"]
+    splits: dict[str, ImageDataset] = data["splits"]
     if spec is None:
-        model, spec = new_model(train, params.seed)
+        model, spec = new_model(splits["train"], params.seed)
     check_same_classes(spec.class_names, data["class_names"])
-    config = AdversarialTrainConfig(
-        method=params.method,
-        eps=params.eps,
-        steps=params.steps,
-        beta=params.beta,
-        epochs=params.epochs,
-        patience=params.patience,
-        time_limit_s=params.time_limit_s,
-        seed=params.seed,
-    )
-    history = adversarial_fit(
+    config = params.train_config()
+    trained = train_adversarially(
         model,
-        train,
+        spec,
+        splits["train"],
+        splits["test"],
         config,
-        checkpoint_dir=context.folder / "checkpoints",
-        progress=lambda epoch, total, result: context.progress(
-            f"{params.method} adversarial training", epoch, total
-        ),
-        show_progress=False,
+        context.folder,
+        context.progress,
+        start_name=None if params.model_id is None else "start",
+        comparison_images=params.evaluation_limit,
     )
-    test: ImageDataset = data["splits"]["test"]
-    summary = training_summary(evaluate_classifier(model, test), history)
-    label = "PGD-AT" if params.method == "pgd" else "TRADES"
-    compared = {label: model} if start is None else {"start": start, label: model}
-    comparison = compare_models(
-        compared,
-        test.sample(params.evaluation_limit, params.seed),
-        sorted({0.0, 2 / 255, 4 / 255, 8 / 255, params.eps}),
-        progress=context.progress,
-        show_progress=False,
-    )
-    model_id = register_model(
-        context, model, spec, history, summary,
+    label = adversarial_label(config)
+    model_id = record_model(
+        context, spec, trained.summary, trained.folder,
         name=params.name or f"{label} (ε={format_eps(params.eps)}) on {data['name']}",
         origin="adversarial_training", dataset_id=params.dataset_id,
     )  # fmt: skip
     return {
         "model_id": model_id,
-        **summary,
-        "comparison": json_ready(comparison.to_dict()),
+        **trained.summary,
+        "comparison": json_ready(trained.comparison.to_dict()),
         "artifacts": MODEL_ARTIFACTS,
     }
 
@@ -723,6 +682,9 @@ class JobKind(Generic[ParamsT]):
     and what it does. The API, the worker and the CLI read :data:`JOB_KINDS`."""
 
     params: type[ParamsT]
+    result: type[BaseModel]
+    """What the job returns (:mod:`advguard.results`): the worker checks the result
+    against it before storing it, the API documents it."""
     queue: str
     check: Callable[[Storage, ParamsT], None]
     """Refuse (:class:`JobInputError`, or ``ValueError`` for bad attack names or budgets)
@@ -741,18 +703,32 @@ class JobKind(Generic[ParamsT]):
 JOB_KINDS: dict[str, JobKind[Any]] = {
     kind.type: kind
     for kind in (
-        JobKind(TrainClassifierParams, "training", check_train_classifier, train_classifier_job),
-        JobKind(BuildSetParams, "attacks", check_build_set, None),
-        JobKind(TrainDetectorParams, "training", check_train_detector, train_detector_job),
-        JobKind(EvaluateParams, "evaluation", check_evaluate, evaluate_job),
+        JobKind(
+            TrainClassifierParams,
+            TrainClassifierResult,
+            "training",
+            check_train_classifier,
+            train_classifier_job,
+        ),
+        JobKind(BuildSetParams, BuildSetResult, "attacks", check_build_set, None),
+        JobKind(
+            TrainDetectorParams,
+            TrainDetectorResult,
+            "training",
+            check_train_detector,
+            train_detector_job,
+        ),
+        JobKind(EvaluateParams, EvaluateResult, "evaluation", check_evaluate, evaluate_job),
         JobKind(
             EvaluateRobustnessParams,
+            EvaluateRobustnessResult,
             "evaluation",
             check_evaluate_robustness,
             evaluate_robustness_job,
         ),
         JobKind(
             AdversarialTrainingParams,
+            AdversarialTrainingResult,
             "training",
             check_adversarial_training,
             adversarial_training_job,
@@ -764,6 +740,12 @@ schemas (a test keeps the three in step)."""
 
 
 # --- job records ---------------------------------------------------------------------------
+
+
+def checked_result(job_type: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A job's result as stored: checked against its type's result model (a body that
+    drifted from it fails its job, not the API that shows it later)."""
+    return JOB_KINDS[job_type].result.model_validate(result).model_dump(mode="json")
 
 
 def mark_started(storage: Storage, job_id: str, worker: str, max_attempts: int) -> bool:

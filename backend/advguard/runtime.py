@@ -7,8 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 JEMALLOC_PATHS = (
     "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
     "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
@@ -85,5 +83,7 @@ def configure_threads(num_threads: int = 0) -> int:
     """Use ``num_threads`` intra-op threads (0: one per core this process may use)."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = num_threads or available or 1
+    import torch  # here, so that the CLI can restart itself before torch loads
+
     torch.set_num_threads(threads)
     return threads

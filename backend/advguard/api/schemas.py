@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, create_model
 
+from advguard.evaluation.detection_report import DetectionReport
+from advguard.jobs import JOB_KINDS, JobKind
+from advguard.results import dataclass_model
 from advguard.storage import JobState
 
 
@@ -64,13 +67,12 @@ class ProgressOut(BaseModel):
     fraction: float = Field(description="done / total, 0 when the total is not known yet")
 
 
-class JobOut(BaseModel):
+class JobOutBase(BaseModel):
+    """What every job shows; each job type adds its ``type``, ``params`` and ``result``."""
+
     id: str
-    type: str
     state: JobState
-    params: dict[str, Any]
     progress: ProgressOut
-    result: dict[str, Any] | None
     error: str | None
     artifacts: dict[str, str] = Field(description="Artifact name → download URL")
     attempts: int
@@ -79,9 +81,26 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
 
-class JobListOut(BaseModel):
-    items: list[JobOut]
-    total: int
+def _job_out(kind: JobKind[Any]) -> type[BaseModel]:
+    """The response model of one job type, from its registry entry."""
+    title = "".join(part.title() for part in kind.type.split("_"))
+    fields: dict[str, Any] = {
+        "type": (Literal[kind.type], ...),
+        "params": (kind.params, ...),
+        "result": (kind.result | None, ...),
+    }
+    return create_model(f"{title}Job", __base__=JobOutBase, __doc__=kind.params.__doc__, **fields)
+
+
+JobOut: Any = Annotated[
+    Union[tuple(_job_out(kind) for kind in JOB_KINDS.values())],  # noqa: UP007 (built at run time)
+    Field(discriminator="type"),
+]
+"""A job as the API shows it: one model per job type (:data:`advguard.jobs.JOB_KINDS`),
+told apart by ``type``, with that type's parameters and result."""
+JOB_OUT: TypeAdapter[Any] = TypeAdapter(JobOut)
+
+JobListOut = create_model("JobListOut", items=(list[JobOut], ...), total=(int, ...))
 
 
 class DetectorOut(BaseModel):
@@ -96,9 +115,14 @@ class DetectorOut(BaseModel):
     created_at: datetime
 
 
-class DetectorDetailOut(DetectorOut):
-    report: dict[str, Any] | None = Field(description="The latest evaluate job's report")
-    report_artifacts: dict[str, str]
+report_fields: dict[str, Any] = {
+    "report": (
+        dataclass_model(DetectionReport) | None,
+        Field(description="The latest evaluate job's report"),
+    ),
+    "report_artifacts": (dict[str, str], ...),
+}
+DetectorDetailOut = create_model("DetectorDetailOut", __base__=DetectorOut, **report_fields)
 
 
 class VerdictOut(BaseModel):

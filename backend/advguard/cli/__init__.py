@@ -1,93 +1,34 @@
 """The ``advguard`` command line: a module per command group (``models``, ``attacks``,
-``robustness``, ``detection``, ``demo``, ``service``), each adding its sub-commands."""
+``robustness``, ``detection``, ``demo``, ``service``), each adding its sub-commands to the
+parser in :mod:`advguard.cli.app`.
+
+This module stays light on purpose: the console script restarts itself with jemalloc
+before torch and the rest load, so that the libraries are imported once, not twice.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import traceback
 from collections.abc import Sequence
 
-from advguard import __version__
-from advguard.attacks import AttackError
-from advguard.cli import attacks, demo, detection, models, robustness, service
-from advguard.cli.common import CommandError
-from advguard.config import get_settings
-from advguard.data import DatasetImportError
-from advguard.defenses import CheckpointError
-from advguard.detection import AdversarialSetError, DetectorLoadError
-from advguard.models import ModelLoadError
-from advguard.runtime import configure_threads, reexec_with_jemalloc, tune_glibc_malloc
-
-
-def build_parser() -> argparse.ArgumentParser:
-    settings = get_settings()
-    parser = argparse.ArgumentParser(
-        prog="advguard", description="Attack, measure, defend and guard image classifiers."
-    )
-    parser.add_argument("--version", action="version", version=f"advguard {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    # In this order in ``advguard --help``.
-    models.add_train(commands, settings)
-    attacks.add_attack(commands)
-    robustness.add_robustness(commands)
-    robustness.add_adaptive(commands)
-    robustness.add_adversarial_train(commands)
-    attacks.add_attacks(commands)
-    detection.add_build_set(commands)
-    detection.add_train_detector(commands)
-    detection.add_evaluate(commands)
-    demo.add_demo(commands, settings)
-    service.add_serve(commands)
-    service.add_worker(commands)
-    service.add_up(commands)
-    return parser
+from advguard.runtime import reexec_with_jemalloc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``advguard`` console script."""
+    """Entry point of the ``advguard`` console script (``argv`` given: run in this
+    process as it is, as tests do)."""
     if argv is None:
         reexec_with_jemalloc()
-    tune_glibc_malloc()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_threads(get_settings().num_threads)
-    try:
-        args.handler(args)
-    except (
-        CommandError,
-        AttackError,
-        DatasetImportError,
-        ModelLoadError,
-        AdversarialSetError,
-        DetectorLoadError,
-        CheckpointError,
-        FileNotFoundError,
-        PermissionError,
-    ) as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"advguard {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("advguard: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (``advguard attacks | head``): not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except Exception as error:
-        if args.debug:
-            traceback.print_exc()
-        print(
-            f"advguard {args.command}: unexpected {type(error).__name__}: {error} "
-            "(run with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    from advguard.cli import app
+
+    return app.main(argv)
 
 
-__all__ = ["CommandError", "build_parser", "main"]
+def build_parser() -> argparse.ArgumentParser:
+    """The ``advguard`` argument parser, with every sub-command."""
+    from advguard.cli import app
+
+    return app.build_parser()
+
+
+__all__ = ["build_parser", "main"]

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from fractions import Fraction
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from tqdm.auto import tqdm
 
 from advguard.config import Settings
 from advguard.data import ImageDataset, SkippedFile, load_dataset
@@ -18,16 +23,44 @@ from advguard.evaluation import (
     ROBUSTNESS_EPSILONS,
 )
 from advguard.evaluation.detection_report import UNSEEN_ATTACKS
+from advguard.evaluation.robustness import ProgressCallback
 from advguard.models import (
     ModelSpec,
     TrainConfig,
 )
 
 Subcommands = argparse._SubParsersAction  # type of ``parser.add_subparsers()``
+ParamsT = TypeVar("ParamsT", bound=BaseModel)
 
 
 class CommandError(Exception):
     """A user mistake reported as one line, without a traceback."""
+
+
+def job_params(kind: type[ParamsT], **values: Any) -> ParamsT:
+    """The job's own parameter model filled from command-line options, so the CLI accepts
+    what the API accepts; a bad value is a :class:`CommandError` naming the parameter."""
+    try:
+        return kind(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()
+        )
+        raise CommandError(problems) from error
+
+
+@contextmanager
+def progress_bar(description: str, unit: str = "it") -> Iterator[ProgressCallback]:
+    """Run a pipeline step in the terminal: yield its ``progress(stage, done, total)``
+    callback, drawn as one bar with the current stage beside it."""
+    with tqdm(total=1, desc=description, unit=unit) as bar:
+
+        def advance(stage: str, done: int, total: int) -> None:
+            bar.total = max(total, 1)
+            bar.set_postfix_str(stage, refresh=False)
+            bar.update(done - bar.n)
+
+        yield advance
 
 
 def parse_number(text: str) -> float:

@@ -14,64 +14,55 @@ from advguard.cli.common import (
     add_set_options,
     add_training_options,
 )
-from advguard.cli.detection import fit_guard, make_set, report
+from advguard.cli.detection import build_config, make_set, report, train_guard
 from advguard.cli.models import train_and_report
-from advguard.cli.robustness import (
-    adversarially_train,
-    measure_adaptive,
-    measure_robustness,
-    write_comparison,
-)
+from advguard.cli.robustness import adaptive_report, adversarially_train, robustness_report
 from advguard.config import Settings
-from advguard.defenses import (
-    PREPROCESSORS,
-    AdversarialTrainConfig,
-)
-from advguard.evaluation import (
-    DEMO_EPSILONS,
-    ROBUSTNESS_ATTACKS,
-    ROBUSTNESS_EPSILONS,
-    DefenseSetting,
-    compare_models,
-)
+from advguard.defenses import PREPROCESSORS, AdversarialTrainConfig
+from advguard.evaluation import DEMO_EPSILONS, ROBUSTNESS_ATTACKS, ROBUSTNESS_EPSILONS
 from advguard.evaluation.adaptive import DEFAULT_STEPS as ADAPTIVE_STEPS
-from advguard.evaluation.robustness import defense_settings
-from advguard.models import read_holdout_files
 
 
 def command_demo(args: argparse.Namespace) -> None:
+    """The pipeline's steps in turn, each as its own command runs it."""
     out = Path(args.out)
     started = time.perf_counter()
-    model, spec, splits = train_and_report(args, out)
-    holdout_files = read_holdout_files(out / "model")
-    adversarial = make_set(model, splits, out / "adversarial-set", args, holdout_files)
+    trained, splits = train_and_report(args, out)
+    model, spec = trained.model, trained.spec
+    config = build_config(args, trained.folder)
+    adversarial = make_set(model, splits, out / "adversarial-set", config)
     args.guard = out / "guard"
-    guard, features = fit_guard(model, spec, adversarial, args)
+    guard, features = train_guard(model, spec, adversarial, args)
     report(guard, adversarial, out / "report", args, features)
     sample = splits["test"].sample(args.robustness_images, args.seed)
-    measure_robustness(
-        model, sample, ROBUSTNESS_ATTACKS, ROBUSTNESS_EPSILONS, [DefenseSetting()],
-        out / "report" / "robustness",
-    )  # fmt: skip
+    robustness_report(
+        model, sample, ROBUSTNESS_ATTACKS, ROBUSTNESS_EPSILONS, [], out / "report" / "robustness"
+    )
     # Every preprocessing defense against PGD, through its true gradient and with BPDA.
-    measure_robustness(
-        model, sample, ["pgd"], ROBUSTNESS_EPSILONS, defense_settings(list(PREPROCESSORS)),
+    robustness_report(
+        model, sample, ["pgd"], ROBUSTNESS_EPSILONS, list(PREPROCESSORS),
         out / "report" / "defenses",
     )  # fmt: skip
     if args.skip_slow:
         print("adversarial training and the adaptive attack skipped (--skip-slow)")
     else:
-        robust = copy.deepcopy(model)
-        config = AdversarialTrainConfig(epochs=args.adversarial_epochs, seed=args.seed)
-        adversarially_train(robust, spec, splits["train"], config, out / "adversarial-training")
-        compared = {"standard": model, "PGD-AT": robust}
-        write_comparison(compare_models(compared, sample), out / "report" / "adversarial-training")
-        measure_adaptive(
+        robust = adversarially_train(
+            copy.deepcopy(model),
+            spec,
+            splits,
+            AdversarialTrainConfig(epochs=args.adversarial_epochs, seed=args.seed),
+            out / "adversarial-training",
+            start_name="standard",
+            comparison_images=args.robustness_images,
+            comparison_out=out / "report" / "adversarial-training",
+        ).model
+        adaptive_report(
             {"standard": model, "adversarially trained": robust},
-            sample.sample(args.adaptive_images, args.seed).quantised(),
+            sample.sample(args.adaptive_images, args.seed),
             guard.detector,
             DEMO_EPSILONS,
             ADAPTIVE_STEPS,
+            args.seed,
             out / "report" / "adaptive",
         )
     link_reports(out / "report")

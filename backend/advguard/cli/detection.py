@@ -4,7 +4,6 @@ detector and its report."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from advguard.cli.common import (
     add_report_options,
     add_set_options,
     load_splits,
+    progress_bar,
 )
 from advguard.data import ImageDataset
 from advguard.detection import (
@@ -24,36 +24,29 @@ from advguard.detection import (
     BuildConfig,
     DetectorConfig,
     build_adversarial_set,
-    default_attack_specs,
-    export_zip,
     load_adversarial_set,
-    train_detector,
 )
-from advguard.evaluation import (
-    format_table,
-    json_ready,
-)
-from advguard.evaluation.detection_report import (
-    UNSEEN_ATTACKS,
-    build_detection_report,
-    check_unseen_attacks,
-    robustness_from_set,
-    write_detection_report,
-)
+from advguard.evaluation import format_table
 from advguard.guard import Guard
-from advguard.models import (
-    ModelSpec,
-    load_classifier,
-    read_holdout_files,
+from advguard.models import ModelSpec, load_classifier
+from advguard.pipeline import (
+    describe_set,
+    fit_guard,
+    report_detector,
+    set_config,
+    unseen_attacks,
 )
 
 
-def build_config(args: argparse.Namespace, holdout_files: list[str] | None) -> BuildConfig:
-    """The builder's configuration; the detector learns on ``holdout_files`` when known."""
+def build_config(args: argparse.Namespace, model_folder: str | Path) -> BuildConfig:
+    """The builder's configuration from the set options (refused as a command error)."""
     try:
-        specs = default_attack_specs(args.attacks, args.eps)
-        return BuildConfig(
-            specs=specs, fraction=args.fraction, seed=args.seed, holdout_files=holdout_files
+        return set_config(
+            args.attacks,
+            args.eps,
+            fraction=args.fraction,
+            seed=args.seed,
+            model_folder=model_folder,
         )
     except ValueError as error:
         raise CommandError(str(error)) from error
@@ -63,54 +56,51 @@ def make_set(
     model: torch.nn.Module,
     splits: dict[str, ImageDataset],
     out: Path,
-    args: argparse.Namespace,
-    holdout_files: list[str] | None,
+    config: BuildConfig,
+    zip_path: Path | None = None,
 ) -> AdversarialSet:
-    """Build the adversarial set into ``out`` and say what it holds (shared with demo)."""
-    config = build_config(args, holdout_files)
+    """Build the adversarial set into ``out`` (one chunk of the job's build) and say what
+    it holds (shared with demo)."""
     started = time.perf_counter()
     try:
-        adversarial = build_adversarial_set(model, splits, out, config)
+        with progress_bar("adversarial set", unit="img") as progress:
+            adversarial = build_adversarial_set(
+                model, splits, out, config, progress=progress, show_progress=False
+            )
     except ValueError as error:  # held-out images missing from this dataset
         raise CommandError(str(error)) from error
+    rows = describe_set(adversarial, out, zip_path)
     print(
         f"adversarial set: {len(adversarial)} images ({len(config.specs)} attack settings on "
         f"{config.fraction:.0%} of each split's images, plus clean images and controls) "
         f"in {time.perf_counter() - started:.0f} s → {out}; the detector learns on "
         f"{config.detector_images()}"
     )
-    rows = robustness_from_set(adversarial)
-    table = format_table(rows)
-    print(table)
-    (out / "robustness.json").write_text(
-        json.dumps(json_ready([r.to_dict() for r in rows]), indent=2)
-    )
-    (out / "robustness.md").write_text("# Robustness (test split)\n\n" + table + "\n")
+    print(format_table(rows))
+    if zip_path is not None:
+        print(f"zip: {zip_path}")
     return adversarial
 
 
 def command_build_set(args: argparse.Namespace) -> None:
     model, spec = load_classifier(args.model)
-    holdout_files = read_holdout_files(args.model)
-    build_config(args, holdout_files)  # refuse bad attack names or budgets before loading data
+    config = build_config(args, args.model)  # refuse bad attacks or budgets before the data
     out = Path(args.out)
-    make_set(model, load_splits(args.data, spec, args.seed), out, args, holdout_files)
-    if args.zip:
-        print(f"zip: {export_zip(out, out.with_suffix('.zip'))}")
+    splits = load_splits(args.data, spec, args.seed)
+    make_set(model, splits, out, config, out.with_suffix(".zip") if args.zip else None)
 
 
-def fit_guard(
+def train_guard(
     model: torch.nn.Module, spec: ModelSpec, adversarial: AdversarialSet, args: argparse.Namespace
 ) -> tuple[Guard, torch.Tensor]:
-    """Train the detector, wrap it with the classifier and save the guard to ``args.guard``."""
+    """Run the detector step into ``args.guard`` and say how it went (shared with demo)."""
     config = DetectorConfig(target_false_rejection=args.target_frr, seed=args.seed)
     started = time.perf_counter()
-    detector, features = train_detector(model, adversarial, config)
-    guard = Guard(model, spec, detector)
-    guard.save(args.guard)
+    with progress_bar("detector", unit="img") as progress:
+        guard, features = fit_guard(model, spec, adversarial, config, Path(args.guard), progress)
     print(
         f"detector trained in {time.perf_counter() - started:.0f} s; threshold "
-        f"{detector.threshold:.4f} for ≤ {args.target_frr:.1%} clean rejections; "
+        f"{guard.detector.threshold:.4f} for ≤ {args.target_frr:.1%} clean rejections; "
         f"guard saved to {args.guard}"
     )
     return guard, features
@@ -120,7 +110,7 @@ def command_train_detector(args: argparse.Namespace) -> None:
     model, spec = load_classifier(args.model)
     if spec is None:
         raise CommandError(f"{args.model} has no model description (class names, input size)")
-    fit_guard(model, spec, load_adversarial_set(args.set), args)
+    train_guard(model, spec, load_adversarial_set(args.set), args)
 
 
 def report(
@@ -130,26 +120,22 @@ def report(
     args: argparse.Namespace,
     features: torch.Tensor | None = None,
 ) -> None:
-    """Measure the guard on the set's test split and write the report (shared with demo)."""
-    trained_on = guard.detector.attack_names
-    unseen = (
-        [name for name in UNSEEN_ATTACKS if name not in trained_on]
-        if args.unseen_attacks is None
-        else args.unseen_attacks
-    )
+    """Run the report step into ``out`` and print its rows (shared with demo)."""
     try:
-        check_unseen_attacks(unseen, trained_on)
+        unseen = unseen_attacks(args.unseen_attacks, guard.detector.attack_names)
     except ValueError as error:
         raise CommandError(str(error)) from error
-    result, view = build_detection_report(
-        guard.detector,
-        adversarial,
-        features=features,
-        baselines=not args.skip_baselines,
-        leave_one_out=not args.skip_leave_one_out,
-        unseen_attacks=unseen,
-    )
-    write_detection_report(result, view, adversarial, out)
+    with progress_bar("detection report") as progress:
+        result = report_detector(
+            guard.detector,
+            adversarial,
+            out,
+            progress,
+            unseen=unseen,
+            baselines=not args.skip_baselines,
+            leave_one_out=not args.skip_leave_one_out,
+            features=features,
+        )
     rows = [
         f"{r.attack:5s} {r.eps:6s} AUROC {r.auroc:.3f}  TPR {r.tpr:.3f}  "
         f"named {r.named_successful:.3f}  "

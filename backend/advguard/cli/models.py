@@ -3,36 +3,35 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-
-import torch
 
 from advguard.cli.common import (
     Subcommands,
     add_training_options,
+    job_params,
+    progress_bar,
     report_skipped,
 )
 from advguard.config import Settings
 from advguard.data import ImageDataset, load_dataset
-from advguard.evaluation import (
-    evaluate_classifier,
-    training_summary,
-)
-from advguard.models import (
-    HOLDOUT_FRACTION,
-    ModelSpec,
-    TrainConfig,
-    export_torchscript,
-    fit_classifier,
-    save_model,
-)
+from advguard.jobs import TrainClassifierParams
+from advguard.models import HOLDOUT_FRACTION, export_torchscript
+from advguard.pipeline import TrainedClassifier, train_classifier
 
 
 def train_and_report(
     args: argparse.Namespace, out: Path
-) -> tuple[torch.nn.Module, ModelSpec, dict[str, ImageDataset]]:
-    """Load data, train, save the model and print test metrics; shared by train and demo."""
+) -> tuple[TrainedClassifier, dict[str, ImageDataset]]:
+    """Load data, run the training step into ``out`` and print its test metrics; shared by
+    train and demo."""
+    config = job_params(
+        TrainClassifierParams,
+        epochs=args.epochs,
+        patience=args.patience,
+        seed=args.seed,
+        time_limit_s=args.time_limit,
+        ema_decay=args.ema_decay,
+    ).train_config()
     folder = load_dataset(args.data, image_size=args.image_size, seed=args.seed)
     report_skipped(folder.skipped)
     train, test = folder.splits["train"], folder.splits["test"]
@@ -40,33 +39,24 @@ def train_and_report(
         f"data: {args.data}: train {len(train)} ({HOLDOUT_FRACTION:.0%} held out for "
         f"validation and the detector), test {len(test)}; classes {', '.join(folder.class_names)}"
     )
-    config = TrainConfig(
-        epochs=args.epochs,
-        patience=args.patience,
-        seed=args.seed,
-        time_limit_s=args.time_limit,
-        ema_decay=args.ema_decay,
-    )
-    model, spec, history = fit_classifier(train, config)
-    metrics = evaluate_classifier(model, test)
-    save_model(model, spec, out / "model", history.holdout_files)
-    summary = training_summary(metrics, history)
-    (out / "model" / "metrics.json").write_text(json.dumps(summary, indent=2))
+    with progress_bar("training", unit="epoch") as progress:
+        trained = train_classifier(train, test, config, out, progress)
+    history = trained.history
     kept = "moving average kept" if history.averaged else f"best {history.best_epoch + 1}"
     print(
         f"trained in {history.seconds:.0f} s ({len(history.epochs)} epochs, {kept}); "
-        f"test accuracy {metrics.accuracy:.4f} on {len(test)} images"
+        f"test accuracy {trained.metrics.accuracy:.4f} on {len(test)} images"
     )
-    print(metrics.format_confusion())
-    print(f"model saved to {out / 'model'}")
-    return model, spec, folder.splits
+    print(trained.metrics.format_confusion())
+    print(f"model saved to {trained.folder}")
+    return trained, folder.splits
 
 
 def command_train(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    model, spec, _ = train_and_report(args, out)
+    trained, _ = train_and_report(args, out)
     if args.torchscript:
-        path = export_torchscript(model, spec, out / "model.pt")
+        path = export_torchscript(trained.model, trained.spec, out / "model.pt")
         print(f"TorchScript archive: {path}")
 
 

@@ -4,93 +4,68 @@ behind a detector, and after adversarial training."""
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from advguard.cli.common import (
     CommandError,
     Subcommands,
     add_robustness_options,
+    job_params,
     load_split,
     load_splits,
     parse_number,
     parse_numbers,
+    progress_bar,
 )
 from advguard.data import ImageDataset
-from advguard.defenses import (
-    AdversarialTrainConfig,
-    adversarial_fit,
-)
+from advguard.defenses import AdversarialTrainConfig
 from advguard.detection import Detector
 from advguard.evaluation import (
     DEMO_EPSILONS,
-    DefenseSetting,
-    ModelComparison,
     ProtectedAccuracy,
     RobustnessResult,
-    compare_models,
-    evaluate_adaptive,
-    evaluate_robustness,
-    format_eps,
     format_protected_table,
-    json_ready,
-    write_adaptive_report,
-    write_robustness_report,
 )
 from advguard.evaluation.adaptive import DEFAULT_STEPS as ADAPTIVE_STEPS
 from advguard.evaluation.robustness import check_robustness_request, defense_settings
 from advguard.guard import Guard
-from advguard.models import (
-    ModelSpec,
-    load_classifier,
-    new_model,
-    save_model,
+from advguard.jobs import AdversarialTrainingParams
+from advguard.models import ModelSpec, load_classifier, new_model
+from advguard.pipeline import (
+    AdversariallyTrained,
+    describe_adversarial_training,
+    measure_adaptive,
+    measure_robustness,
+    train_adversarially,
 )
 
 
-def robustness_settings(args: argparse.Namespace) -> list[DefenseSetting]:
-    """The defense settings asked for, with the attacks and budgets checked (before any
-    data is loaded)."""
+def check_robustness_options(args: argparse.Namespace) -> None:
+    """Refuse unknown attacks or defenses and bad budgets before any data is loaded."""
     try:
         check_robustness_request(args.attacks, args.eps)
-        return defense_settings(args.defenses)
+        defense_settings(args.defenses)
     except ValueError as error:
         raise CommandError(str(error)) from error
 
 
-def measure_robustness(
+def robustness_report(
     model: torch.nn.Module,
     dataset: ImageDataset,
     attacks: Sequence[str],
     epsilons: Sequence[float],
-    settings: Sequence[DefenseSetting],
+    defenses: Sequence[str],
     out: Path,
     batch_size: int = 128,
 ) -> RobustnessResult:
-    """Accuracy over the ε grid with one progress bar; write and print the report."""
-    with tqdm(total=1, desc="robustness", unit="img") as bar:
-
-        def advance(stage: str, done: int, total: int) -> None:
-            bar.total = total
-            bar.set_postfix_str(stage, refresh=False)
-            bar.update(done - bar.n)
-
-        result = evaluate_robustness(
-            model,
-            dataset,
-            attacks,
-            epsilons,
-            settings,
-            batch_size=batch_size,
-            progress=advance,
-            show_progress=False,
+    """Run the robustness step into ``out`` with a progress bar and print its table."""
+    with progress_bar("robustness", unit="img") as progress:
+        result, _ = measure_robustness(
+            model, dataset, attacks, epsilons, defenses, out, progress, batch_size=batch_size
         )
-    write_robustness_report(result, out)
     print(result.markdown())
     print(f"robustness measured on {len(dataset)} images in {result.seconds:.0f} s → {out}")
     return result
@@ -98,33 +73,27 @@ def measure_robustness(
 
 def command_robustness(args: argparse.Namespace) -> None:
     model, spec = load_classifier(args.model)
-    settings = robustness_settings(args)
+    check_robustness_options(args)
     dataset = load_split(args.data, spec, args.seed, args.split).sample(args.limit, args.seed)
-    measure_robustness(
-        model, dataset, args.attacks, args.eps, settings, Path(args.out), args.batch_size
+    robustness_report(
+        model, dataset, args.attacks, args.eps, args.defenses, Path(args.out), args.batch_size
     )
 
 
-def measure_adaptive(
+def adaptive_report(
     classifiers: dict[str, torch.nn.Module],
     dataset: ImageDataset,
     detector: Detector | None,
     epsilons: Sequence[float],
     steps: int,
+    seed: int,
     out: Path,
 ) -> list[ProtectedAccuracy]:
-    """The adaptive-attack table with one progress bar; write and print the report."""
-    with tqdm(total=1, desc="adaptive attack", unit="img") as bar:
-
-        def advance(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        rows = evaluate_adaptive(
-            classifiers, dataset, detector, epsilons=epsilons, steps=steps, progress=advance,
-            show_progress=False,
-        )  # fmt: skip
-    write_adaptive_report(rows, out)
+    """Run the adaptive-attack step into ``out`` with a progress bar and print its table."""
+    with progress_bar("adaptive attack", unit="img") as progress:
+        rows, _ = measure_adaptive(
+            classifiers, dataset, detector, epsilons, steps, seed, out, progress
+        )
     print(format_protected_table(rows))
     print(f"adaptive attack report: {out / 'adaptive.md'}")
     return rows
@@ -147,65 +116,54 @@ def command_adaptive(args: argparse.Namespace) -> None:
             raise CommandError(f"two --robust-model paths are both named {name!r}")
         classifiers[name] = model
     split = load_split(args.data, guard.spec, args.seed, args.split)
-    dataset = split.sample(args.limit, args.seed).quantised()
-    measure_adaptive(classifiers, dataset, guard.detector, args.eps, args.steps, Path(args.out))
+    adaptive_report(
+        classifiers,
+        split.sample(args.limit, args.seed),
+        guard.detector,
+        args.eps,
+        args.steps,
+        args.seed,
+        Path(args.out),
+    )
 
 
 def adversarially_train(
     model: torch.nn.Module,
     spec: ModelSpec,
-    train: ImageDataset,
+    splits: dict[str, ImageDataset],
     config: AdversarialTrainConfig,
     out: Path,
     *,
+    start_name: str | None,
+    comparison_images: int | None,
+    comparison_out: Path | None = None,
     resume: bool = True,
-) -> None:
-    """Train ``model`` adversarially with checkpoints in ``out/checkpoints`` and save it
-    to ``out/model`` (shared by adversarial-train and demo)."""
-    history = adversarial_fit(
-        model, train, config, checkpoint_dir=out / "checkpoints", resume=resume
-    )
-    save_model(model, spec, out / "model", history.holdout_files)
-    best = history.epochs[history.best_epoch]
-    resumed = (
-        f", {history.resumed_epochs} resumed from the checkpoint" if history.resumed_epochs else ""
-    )
-    print(
-        f"{config.method} adversarial training: {len(history.epochs)} epochs{resumed} in "
-        f"{history.seconds:.0f} s; kept epoch {history.best_epoch + 1} (validation accuracy "
-        f"{best.val_accuracy:.3f}, under PGD-{config.val_steps} at ε={format_eps(config.eps)} "
-        f"{best.val_robust_accuracy:.3f}); model saved to {out / 'model'}"
-    )
-
-
-def write_comparison(comparison: ModelComparison, out: Path) -> None:
-    """Print the comparison table and save it as JSON and Markdown in ``out``."""
-    table = comparison.markdown()
-    print(table)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "comparison.json").write_text(json.dumps(json_ready(comparison.to_dict()), indent=2))
-    (out / "comparison.md").write_text(
-        f"# Clean and robust accuracy\n\nWorst case per image under "
-        f"{', '.join(comparison.attacks)} on {comparison.images} test images "
-        f"({comparison.seconds:.0f} s).\n\n{table}\n"
-    )
+) -> AdversariallyTrained:
+    """Run the adversarial-training step into ``out`` with a progress bar and print how it
+    went and its comparison table (shared by adversarial-train and demo)."""
+    with progress_bar(f"{config.method} adversarial training") as progress:
+        trained = train_adversarially(
+            model, spec, splits["train"], splits["test"], config, out, progress,
+            start_name=start_name, comparison_images=comparison_images,
+            comparison_out=comparison_out, resume=resume,
+        )  # fmt: skip
+    print(describe_adversarial_training(trained, config))
+    print(trained.comparison.markdown())
+    return trained
 
 
 def command_adversarial_train(args: argparse.Namespace) -> None:
-    try:
-        config = AdversarialTrainConfig(
-            method=args.method,
-            eps=args.eps,
-            steps=args.steps,
-            beta=args.beta,
-            epochs=args.epochs,
-            patience=args.patience,
-            time_limit_s=args.time_limit,
-            seed=args.seed,
-        )
-    except ValueError as error:
-        raise CommandError(str(error)) from error
-    start: torch.nn.Module | None = None
+    params = job_params(
+        AdversarialTrainingParams,
+        method=args.method,
+        eps=args.eps,
+        steps=args.steps,
+        beta=args.beta,
+        epochs=args.epochs,
+        patience=args.patience,
+        time_limit_s=args.time_limit,
+        seed=args.seed,
+    )
     spec: ModelSpec | None = None
     if args.model is not None:
         model, spec = load_classifier(args.model)
@@ -214,20 +172,19 @@ def command_adversarial_train(args: argparse.Namespace) -> None:
                 f"{args.model} is a TorchScript archive; adversarial training needs a "
                 "built-in-architecture model folder (model.safetensors + model.json)"
             )
-        start = copy.deepcopy(model)
     splits = load_splits(args.data, spec, args.seed)
     if spec is None:
         model, spec = new_model(splits["train"], args.seed)
-    out = Path(args.out)
-    adversarially_train(model, spec, splits["train"], config, out, resume=not args.restart)
-    label = "PGD-AT" if args.method == "pgd" else "TRADES"
-    compared = {label: model} if start is None else {"start": start, label: model}
-    comparison = compare_models(
-        compared,
-        splits["test"].sample(args.limit, args.seed),
-        sorted({0.0, *DEMO_EPSILONS, args.eps}),
+    adversarially_train(
+        model,
+        spec,
+        splits,
+        params.train_config(),
+        Path(args.out),
+        start_name=None if args.model is None else "start",
+        comparison_images=args.limit,
+        resume=not args.restart,
     )
-    write_comparison(comparison, out)
 
 
 def add_robustness(commands: Subcommands) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -36,6 +37,7 @@ from advguard.attacks.base import Attack, attack_mode, check_count, check_positi
 from advguard.attacks.linf import PGD
 from advguard.data.dataset import ImageDataset
 from advguard.detection.detector import Detector
+from advguard.evaluation.metrics import Finite
 from advguard.evaluation.robustness import DEMO_EPSILONS, json_ready
 from advguard.models.training import predict_logits
 
@@ -109,6 +111,13 @@ class AdaptiveAttack(Attack):
     """
 
     name = "adaptive"
+
+    @classmethod
+    def budget_params(cls, eps: float | None, **params: Any) -> dict[str, object]:
+        """``eps`` and a step of ε/4 whatever ``steps`` (not the registered attacks'
+        2.5·ε/steps): the many steps serve the detector's margin, and a step under a grey
+        level would vanish in the 8-bit rounding at small budgets."""
+        return quarter_step_budget(eps)
 
     def __init__(
         self,
@@ -252,8 +261,19 @@ def round_into(images: Tensor, low: Tensor, high: Tensor) -> Tensor:
     return torch.minimum(torch.maximum((images * LEVELS).round() / LEVELS, low), high)
 
 
+def quarter_step_budget(eps: float | None) -> dict[str, object]:
+    """The adaptive table's budget rule: ``eps`` with a step of ``eps/4``."""
+    return {} if eps is None else {"eps": eps, "alpha": max(eps / 4, 1e-12)}
+
+
 class _EightBitPGD(PGD):
-    """Registered PGD (cross-entropy, random start), its result rounded into the 8-bit ball."""
+    """Registered PGD (cross-entropy, random start), its result rounded into the 8-bit ball.
+    Its step follows :class:`AdaptiveAttack`'s rule, so the two rows of a budget differ only
+    in what the attacker knows."""
+
+    @classmethod
+    def budget_params(cls, eps: float | None, **params: Any) -> dict[str, object]:
+        return quarter_step_budget(eps)
 
     def _run(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
         return round_into(super()._run(x, y, generator), *grid_ball(x, self.eps))
@@ -269,7 +289,7 @@ class ProtectedAccuracy:
     accepted and misclassified.
     """
 
-    eps: float
+    eps: Finite
     detector: bool
     """Whether a detector was in front of the classifier (else rejection rates are 0)."""
     adaptive: bool
@@ -285,8 +305,8 @@ class ProtectedAccuracy:
     rejection_rate: float
     attack_success_rate: float
     steps: int
-    alpha: float
-    seconds: float
+    alpha: Finite
+    seconds: Finite
     classifier: str = "classifier"
     """Which classifier (e.g. standard or adversarially trained) the row is about."""
 
@@ -352,7 +372,7 @@ def protected_accuracy(
     PGD, rounded to 8 bits) and the guard judges its images: the number a detector shows
     against attackers who do not know it, to compare with the adaptive one. Without a
     detector both are robust accuracy under the classifier-only attack. ``alpha`` defaults
-    to ``eps/4`` at each budget. For a guard:
+    to the attacks' own rule (:meth:`AdaptiveAttack.budget_params`: ``eps/4``). For a guard:
     ``protected_accuracy(guard.classifier, dataset, detector=guard.detector)``; for a
     preprocessing defense, pass its BPDA wrapper as ``classifier``.
 
@@ -368,18 +388,20 @@ def protected_accuracy(
     done = 0
     rows = []
     for eps in epsilons:
-        step = max(eps / 4, 1e-12) if alpha is None else alpha
-        attack: Attack
-        if detector is not None and not adaptive:
-            # The attacker who ignores the detector runs the plain PGD it was trained on
-            # (cross-entropy, every step taken), not the hinge of AdaptiveAttack, which
-            # stops moving an image once it is misclassified: a smaller perturbation.
-            attack = _EightBitPGD(classifier, eps=eps, alpha=step, steps=steps, seed=seed)
-        else:
-            attack = AdaptiveAttack(
-                classifier, detector if adaptive else None, eps=eps, alpha=step, steps=steps,
-                seed=seed,
-            )  # fmt: skip
+        plain = detector is not None and not adaptive
+        # The attacker who ignores the detector runs the plain PGD it was trained on
+        # (cross-entropy, every step taken), not the hinge of AdaptiveAttack, which stops
+        # moving an image once it is misclassified: a smaller perturbation.
+        attack_type = _EightBitPGD if plain else AdaptiveAttack
+        settings: dict[str, Any] = {**attack_type.budget_params(eps, steps=steps), "steps": steps}
+        if alpha is not None:
+            settings["alpha"] = alpha
+        attack: Attack = (
+            _EightBitPGD(classifier, **settings, seed=seed)
+            if plain
+            else AdaptiveAttack(classifier, detector if adaptive else None, **settings, seed=seed)
+        )
+        step = settings["alpha"]
         started = time.perf_counter()
         batches = []
         for begin in range(0, len(dataset), batch_size):
@@ -472,11 +494,32 @@ def evaluate_adaptive(
     return rows
 
 
+@dataclass
+class AdaptiveSetting:
+    """One classifier (behind the detector or not) as curves over ε."""
+
+    name: str
+    protected_accuracy: list[float]
+    """Under the adaptive attack."""
+    non_adaptive: list[float] | None
+    """Under the attack that ignores the detector (``None`` without a detector, where the
+    two are the same)."""
+
+
+@dataclass
+class AdaptiveSummary:
+    """The adaptive table as curves over ε (the web app draws these); ``rows`` keeps every
+    measured figure."""
+
+    epsilons: list[Finite]
+    images: int
+    settings: list[AdaptiveSetting]
+    rows: list[ProtectedAccuracy]
+
+
 def adaptive_summary(rows: Sequence[ProtectedAccuracy]) -> dict[str, object]:
-    """The rows as curves over ε, one per classifier-and-detector setting: protected
-    accuracy under the adaptive attack and, behind a detector, under the attack that
-    ignores it (``None`` without a detector, where the two are the same). The web app
-    draws this; ``rows`` keeps every measured figure."""
+    """An :class:`AdaptiveSummary` of ``rows`` as plain JSON-ready data (rows with their
+    ``setting`` label)."""
     epsilons = sorted({row.eps for row in rows})
     # name → adaptive? → protected accuracy per ε
     curves: dict[str, dict[bool, list[float]]] = {}
@@ -485,18 +528,17 @@ def adaptive_summary(rows: Sequence[ProtectedAccuracy]) -> dict[str, object]:
         by_attack = curves.setdefault(name, {})
         curve = by_attack.setdefault(row.adaptive, [math.nan] * len(epsilons))
         curve[epsilons.index(row.eps)] = row.protected_accuracy
-    settings = [
-        {"name": name, "protected_accuracy": by_attack[True], "non_adaptive": by_attack.get(False)}
-        for name, by_attack in curves.items()
-    ]
-    return json_ready(  # type: ignore[return-value]
-        {
-            "epsilons": epsilons,
-            "images": rows[0].images if rows else 0,
-            "settings": settings,
-            "rows": [row.to_dict() for row in rows],
-        }
+    summary = AdaptiveSummary(
+        epsilons=epsilons,
+        images=rows[0].images if rows else 0,
+        settings=[
+            AdaptiveSetting(name, by_attack[True], by_attack.get(False))
+            for name, by_attack in curves.items()
+        ],
+        rows=list(rows),
     )
+    plain = {**asdict(summary), "rows": [row.to_dict() for row in rows]}
+    return json_ready(plain)  # type: ignore[return-value]
 
 
 def plot_protected_accuracy(rows: Sequence[ProtectedAccuracy], path: str | Path) -> Path:

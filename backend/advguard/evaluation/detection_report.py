@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import matplotlib
 
@@ -19,7 +20,6 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score, roc_curve
 from torch import Tensor
 
 from advguard.attacks import ATTACKS, create_attack, format_eps, run_attack
@@ -33,9 +33,18 @@ from advguard.detection.builder import (
     attack_family,
 )
 from advguard.detection.detector import Detector, extract_features, train_detector
+from advguard.evaluation.metrics import Finite
 from advguard.evaluation.robustness import RobustnessRow, json_ready
 
 Progress = Callable[[str], None]
+
+
+def _sklearn_metrics() -> ModuleType:
+    """``sklearn.metrics``, imported on first use: scikit-learn takes seconds to load, and
+    every CLI command (``--help`` too) and service process imports this module."""
+    import sklearn.metrics
+
+    return sklearn.metrics
 
 
 def auroc(clean_scores: Tensor, attack_scores: Tensor) -> float:
@@ -43,7 +52,9 @@ def auroc(clean_scores: Tensor, attack_scores: Tensor) -> float:
     if len(clean_scores) == 0 or len(attack_scores) == 0:
         return float("nan")
     truth = np.r_[np.zeros(len(clean_scores)), np.ones(len(attack_scores))]
-    return float(roc_auc_score(truth, np.r_[clean_scores.numpy(), attack_scores.numpy()]))
+    return float(
+        _sklearn_metrics().roc_auc_score(truth, np.r_[clean_scores.numpy(), attack_scores.numpy()])
+    )
 
 
 def _mean(values: Tensor) -> float:
@@ -87,7 +98,7 @@ class UnseenAttackRow:
     auroc_successful: float
     tpr: float
     tpr_successful: float
-    seconds: float
+    seconds: Finite
 
 
 @dataclass
@@ -108,8 +119,8 @@ class LeaveOneOutRow:
 class RocCurve:
     """One ROC curve: false- and true-positive rates, and the exact area under it."""
 
-    fpr: list[float]
-    tpr: list[float]
+    fpr: list[Finite]
+    tpr: list[Finite]
     auroc: float
 
 
@@ -117,7 +128,7 @@ class RocCurve:
 class DetectionReport:
     """Everything the report says; ``to_dict`` is what ``report.json`` holds."""
 
-    threshold: float
+    threshold: Finite
     clean_images: int
     clean_false_rejection: float
     noise_false_rejection: dict[str, float]
@@ -129,7 +140,7 @@ class DetectionReport:
     naming_accuracy: float
     family_accuracy: float
     guard_accuracy_clean: float
-    seconds: float
+    seconds: Finite
     unseen: list[UnseenAttackRow] = field(default_factory=list)
     """Attacks absent from the detector's training, scored against the clean test images."""
     roc_curves: dict[str, dict[str, RocCurve]] = field(default_factory=dict)
@@ -281,12 +292,16 @@ def build_detection_report(
         leave_one_out=left_out,
         attack_names=detector.attack_names,
         # scikit-learn refuses empty inputs; no successful attack means an all-zero matrix.
-        attack_confusion=confusion_matrix(true_attack, named, labels=detector.attack_names).tolist()
+        attack_confusion=_sklearn_metrics()
+        .confusion_matrix(true_attack, named, labels=detector.attack_names)
+        .tolist()
         if named
         else [[0] * len(detector.attack_names) for _ in detector.attack_names],
-        naming_accuracy=float(accuracy_score(true_attack, named)) if named else float("nan"),
+        naming_accuracy=float(_sklearn_metrics().accuracy_score(true_attack, named))
+        if named
+        else float("nan"),
         family_accuracy=float(
-            accuracy_score(
+            _sklearn_metrics().accuracy_score(
                 [attack_family(a) for a in true_attack], [attack_family(a) for a in named]
             )
         )
@@ -517,12 +532,12 @@ def roc_curves(view: ScoredTestSplit, attack_names: list[str]) -> dict[str, dict
                 continue
             truth = np.r_[np.zeros(int(clean.sum())), np.ones(int(group.sum()))]
             values = np.r_[scores[clean].numpy(), scores[group].numpy()]
-            fpr, tpr, _ = roc_curve(truth, values)
+            fpr, tpr, _ = _sklearn_metrics().roc_curve(truth, values)
             keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).round())
             curves[scorer][name] = RocCurve(
                 fpr=[round(float(v), 5) for v in fpr[keep.astype(int)]],
                 tpr=[round(float(v), 5) for v in tpr[keep.astype(int)]],
-                auroc=float(roc_auc_score(truth, values)),
+                auroc=float(_sklearn_metrics().roc_auc_score(truth, values)),
             )
     return curves
 

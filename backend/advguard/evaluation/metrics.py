@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
 
 from advguard.data.dataset import ImageDataset
 from advguard.models.training import TrainHistory, predict_logits
+
+Finite = Annotated[float, "finite"]
+"""A float that is never NaN (a budget, a duration, a threshold, a point of a curve): the
+results' JSON schema gives it as a number, where other floats may be ``null``."""
 
 
 def confusion_matrix(labels: Tensor, predictions: Tensor, num_classes: int) -> list[list[int]]:
@@ -50,17 +54,37 @@ def format_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
     return "\n".join(lines)
 
 
-def training_summary(metrics: ClassifierMetrics, history: TrainHistory) -> dict[str, Any]:
+@dataclass
+class TrainingSummary:
     """What a trained model's ``metrics.json`` records (the CLI and jobs write the same)."""
-    return {
-        "test_accuracy": metrics.accuracy,
-        "confusion_matrix": metrics.confusion_matrix,
-        "class_names": metrics.class_names,
-        "train_seconds": history.seconds,
-        "epochs_run": len(history.epochs),
-        "best_epoch": history.best_epoch + 1,
-        "best_val_accuracy": history.best_val_accuracy,
-        "moving_average_kept": history.averaged,
-        "final_val_accuracy": history.epochs[-1].val_accuracy if history.epochs else None,
-        "held_out_images": len(history.holdout_files),
-    }
+
+    test_accuracy: float
+    confusion_matrix: list[list[int]]
+    """Test images, true classes down, predictions across."""
+    class_names: list[str]
+    train_seconds: Finite
+    epochs_run: int
+    best_epoch: int
+    """1-based; the kept epoch unless the moving average was kept."""
+    best_val_accuracy: float
+    moving_average_kept: bool
+    final_val_accuracy: float | None
+    held_out_images: int
+    """Training images held out for validation and the detector."""
+
+
+def training_summary(metrics: ClassifierMetrics, history: TrainHistory) -> dict[str, Any]:
+    """A :class:`TrainingSummary` as the plain dictionary ``metrics.json`` holds."""
+    summary = TrainingSummary(
+        test_accuracy=metrics.accuracy,
+        confusion_matrix=metrics.confusion_matrix,
+        class_names=metrics.class_names,
+        train_seconds=history.seconds,
+        epochs_run=len(history.epochs),
+        best_epoch=history.best_epoch + 1,
+        best_val_accuracy=history.best_val_accuracy,
+        moving_average_kept=history.averaged,
+        final_val_accuracy=history.epochs[-1].val_accuracy if history.epochs else None,
+        held_out_images=len(history.holdout_files),
+    )
+    return asdict(summary)

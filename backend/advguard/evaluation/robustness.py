@@ -20,6 +20,7 @@ from advguard.attacks import ATTACKS, attack_defaults, create_budget_attack, for
 from advguard.data.dataset import ImageDataset
 from advguard.defenses.preprocessing import PREPROCESSORS, PreprocessingDefense
 from advguard.detection.builder import DEFAULT_EPSILONS, DETECTOR_ATTACKS
+from advguard.evaluation.metrics import Finite
 from advguard.models.training import predict_logits
 
 DEMO_ATTACKS = DETECTOR_ATTACKS
@@ -45,6 +46,7 @@ class RobustnessRow:
     mean_l2: float
     max_linf: float
     seconds: float
+    """NaN where the row was read back from a set (not timed)."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -122,7 +124,7 @@ class RobustnessCurve:
     defense: str
     attack: str
     accuracy: list[float]
-    seconds: float
+    seconds: Finite
 
 
 @dataclass
@@ -133,14 +135,14 @@ class RobustnessResult:
     classified at ``epsilons[i]`` (per image, not the minimum of the averages).
     """
 
-    epsilons: list[float]
+    epsilons: list[Finite]
     images: int
     attacks: list[str]
     defenses: list[str]
     clean_accuracy: dict[str, float]
     curves: list[RobustnessCurve]
     worst_case: dict[str, list[float]]
-    seconds: float
+    seconds: Finite
     attack_params: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -355,11 +357,11 @@ class ModelRobustness:
 class ModelComparison:
     """Several models (e.g. standard and adversarially trained) under the same attacks."""
 
-    epsilons: list[float]
+    epsilons: list[Finite]
     attacks: list[str]
     images: int
     models: list[ModelRobustness]
-    seconds: float
+    seconds: Finite
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

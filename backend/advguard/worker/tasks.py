@@ -19,6 +19,7 @@ from advguard.jobs import (
     JobContext,
     JobParams,
     build_set_chunk,
+    checked_result,
     finish_set,
     is_running,
     mark_finished,
@@ -74,7 +75,7 @@ def run_job(self: Task, job_id: str) -> None:
     params = _params(job_id)
     body = JOB_KINDS[params.type].body
     assert body is not None, f"{params.type} jobs are started by start_build"
-    _run(self, job_id, lambda context: body(context, params))
+    _run(self, job_id, lambda context: checked_result(params.type, body(context, params)))
 
 
 @celery_app.task(bind=True, name="advguard.start_build")
@@ -117,7 +118,11 @@ def finish_build(self: Task, job_id: str, chunks: int) -> None:
     if not is_running(get_storage(), job_id):
         return
     params: BuildSetParams = _params(job_id)
-    _run(self, job_id, lambda context: finish_set(context, params, chunks))
+    _run(
+        self,
+        job_id,
+        lambda context: checked_result(params.type, finish_set(context, params, chunks)),
+    )
 
 
 def _worker_name(task: Task) -> str:

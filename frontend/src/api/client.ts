@@ -8,9 +8,19 @@ type Schemas = components["schemas"];
 export type Dataset = Schemas["DatasetOut"];
 export type DatasetDetail = Schemas["DatasetDetailOut"];
 export type Model = Schemas["ModelOut"];
-export type Job = Schemas["JobOut"];
+/** A job as the API answers it: one type per job type, told apart by ``type``, each with
+ * its own ``params`` and ``result`` (from the job registry, ``advguard.jobs.JOB_KINDS``). */
+export type Job = paths["/api/v1/jobs/{job_id}"]["get"]["responses"][200]["content"]["application/json"];
 export type JobList = Schemas["JobListOut"];
 export type JobState = Job["state"];
+export type JobType = Job["type"];
+/** The job of one type, e.g. ``JobOf<"evaluate_robustness">``. */
+export type JobOf<T extends JobType> = Extract<Job, { type: T }>;
+
+/** Whether ``job`` is of type ``type`` (narrows it to that type's params and result). */
+export function isJobOf<T extends JobType>(job: Job, type: T): job is JobOf<T> {
+  return job.type === type;
+}
 export type Detector = Schemas["DetectorOut"];
 export type DetectorDetail = Schemas["DetectorDetailOut"];
 export type Verdict = Schemas["VerdictOut"];
@@ -31,7 +41,6 @@ export type JobRequest =
   | Schemas["EvaluateParams"]
   | RobustnessRequest
   | AdversarialTrainingRequest;
-export type JobType = NonNullable<JobRequest["type"]>;
 
 export const API_PREFIX = "/api/v1";
 

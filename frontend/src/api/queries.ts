@@ -4,10 +4,11 @@ import { useMutation, useQuery, useQueryClient, type QueryClient } from "@tansta
 import { useEffect, useRef } from "react";
 import {
   api,
+  isJobOf,
   unwrap,
   type DatasetDetail,
   type Job,
-  type JobList,
+  type JobOf,
   type JobRequest,
   type JobState,
   type JobType,
@@ -95,22 +96,27 @@ export function useDetector(id: string | undefined) {
   });
 }
 
-export interface JobFilter {
-  type?: JobType;
+export interface JobFilter<T extends JobType = JobType> {
+  type?: T;
   state?: JobState;
   limit?: number;
   offset?: number;
 }
 
-/** Jobs, newest first; polled fast while any listed job is still queued or running. */
-export function useJobs(filter: JobFilter = {}) {
+/** Jobs (of ``filter.type``, typed as such), newest first; polled fast while any listed
+ * job is still queued or running. */
+export function useJobs<T extends JobType = JobType>(filter: JobFilter<T> = {}) {
   return useQuery({
     queryKey: [...keys.jobs, "list", filter],
-    queryFn: () => unwrap(api.GET("/api/v1/jobs", { params: { query: filter } })),
-    refetchInterval: (query) => {
-      const data = query.state.data as JobList | undefined;
-      return data?.items.some((job) => isActive(job.state)) ? JOB_POLL_MS : IDLE_POLL_MS;
+    queryFn: async () => {
+      const list = await unwrap(api.GET("/api/v1/jobs", { params: { query: filter } }));
+      const items = list.items.filter(
+        (job): job is JobOf<T> => filter.type === undefined || isJobOf(job, filter.type),
+      );
+      return { items, total: list.total };
     },
+    refetchInterval: (query) =>
+      query.state.data?.items.some((job) => isActive(job.state)) ? JOB_POLL_MS : IDLE_POLL_MS,
   });
 }
 
@@ -122,7 +128,7 @@ export function useJob(id: string | undefined) {
     queryFn: () => unwrap(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id! } } })),
     enabled: Boolean(id),
     refetchInterval: (q) => {
-      const job = q.state.data as Job | undefined;
+      const job = q.state.data;
       return job === undefined || isActive(job.state) ? JOB_POLL_MS : false;
     },
   });

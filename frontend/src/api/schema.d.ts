@@ -335,6 +335,80 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * AdaptiveSetting
+         * @description One classifier (behind the detector or not) as curves over ε.
+         */
+        AdaptiveSetting: {
+            /** Name */
+            name: string;
+            /** Protected Accuracy */
+            protected_accuracy: (number | null)[];
+            /** Non Adaptive */
+            non_adaptive: (number | null)[] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AdaptiveSummary
+         * @description The adaptive table as curves over ε (the web app draws these); ``rows`` keeps every
+         *     measured figure.
+         */
+        AdaptiveSummary: {
+            /** Epsilons */
+            epsilons: number[];
+            /** Images */
+            images: number;
+            /** Settings */
+            settings: components["schemas"]["AdaptiveSetting"][];
+            /** Rows */
+            rows: components["schemas"]["ProtectedAccuracy"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AdversarialTrainingJob
+         * @description Adversarial training (PGD-AT or TRADES), fine-tuning a model or from scratch; the
+         *     result is registered as a new model, compared with its start under PGD on the test
+         *     split. Resumes from its last epoch if its worker dies.
+         */
+        AdversarialTrainingJob: {
+            /** Id */
+            id: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            progress: components["schemas"]["ProgressOut"];
+            /** Error */
+            error: string | null;
+            /**
+             * Artifacts
+             * @description Artifact name → download URL
+             */
+            artifacts: {
+                [key: string]: string;
+            };
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "adversarial_training";
+            params: components["schemas"]["AdversarialTrainingParams"];
+            result: components["schemas"]["AdversarialTrainingResult"] | null;
+        };
+        /**
          * AdversarialTrainingParams
          * @description Adversarial training (PGD-AT or TRADES), fine-tuning a model or from scratch; the
          *     result is registered as a new model, compared with its start under PGD on the test
@@ -398,6 +472,41 @@ export interface components {
              * @default 0
              */
             seed?: number;
+        };
+        /**
+         * AdversarialTrainingResult
+         * @description What a trained model's ``metrics.json`` records (the CLI and jobs write the same).
+         */
+        AdversarialTrainingResult: {
+            /** Test Accuracy */
+            test_accuracy: number | null;
+            /** Confusion Matrix */
+            confusion_matrix: number[][];
+            /** Class Names */
+            class_names: string[];
+            /** Train Seconds */
+            train_seconds: number;
+            /** Epochs Run */
+            epochs_run: number;
+            /** Best Epoch */
+            best_epoch: number;
+            /** Best Val Accuracy */
+            best_val_accuracy: number | null;
+            /** Moving Average Kept */
+            moving_average_kept: boolean;
+            /** Final Val Accuracy */
+            final_val_accuracy: number | null;
+            /** Held Out Images */
+            held_out_images: number;
+            /** Model Id */
+            model_id: string;
+            comparison: components["schemas"]["ModelComparison"];
+            /** Artifacts */
+            artifacts: {
+                [key: string]: string;
+            };
+        } & {
+            [key: string]: unknown;
         };
         /** AttackInfoOut */
         AttackInfoOut: {
@@ -499,6 +608,47 @@ export interface components {
             name?: string | null;
         };
         /**
+         * BuildAdversarialSetJob
+         * @description Generate an adversarial set (clean, attacked, noise and augmented controls).
+         */
+        BuildAdversarialSetJob: {
+            /** Id */
+            id: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            progress: components["schemas"]["ProgressOut"];
+            /** Error */
+            error: string | null;
+            /**
+             * Artifacts
+             * @description Artifact name → download URL
+             */
+            artifacts: {
+                [key: string]: string;
+            };
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "build_adversarial_set";
+            params: components["schemas"]["BuildSetParams"];
+            result: components["schemas"]["BuildSetResult"] | null;
+        };
+        /**
          * BuildSetParams
          * @description Generate an adversarial set (clean, attacked, noise and augmented controls).
          */
@@ -529,6 +679,24 @@ export interface components {
              * @default 0
              */
             seed?: number;
+        };
+        /**
+         * BuildSetResult
+         * @description The set's size, its attacks and the robustness table of the attacks in it.
+         */
+        BuildSetResult: {
+            /** Images */
+            images: number;
+            /** Attack Names */
+            attack_names: string[];
+            /** Robustness */
+            robustness: components["schemas"]["RobustnessRow"][];
+            /** Artifacts */
+            artifacts: {
+                [key: string]: string;
+            };
+        } & {
+            [key: string]: unknown;
         };
         /** DatasetDetailOut */
         DatasetDetailOut: {
@@ -592,6 +760,58 @@ export interface components {
              */
             created_at: string;
         };
+        /**
+         * DetectionReport
+         * @description Everything the report says; ``to_dict`` is what ``report.json`` holds.
+         */
+        DetectionReport: {
+            /** Threshold */
+            threshold: number;
+            /** Clean Images */
+            clean_images: number;
+            /** Clean False Rejection */
+            clean_false_rejection: number | null;
+            /** Noise False Rejection */
+            noise_false_rejection: {
+                [key: string]: number | null;
+            };
+            /** Rows */
+            rows: components["schemas"]["ReportRow"][];
+            /** Per Attack Auroc */
+            per_attack_auroc: {
+                [key: string]: number | null;
+            };
+            /** Leave One Out */
+            leave_one_out: components["schemas"]["LeaveOneOutRow"][];
+            /** Attack Names */
+            attack_names: string[];
+            /** Attack Confusion */
+            attack_confusion: number[][];
+            /** Naming Accuracy */
+            naming_accuracy: number | null;
+            /** Family Accuracy */
+            family_accuracy: number | null;
+            /** Guard Accuracy Clean */
+            guard_accuracy_clean: number | null;
+            /** Seconds */
+            seconds: number;
+            /**
+             * Unseen
+             * @default []
+             */
+            unseen: components["schemas"]["UnseenAttackRow"][];
+            /**
+             * Roc Curves
+             * @default {}
+             */
+            roc_curves: {
+                [key: string]: {
+                    [key: string]: components["schemas"]["RocCurve"];
+                };
+            };
+        } & {
+            [key: string]: unknown;
+        };
         /** DetectorDetailOut */
         DetectorDetailOut: {
             /** Id */
@@ -615,13 +835,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
-            /**
-             * Report
-             * @description The latest evaluate job's report
-             */
-            report: {
-                [key: string]: unknown;
-            } | null;
+            /** @description The latest evaluate job's report */
+            report: components["schemas"]["DetectionReport"] | null;
             /** Report Artifacts */
             report_artifacts: {
                 [key: string]: string;
@@ -660,6 +875,47 @@ export interface components {
             detail: unknown;
         };
         /**
+         * EvaluateJob
+         * @description Report a detector on a set's test split: ROC/AUROC, naming, baselines.
+         */
+        EvaluateJob: {
+            /** Id */
+            id: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            progress: components["schemas"]["ProgressOut"];
+            /** Error */
+            error: string | null;
+            /**
+             * Artifacts
+             * @description Artifact name → download URL
+             */
+            artifacts: {
+                [key: string]: string;
+            };
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "evaluate";
+            params: components["schemas"]["EvaluateParams"];
+            result: components["schemas"]["EvaluateResult"] | null;
+        };
+        /**
          * EvaluateParams
          * @description Report a detector on a set's test split: ROC/AUROC, naming, baselines.
          */
@@ -685,6 +941,61 @@ export interface components {
             leave_one_out?: boolean;
             /** Unseen Attacks */
             unseen_attacks?: string[] | null;
+        };
+        /**
+         * EvaluateResult
+         * @description The detection report on a set's test split.
+         */
+        EvaluateResult: {
+            report: components["schemas"]["DetectionReport"];
+            /** Artifacts */
+            artifacts: {
+                [key: string]: string;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * EvaluateRobustnessJob
+         * @description Accuracy under each attack over an ε grid, without and with preprocessing defenses
+         *     (each attacked plainly and through BPDA), on a random sample of a test split.
+         */
+        EvaluateRobustnessJob: {
+            /** Id */
+            id: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            progress: components["schemas"]["ProgressOut"];
+            /** Error */
+            error: string | null;
+            /**
+             * Artifacts
+             * @description Artifact name → download URL
+             */
+            artifacts: {
+                [key: string]: string;
+            };
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "evaluate_robustness";
+            params: components["schemas"]["EvaluateRobustnessParams"];
+            result: components["schemas"]["EvaluateRobustnessResult"] | null;
         };
         /**
          * EvaluateRobustnessParams
@@ -728,6 +1039,20 @@ export interface components {
              */
             seed?: number;
         };
+        /**
+         * EvaluateRobustnessResult
+         * @description Accuracy under attack over ε and, with a detector, the adaptive table.
+         */
+        EvaluateRobustnessResult: {
+            robustness: components["schemas"]["RobustnessResult"];
+            adaptive: components["schemas"]["AdaptiveSummary"] | null;
+            /** Artifacts */
+            artifacts: {
+                [key: string]: string;
+            };
+        } & {
+            [key: string]: unknown;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -755,50 +1080,45 @@ export interface components {
         /** JobListOut */
         JobListOut: {
             /** Items */
-            items: components["schemas"]["JobOut"][];
+            items: (components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["AdversarialTrainingJob"])[];
             /** Total */
             total: number;
         };
-        /** JobOut */
-        JobOut: {
-            /** Id */
-            id: string;
-            /** Type */
-            type: string;
-            /**
-             * State
-             * @enum {string}
-             */
-            state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-            /** Params */
-            params: {
-                [key: string]: unknown;
-            };
-            progress: components["schemas"]["ProgressOut"];
-            /** Result */
-            result: {
-                [key: string]: unknown;
-            } | null;
-            /** Error */
-            error: string | null;
-            /**
-             * Artifacts
-             * @description Artifact name → download URL
-             */
-            artifacts: {
-                [key: string]: string;
-            };
-            /** Attempts */
-            attempts: number;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
-            /** Started At */
-            started_at: string | null;
-            /** Finished At */
-            finished_at: string | null;
+        /**
+         * LeaveOneOutRow
+         * @description A trained attack as if it were new: a detector retrained without it, judged on it.
+         */
+        LeaveOneOutRow: {
+            /** Attack */
+            attack: string;
+            /** Auroc */
+            auroc: number | null;
+            /** Auroc Successful */
+            auroc_successful: number | null;
+            /** Tpr Successful */
+            tpr_successful: number | null;
+            /** Clean False Rejection */
+            clean_false_rejection: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ModelComparison
+         * @description Several models (e.g. standard and adversarially trained) under the same attacks.
+         */
+        ModelComparison: {
+            /** Epsilons */
+            epsilons: number[];
+            /** Attacks */
+            attacks: string[];
+            /** Images */
+            images: number;
+            /** Models */
+            models: components["schemas"]["ModelRobustness"][];
+            /** Seconds */
+            seconds: number;
+        } & {
+            [key: string]: unknown;
         };
         /** ModelOut */
         ModelOut: {
@@ -831,6 +1151,20 @@ export interface components {
              */
             created_at: string;
         };
+        /**
+         * ModelRobustness
+         * @description One model's clean accuracy and its worst-case accuracy per ε.
+         */
+        ModelRobustness: {
+            /** Name */
+            name: string;
+            /** Clean Accuracy */
+            clean_accuracy: number | null;
+            /** Accuracy */
+            accuracy: (number | null)[];
+        } & {
+            [key: string]: unknown;
+        };
         /** PredictOut */
         PredictOut: {
             /** Detector Id */
@@ -854,6 +1188,185 @@ export interface components {
              */
             fraction: number;
         };
+        /**
+         * ProtectedAccuracy
+         * @description Classifier (and detector) under one attack budget, over ``images`` images.
+         *
+         *     An image is *protected* when the detector rejects it or the classifier gets it right:
+         *     the guard then gives no wrong answer. Rates are fractions of all images, except
+         *     ``attack_success_rate``: among images protected when clean, those the attack left
+         *     accepted and misclassified.
+         */
+        ProtectedAccuracy: {
+            /** Eps */
+            eps: number;
+            /** Detector */
+            detector: boolean;
+            /** Adaptive */
+            adaptive: boolean;
+            /** Images */
+            images: number;
+            /** Clean Accuracy */
+            clean_accuracy: number | null;
+            /** Clean Protected Accuracy */
+            clean_protected_accuracy: number | null;
+            /** Clean Rejection Rate */
+            clean_rejection_rate: number | null;
+            /** Accuracy */
+            accuracy: number | null;
+            /** Protected Accuracy */
+            protected_accuracy: number | null;
+            /** Rejection Rate */
+            rejection_rate: number | null;
+            /** Attack Success Rate */
+            attack_success_rate: number | null;
+            /** Steps */
+            steps: number;
+            /** Alpha */
+            alpha: number;
+            /** Seconds */
+            seconds: number;
+            /**
+             * Classifier
+             * @default classifier
+             */
+            classifier: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ReportRow
+         * @description One attack at one budget on the test split. *Successful* images were classified
+         *     correctly before the attack and wrongly after; *failed* ones stayed correct. Images the
+         *     classifier already got wrong count only in the columns for all images.
+         */
+        ReportRow: {
+            /** Attack */
+            attack: string;
+            /** Eps */
+            eps: string;
+            /** Images */
+            images: number;
+            /** Successful */
+            successful: number;
+            /** Auroc */
+            auroc: number | null;
+            /** Auroc Successful */
+            auroc_successful: number | null;
+            /** Auroc Failed */
+            auroc_failed: number | null;
+            /** Tpr */
+            tpr: number | null;
+            /** Tpr Successful */
+            tpr_successful: number | null;
+            /** Tpr Failed */
+            tpr_failed: number | null;
+            /** Named Successful */
+            named_successful: number | null;
+            /**
+             * Baselines
+             * @default {}
+             */
+            baselines: {
+                [key: string]: number | null;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RobustnessCurve
+         * @description Accuracy of one model (defense setting) under one attack, one value per ε.
+         */
+        RobustnessCurve: {
+            /** Defense */
+            defense: string;
+            /** Attack */
+            attack: string;
+            /** Accuracy */
+            accuracy: (number | null)[];
+            /** Seconds */
+            seconds: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RobustnessResult
+         * @description Accuracy under attack over an ε grid, per defense setting and attack.
+         *
+         *     ``worst_case[defense][i]`` is the share of images that every attack left correctly
+         *     classified at ``epsilons[i]`` (per image, not the minimum of the averages).
+         */
+        RobustnessResult: {
+            /** Epsilons */
+            epsilons: number[];
+            /** Images */
+            images: number;
+            /** Attacks */
+            attacks: string[];
+            /** Defenses */
+            defenses: string[];
+            /** Clean Accuracy */
+            clean_accuracy: {
+                [key: string]: number | null;
+            };
+            /** Curves */
+            curves: components["schemas"]["RobustnessCurve"][];
+            /** Worst Case */
+            worst_case: {
+                [key: string]: (number | null)[];
+            };
+            /** Seconds */
+            seconds: number;
+            /**
+             * Attack Params
+             * @default {}
+             */
+            attack_params: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RobustnessRow
+         * @description One attack at one budget (``eps`` is ``None`` for L2 attacks such as CW).
+         */
+        RobustnessRow: {
+            /** Attack */
+            attack: string;
+            /** Eps */
+            eps: number | null;
+            /** Clean Accuracy */
+            clean_accuracy: number | null;
+            /** Adversarial Accuracy */
+            adversarial_accuracy: number | null;
+            /** Success Rate */
+            success_rate: number | null;
+            /** Mean L2 */
+            mean_l2: number | null;
+            /** Max Linf */
+            max_linf: number | null;
+            /** Seconds */
+            seconds: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RocCurve
+         * @description One ROC curve: false- and true-positive rates, and the exact area under it.
+         */
+        RocCurve: {
+            /** Fpr */
+            fpr: number[];
+            /** Tpr */
+            tpr: number[];
+            /** Auroc */
+            auroc: number | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** SkippedOut */
         SkippedOut: {
             /** Path */
@@ -867,6 +1380,47 @@ export interface components {
             class_name: string;
             /** Url */
             url: string;
+        };
+        /**
+         * TrainClassifierJob
+         * @description Train the built-in CNN on a dataset's train split; test it on its test split.
+         */
+        TrainClassifierJob: {
+            /** Id */
+            id: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            progress: components["schemas"]["ProgressOut"];
+            /** Error */
+            error: string | null;
+            /**
+             * Artifacts
+             * @description Artifact name → download URL
+             */
+            artifacts: {
+                [key: string]: string;
+            };
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "train_classifier";
+            params: components["schemas"]["TrainClassifierParams"];
+            result: components["schemas"]["TrainClassifierResult"] | null;
         };
         /**
          * TrainClassifierParams
@@ -911,6 +1465,81 @@ export interface components {
             ema_decay?: number;
         };
         /**
+         * TrainClassifierResult
+         * @description What a trained model's ``metrics.json`` records (the CLI and jobs write the same).
+         */
+        TrainClassifierResult: {
+            /** Test Accuracy */
+            test_accuracy: number | null;
+            /** Confusion Matrix */
+            confusion_matrix: number[][];
+            /** Class Names */
+            class_names: string[];
+            /** Train Seconds */
+            train_seconds: number;
+            /** Epochs Run */
+            epochs_run: number;
+            /** Best Epoch */
+            best_epoch: number;
+            /** Best Val Accuracy */
+            best_val_accuracy: number | null;
+            /** Moving Average Kept */
+            moving_average_kept: boolean;
+            /** Final Val Accuracy */
+            final_val_accuracy: number | null;
+            /** Held Out Images */
+            held_out_images: number;
+            /** Model Id */
+            model_id: string;
+            /** Artifacts */
+            artifacts: {
+                [key: string]: string;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TrainDetectorJob
+         * @description Train a detector on a built set; save it with its classifier as a guard.
+         */
+        TrainDetectorJob: {
+            /** Id */
+            id: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            progress: components["schemas"]["ProgressOut"];
+            /** Error */
+            error: string | null;
+            /**
+             * Artifacts
+             * @description Artifact name → download URL
+             */
+            artifacts: {
+                [key: string]: string;
+            };
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "train_detector";
+            params: components["schemas"]["TrainDetectorParams"];
+            result: components["schemas"]["TrainDetectorResult"] | null;
+        };
+        /**
          * TrainDetectorParams
          * @description Train a detector on a built set; save it with its classifier as a guard.
          */
@@ -939,6 +1568,44 @@ export interface components {
              * @default 0
              */
             seed?: number;
+        };
+        /**
+         * TrainDetectorResult
+         * @description The detector registered, and its threshold.
+         */
+        TrainDetectorResult: {
+            /** Detector Id */
+            detector_id: string;
+            /** Threshold */
+            threshold: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * UnseenAttackRow
+         * @description An attack the detector never saw in training, run on clean test images (8-bit).
+         */
+        UnseenAttackRow: {
+            /** Attack */
+            attack: string;
+            /** Eps */
+            eps: string;
+            /** Images */
+            images: number;
+            /** Successful */
+            successful: number;
+            /** Auroc */
+            auroc: number | null;
+            /** Auroc Successful */
+            auroc_successful: number | null;
+            /** Tpr */
+            tpr: number | null;
+            /** Tpr Successful */
+            tpr_successful: number | null;
+            /** Seconds */
+            seconds: number;
+        } & {
+            [key: string]: unknown;
         };
         /** ValidationError */
         ValidationError: {
@@ -1440,7 +2107,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobOut"];
+                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["AdversarialTrainingJob"];
                 };
             };
             /** @description Invalid parameters or unusable upload */
@@ -1482,7 +2149,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobOut"];
+                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["AdversarialTrainingJob"];
                 };
             };
             /** @description No such record */
@@ -1524,7 +2191,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobOut"];
+                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["AdversarialTrainingJob"];
                 };
             };
             /** @description No such record */

@@ -1,11 +1,12 @@
 import type { ReactNode } from "react";
-import type { Job } from "../api/client";
+import { isJobOf, type Job, type JobOf, type JobType } from "../api/client";
 import { isActive, useCancelJob, useJob } from "../api/queries";
 import { duration, shortId } from "../lib/format";
 import { ErrorMessage } from "./ErrorMessage";
 import { ProgressBar } from "./ProgressBar";
 
-const TYPE_NAMES: Record<string, string> = {
+/** Every job type's name; a job type the API adds fails the build here until it is named. */
+export const JOB_TYPE_NAMES: Record<JobType, string> = {
   train_classifier: "Train classifier",
   build_adversarial_set: "Build adversarial set",
   train_detector: "Train detector",
@@ -14,8 +15,8 @@ const TYPE_NAMES: Record<string, string> = {
   adversarial_training: "Adversarial training",
 };
 
-export function jobTypeName(type: string): string {
-  return TYPE_NAMES[type] ?? type;
+export function jobTypeName(type: JobType): string {
+  return JOB_TYPE_NAMES[type];
 }
 
 export function StateBadge({ state }: { state: Job["state"] }) {
@@ -80,12 +81,31 @@ export function JobTracker({ jobId }: { jobId: string }) {
 }
 
 /** A job followed live and, once it has succeeded, what ``children`` make of it. */
-export function JobResult({ jobId, children }: { jobId: string; children: (job: Job) => ReactNode }) {
-  const job = useJob(jobId);
+/** A job's tracker, then, once it has succeeded, its result drawn by ``children`` (a job of
+ * another type than ``type`` is named as such instead). */
+export function JobResult<T extends JobType>({
+  jobId,
+  type,
+  children,
+}: {
+  jobId: string;
+  type: T;
+  children: (job: JobOf<T>) => ReactNode;
+}) {
+  const job = useJob(jobId).data;
+  let result: ReactNode = null;
+  if (job?.state === "succeeded")
+    result = isJobOf(job, type) ? (
+      children(job)
+    ) : (
+      <ErrorMessage
+        error={`job ${shortId(jobId)} is a ${jobTypeName(job.type)} job, not ${jobTypeName(type).toLowerCase()}`}
+      />
+    );
   return (
     <>
       <JobTracker jobId={jobId} />
-      {job.data?.state === "succeeded" ? children(job.data) : null}
+      {result}
     </>
   );
 }

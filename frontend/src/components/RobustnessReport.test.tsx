@@ -1,6 +1,5 @@
 import { render, screen, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { asAdaptive, asComparison, asRobustness, type RobustnessReport } from "../lib/robustness";
 import { ADAPTIVE, COMPARISON, ROBUSTNESS } from "../test/fixtures";
 import { budgetTicks } from "./AccuracyChart";
 import { lineStyles } from "./LineChart";
@@ -13,7 +12,7 @@ import {
   WorstCaseChart,
 } from "./RobustnessReport";
 
-const report = asRobustness(ROBUSTNESS) as RobustnessReport;
+const report = ROBUSTNESS;
 
 const series = (chart: HTMLElement) =>
   [...chart.querySelectorAll("path.chart-line")].map((path) => path.getAttribute("data-series"));
@@ -130,11 +129,11 @@ describe("RobustnessView", () => {
   });
 
   it("draws no comparison for the undefended model alone", () => {
-    const alone = asRobustness({
+    const alone = {
       ...ROBUSTNESS,
       defenses: ["none"],
       curves: ROBUSTNESS.curves.filter((curve) => curve.defense === "none"),
-    })!;
+    };
     render(<RobustnessView report={alone} artifacts={{}} />);
     expect(screen.getAllByRole("img")).toHaveLength(1);
     expect(screen.queryByRole("table", { name: "Worst case per defense" })).toBeNull();
@@ -143,7 +142,7 @@ describe("RobustnessView", () => {
 
 describe("AdaptiveView", () => {
   it("draws protected accuracy per setting, the non-adaptive attack dashed, and a table", () => {
-    render(<AdaptiveView adaptive={asAdaptive(ADAPTIVE)!} />);
+    render(<AdaptiveView adaptive={ADAPTIVE} />);
     const chart = screen.getByRole("img", { name: "Protected accuracy against ε (adaptive attack)" });
     expect(series(chart)).toEqual([
       "classifier",
@@ -166,7 +165,7 @@ describe("AdaptiveView", () => {
 
 describe("ComparisonView", () => {
   it("compares the start model with the trained one: clean, then per budget", () => {
-    render(<ComparisonView comparison={asComparison(COMPARISON)!} />);
+    render(<ComparisonView comparison={COMPARISON} />);
     const chart = screen.getByRole("img", {
       name: "Accuracy against ε before and after adversarial training",
     });

@@ -1,7 +1,6 @@
 import { render, screen, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { asReport, asRocCurves, type RocCurves } from "../lib/report";
-import { makeRow } from "../test/fixtures";
+import type { RocCurves } from "../lib/report";
 import { RocChart, RocCharts, attackStyles, rocPath } from "./RocChart";
 
 const curves: RocCurves = {
@@ -77,24 +76,5 @@ describe("rocPath", () => {
   it("runs from the bottom-left corner to the top-right one", () => {
     expect(rocPath({ fpr: [0, 1], tpr: [0, 1], auroc: 0.5 })).toBe("M48.0 250.0 L288.0 10.0");
     expect(rocPath({ fpr: [0, Number.NaN], tpr: [0, 1], auroc: 0.5 })).toBe("M48.0 250.0");
-  });
-});
-
-describe("report ROC curves", () => {
-  const base = { rows: [makeRow()], attack_names: ["pgd"], attack_confusion: [[1]] };
-
-  it("are empty in a report written before them", () => {
-    expect(asReport(base)?.roc_curves).toEqual({});
-  });
-
-  it("keep only curves of the expected shape", () => {
-    expect(
-      asRocCurves({
-        detector: { pgd: { fpr: [0, 1], tpr: [0, 1], auroc: 0.5 }, fgsm: { fpr: "x" } },
-        mahalanobis: "nonsense",
-        "feature squeezing": {},
-      }),
-    ).toEqual({ detector: { pgd: { fpr: [0, 1], tpr: [0, 1], auroc: 0.5 } } });
-    expect(asReport({ ...base, roc_curves: curves })?.roc_curves.detector?.pgd?.auroc).toBe(0.987);
   });
 });

@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { ADAPTIVE, COMPARISON, ROBUSTNESS } from "../test/fixtures";
 import { formatEps, formatSeconds, parseBudgets, rangeProblem } from "./format";
 import { pairWithClean, parseCsv, parseManifest } from "./manifest";
-import { asAdaptive, asComparison, asRobustness, baseDefense, budgetLabel, isBpda } from "./robustness";
+import { baseDefense, budgetLabel, isBpda } from "./robustness";
 
 const HEADER =
   "file,split,source_file,source_id,true_label,attack,params,eps,predicted_before,predicted_after,success,linf,l2";
@@ -59,28 +58,6 @@ describe("numbers in forms and reports", () => {
 });
 
 describe("robustness results", () => {
-  it("are read when they have the expected shape", () => {
-    const report = asRobustness(ROBUSTNESS);
-    expect(report?.defenses).toEqual(["none", "jpeg", "jpeg + BPDA"]);
-    expect(report?.worst_case.jpeg).toEqual([0.875, 0.6875, 0.5625]);
-    expect(asRobustness({ ...ROBUSTNESS, epsilons: [0, "x"] })).toBeNull();
-    expect(asRobustness({ epsilons: [0] })).toBeNull();
-    expect(asRobustness(null)).toBeNull();
-  });
-
-  it("keep NaN (sent as null) and missing worst cases as gaps", () => {
-    const report = asRobustness({ ...ROBUSTNESS, worst_case: { none: [1, null, "?"] } });
-    expect(report?.worst_case).toEqual({ none: [1, null, null], jpeg: [], "jpeg + BPDA": [] });
-  });
-
-  it("read the adaptive test and the adversarial-training comparison, or nothing", () => {
-    expect(asAdaptive(ADAPTIVE)?.settings[1]).toEqual(ADAPTIVE.settings[1]);
-    expect(asAdaptive(ADAPTIVE)?.settings[0]?.non_adaptive).toBeNull();
-    expect(asAdaptive(undefined)).toBeNull();
-    expect(asComparison(COMPARISON)?.models.map((model) => model.name)).toEqual(["start", "PGD-AT"]);
-    expect(asComparison({ epsilons: [0], models: "none" })).toBeNull();
-  });
-
   it("tell BPDA settings and their defense", () => {
     expect(isBpda("jpeg + BPDA")).toBe(true);
     expect(isBpda("jpeg")).toBe(false);

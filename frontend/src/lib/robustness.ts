@@ -1,10 +1,10 @@
-// The results of the robustness jobs, checked before they are drawn (the API types a job's
-// result as a free-form object):
-// - evaluate_robustness: ``result.robustness`` (RobustnessResult.to_dict in
-//   backend/advguard/evaluation/robustness.py) and, with a detector, ``result.adaptive``;
-// - adversarial_training: ``result.comparison`` (ModelComparison.to_dict).
+// The results of the robustness jobs, typed by the API's document (the job registry's
+// result models): evaluate_robustness's ``result.robustness`` and ``result.adaptive``,
+// adversarial_training's ``result.comparison``. Undefined numbers (NaN) arrive as null.
+import type { components } from "../api/schema";
 import { formatEps } from "./format";
-import { finite, isObject, numberList, stringList } from "./shape";
+
+type Schemas = components["schemas"];
 
 /** The attacks an evaluate_robustness job runs when none are named
  * (``advguard.evaluation.robustness.ROBUSTNESS_ATTACKS``). */
@@ -16,124 +16,16 @@ export const NO_DEFENSE = "none";
 const BPDA_SUFFIX = " + BPDA";
 
 /** Accuracy of one defense setting under one attack, one value per ε. */
-export interface RobustnessCurve {
-  defense: string;
-  attack: string;
-  accuracy: (number | null)[];
-  seconds: number | null;
-}
-
-export interface RobustnessReport {
-  epsilons: number[];
-  images: number;
-  attacks: string[];
-  /** Labels: "none", "jpeg", "jpeg + BPDA", … */
-  defenses: string[];
-  clean_accuracy: Record<string, number | null>;
-  curves: RobustnessCurve[];
-  /** Per defense setting and ε: the share of images correct under every attack. */
-  worst_case: Record<string, (number | null)[]>;
-  seconds: number | null;
-}
-
+export type RobustnessCurve = Schemas["RobustnessCurve"];
+/** Accuracy under each attack over ε, per defense setting ("none", "jpeg", "jpeg + BPDA", …). */
+export type RobustnessReport = Schemas["RobustnessResult"];
 /** One setting of the adaptive test: the share of attacked images that were rejected by
  * the detector or still classified correctly, by an attack that knows the detector (and,
  * where measured, by one that does not). */
-export interface AdaptiveSetting {
-  name: string;
-  protected_accuracy: (number | null)[];
-  non_adaptive: (number | null)[] | null;
-}
-
-export interface AdaptiveReport {
-  epsilons: number[];
-  images: number | null;
-  settings: AdaptiveSetting[];
-}
-
-export interface ComparedModel {
-  name: string;
-  clean_accuracy: number | null;
-  accuracy: (number | null)[];
-}
-
+export type AdaptiveSetting = Schemas["AdaptiveSetting"];
+export type AdaptiveReport = Schemas["AdaptiveSummary"];
 /** The start model and the adversarially trained one under PGD, per ε. */
-export interface ModelComparison {
-  epsilons: number[];
-  models: ComparedModel[];
-  attacks: string[];
-  images: number | null;
-}
-
-const numberMap = (value: unknown): Record<string, number | null> =>
-  isObject(value)
-    ? Object.fromEntries(Object.entries(value).map(([key, item]) => [key, finite(item) ? item : null]))
-    : {};
-
-/** The budgets of a result: a list of finite numbers, else null. */
-function epsilonsOf(value: unknown): number[] | null {
-  const list = numberList(value);
-  return list && list.every(finite) ? (list as number[]) : null;
-}
-
-/** ``result.robustness`` if it has the fields the charts need, else null. */
-export function asRobustness(value: unknown): RobustnessReport | null {
-  if (!isObject(value)) return null;
-  const epsilons = epsilonsOf(value.epsilons);
-  const attacks = stringList(value.attacks);
-  const defenses = stringList(value.defenses);
-  if (!epsilons || !attacks || !defenses || !Array.isArray(value.curves)) return null;
-  const curves = value.curves.filter(isObject).map((curve): RobustnessCurve => ({
-    defense: String(curve.defense),
-    attack: String(curve.attack),
-    accuracy: numberList(curve.accuracy) ?? [],
-    seconds: finite(curve.seconds) ? curve.seconds : null,
-  }));
-  const worst = isObject(value.worst_case) ? value.worst_case : {};
-  return {
-    epsilons,
-    images: finite(value.images) ? value.images : 0,
-    attacks,
-    defenses,
-    clean_accuracy: numberMap(value.clean_accuracy),
-    curves,
-    worst_case: Object.fromEntries(defenses.map((label) => [label, numberList(worst[label]) ?? []])),
-    seconds: finite(value.seconds) ? value.seconds : null,
-  };
-}
-
-/** ``result.adaptive`` if present and well formed, else null. */
-export function asAdaptive(value: unknown): AdaptiveReport | null {
-  if (!isObject(value) || !Array.isArray(value.settings)) return null;
-  const epsilons = epsilonsOf(value.epsilons);
-  if (!epsilons) return null;
-  return {
-    epsilons,
-    images: finite(value.images) ? value.images : null,
-    settings: value.settings.filter(isObject).map((setting) => ({
-      name: String(setting.name),
-      protected_accuracy: numberList(setting.protected_accuracy) ?? [],
-      non_adaptive: numberList(setting.non_adaptive),
-    })),
-  };
-}
-
-/** ``result.comparison`` of an adversarial_training job if well formed, else null. */
-export function asComparison(value: unknown): ModelComparison | null {
-  if (!isObject(value) || !Array.isArray(value.models)) return null;
-  const epsilons = epsilonsOf(value.epsilons);
-  if (!epsilons) return null;
-  return {
-    epsilons,
-    attacks: stringList(value.attacks) ?? [],
-    images: finite(value.images) ? value.images : null,
-    models: value.models.filter(isObject).map((model) => ({
-      name: String(model.name),
-      clean_accuracy: finite(model.clean_accuracy) ? model.clean_accuracy : null,
-      accuracy: numberList(model.accuracy) ?? [],
-    })),
-  };
-}
+export type ModelComparison = Schemas["ModelComparison"];
 
 /** One attack's curve under one defense setting. */
 export function curveOf(

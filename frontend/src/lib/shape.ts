@@ -1,23 +1,7 @@
-// Checks of the free-form JSON the API sends in job results and reports (typed
-// ``{[key: string]: unknown}`` in the OpenAPI document), before anything is drawn from it.
-// Undefined numbers (NaN) arrive as null.
-
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
-}
+// Numbers as charts can draw them: undefined numbers (NaN) arrive from the API as null.
 
 export const finite = (value: unknown): value is number =>
   typeof value === "number" && Number.isFinite(value);
-
-/** A list of numbers with anything that is not a finite number as null; null if not a list. */
-export function numberList(value: unknown): (number | null)[] | null {
-  return Array.isArray(value) ? value.map((item) => (finite(item) ? item : null)) : null;
-}
-
-/** A list of strings (other items left out); null if not a list. */
-export function stringList(value: unknown): string[] | null {
-  return Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : null;
-}
 
 /** The pairs ``(xs[i], ys[i])`` where both are finite numbers, in order. */
 export function finitePairs(

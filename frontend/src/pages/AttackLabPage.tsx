@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { useSearchParams } from "react-router";
-import type { AttackInfo, Job } from "../api/client";
+import type { AttackInfo, JobOf } from "../api/client";
+import type { components } from "../api/schema";
 import { useCreateJob, useJobs } from "../api/queries";
 import { AttackChecks, useAttackChoice } from "../components/AttackChecks";
 import { Field, NumberInput } from "../components/Field";
@@ -13,15 +14,8 @@ import { SubmitJob } from "../components/SubmitJob";
 import { normLabel, takesBudget } from "../lib/attacks";
 import { decimal, formatEps, formatTime, parseBudgets, percent, shortId } from "../lib/format";
 
-interface RobustnessRow {
-  attack: string;
-  eps: number | null;
-  clean_accuracy: number | null;
-  adversarial_accuracy: number | null;
-  success_rate: number | null;
-  mean_l2: number | null;
-  max_linf: number | null;
-}
+/** One attack at one budget of a set (``eps`` null for L2 attacks such as CW). */
+type RobustnessRow = components["schemas"]["RobustnessRow"];
 
 /** Which attacks the budgets apply to: "For the L∞ attacks (FGSM, PGD); CW (L2) runs once
  * at its defaults, without ε". */
@@ -146,16 +140,15 @@ function RobustnessTable({ rows }: { rows: RobustnessRow[] }) {
   );
 }
 
-function SetView({ job }: { job: Job }) {
-  const result = job.result ?? {};
-  const robustness = (result.robustness as RobustnessRow[] | undefined) ?? [];
+function SetView({ job }: { job: JobOf<"build_adversarial_set"> }) {
+  const result = job.result;
   return (
     <>
       <p>
-        {String(result.images ?? "?")} images; attacks {((result.attack_names as string[]) ?? []).join(", ")}.{" "}
+        {result?.images ?? "?"} images; attacks {(result?.attack_names ?? []).join(", ")}.{" "}
         {job.artifacts.zip ? <a href={job.artifacts.zip}>Download the set (zip)</a> : null}
       </p>
-      <RobustnessTable rows={robustness} />
+      <RobustnessTable rows={result?.robustness ?? []} />
       {job.artifacts.manifest ? (
         <Gallery jobId={job.id} manifestUrl={job.artifacts.manifest} />
       ) : (
@@ -185,7 +178,7 @@ export function AttackLabPage() {
             <option value="">choose a set…</option>
             {(sets.data?.items ?? []).map((job) => (
               <option key={job.id} value={job.id}>
-                {shortId(job.id)} — {(job.params.attacks as string[] | undefined)?.join(", ")} — {job.state} —{" "}
+                {shortId(job.id)} — {(job.params.attacks ?? []).join(", ")} — {job.state} —{" "}
                 {formatTime(job.created_at)}
               </option>
             ))}
@@ -193,7 +186,9 @@ export function AttackLabPage() {
         </Field>
         <ErrorMessage error={sets.error} />
         {setId ? (
-          <JobResult jobId={setId}>{(job) => <SetView job={job} />}</JobResult>
+          <JobResult jobId={setId} type="build_adversarial_set">
+            {(job) => <SetView job={job} />}
+          </JobResult>
         ) : (
           <p className="muted">Build a set above, or choose one built before.</p>
         )}

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
-import type { DetectorDetail } from "../api/client";
+import { isJobOf, type DetectorDetail } from "../api/client";
 import { useCreateJob, useDeleteDetector, useDetector, useDetectors, useJob, useJobs } from "../api/queries";
 import { AurocChart } from "../components/AurocChart";
 import { AurocTable, UnseenTable } from "../components/AurocTable";
@@ -11,7 +11,7 @@ import { JobTracker } from "../components/JobProgress";
 import { Page, Panel } from "../components/Page";
 import { SubmitJob } from "../components/SubmitJob";
 import { decimal, formatTime, percent, shortId } from "../lib/format";
-import { asReport, rocScorers, type DetectionReport } from "../lib/report";
+import { rocScorers, type DetectionReport } from "../lib/report";
 import { useSearchState } from "../lib/search";
 
 function TrainDetector({ onStarted }: { onStarted: (jobId: string) => void }) {
@@ -46,8 +46,7 @@ function TrainDetector({ onStarted }: { onStarted: (jobId: string) => void }) {
           ) : null}
           {(sets.data?.items ?? []).map((job) => (
             <option key={job.id} value={job.id}>
-              {shortId(job.id)} — {(job.params.attacks as string[] | undefined)?.join(", ")} —{" "}
-              {formatTime(job.finished_at)}
+              {shortId(job.id)} — {(job.params.attacks ?? []).join(", ")} — {formatTime(job.finished_at)}
             </option>
           ))}
         </select>
@@ -75,9 +74,9 @@ function TrainDetector({ onStarted }: { onStarted: (jobId: string) => void }) {
 
 /** Once the tracked training job succeeds, show its detector. */
 function FollowTraining({ jobId, onDetector }: { jobId: string; onDetector: (id: string) => void }) {
-  const job = useJob(jobId);
+  const job = useJob(jobId).data;
   const detectorId =
-    job.data?.state === "succeeded" ? (job.data.result?.detector_id as string | undefined) : undefined;
+    job?.state === "succeeded" && isJobOf(job, "train_detector") ? job.result?.detector_id : undefined;
   const announced = useRef<string | undefined>(undefined);
   useEffect(() => {
     if (detectorId && announced.current !== detectorId) {
@@ -250,7 +249,7 @@ function DetectorView({ id, onDeleted }: { id: string; onDeleted: () => void }) 
   if (detector.error) return <ErrorMessage error={detector.error} />;
   if (!detector.data) return <p className="muted">Loading the detector…</p>;
   const data = detector.data;
-  const report = asReport(data.report);
+  const report = data.report;
   return (
     <>
       <p>

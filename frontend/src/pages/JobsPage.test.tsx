@@ -1,7 +1,8 @@
 import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { makeJob, stubFetch } from "../test/fixtures";
+import type { JobOf } from "../api/client";
+import { jobFields, makeJob, stubFetch } from "../test/fixtures";
 import { renderPage } from "../test/render";
 import { JobsPage } from "./JobsPage";
 
@@ -10,12 +11,12 @@ afterEach(() => vi.unstubAllGlobals());
 describe("JobsPage", () => {
   it("lists jobs with state and progress, shows errors verbatim, and cancels", async () => {
     const running = makeJob({ id: "aaaaaaaa11111111" });
-    const failed = makeJob({
-      id: "bbbbbbbb22222222",
+    const failed: JobOf<"train_classifier"> = {
+      ...jobFields({ id: "bbbbbbbb22222222", state: "failed", error: "dataset 'old' does not exist" }),
       type: "train_classifier",
-      state: "failed",
-      error: "dataset 'old' does not exist",
-    });
+      params: { type: "train_classifier" },
+      result: null,
+    };
     const { fetchStub, calls } = stubFetch({
       "GET /api/v1/jobs": () => [200, { items: [running, failed], total: 2 }],
       "POST /api/v1/jobs/aaaaaaaa11111111/cancel": () => [

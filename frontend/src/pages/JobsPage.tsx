@@ -4,62 +4,72 @@ import type { Job, JobState, JobType } from "../api/client";
 import { isActive, useCancelJob, useJobs } from "../api/queries";
 import { Field } from "../components/Field";
 import { ErrorMessage } from "../components/ErrorMessage";
-import { jobTypeName, StateBadge } from "../components/JobProgress";
+import { JOB_TYPE_NAMES, jobTypeName, StateBadge } from "../components/JobProgress";
 import { Page, Panel } from "../components/Page";
 import { ProgressBar } from "../components/ProgressBar";
 import { duration, formatTime, percent, shortId } from "../lib/format";
-import { asRobustness, budgetLabel, NO_DEFENSE } from "../lib/robustness";
+import { budgetLabel, NO_DEFENSE } from "../lib/robustness";
 
-const TYPES: JobType[] = [
-  "train_classifier",
-  "build_adversarial_set",
-  "train_detector",
-  "evaluate",
-  "evaluate_robustness",
-  "adversarial_training",
-];
+const TYPES = Object.keys(JOB_TYPE_NAMES).filter(isJobType);
 const STATES: JobState[] = ["queued", "running", "succeeded", "failed", "cancelled"];
 const PAGE_SIZE = 25;
 
+function isJobType(name: string): name is JobType {
+  return name in JOB_TYPE_NAMES;
+}
+
+function isJobState(name: string): name is JobState {
+  return STATES.some((state) => state === name);
+}
+
+/** Reached only when a job type has no case above: the build fails until it has one. */
+function unhandled(job: never): never {
+  throw new Error(`no view for job ${JSON.stringify(job)}`);
+}
+
 /** Where the thing a job made (or reads) is shown. */
 function jobLink(job: Job): { to: string; text: string } | null {
-  const result = job.result ?? {};
   switch (job.type) {
     case "train_classifier":
       return { to: `/models?job=${job.id}`, text: "model" };
     case "build_adversarial_set":
       return { to: `/attack?set=${job.id}`, text: "gallery" };
     case "train_detector":
-      return result.detector_id
-        ? { to: `/detector?id=${String(result.detector_id)}`, text: "detector" }
-        : null;
+      return job.result ? { to: `/detector?id=${job.result.detector_id}`, text: "detector" } : null;
     case "evaluate":
-      return { to: `/detector?id=${String(job.params.detector_id)}`, text: "report" };
+      return { to: `/detector?id=${job.params.detector_id}`, text: "report" };
     case "evaluate_robustness":
       return { to: `/robustness?job=${job.id}`, text: "curves" };
     case "adversarial_training":
       return { to: `/robustness?training=${job.id}`, text: "comparison" };
     default:
-      return null;
+      return unhandled(job);
   }
 }
 
+/** One line on what a succeeded job found. */
 function summary(job: Job): string {
-  const result = job.result;
-  if (!result) return "";
-  if (
-    (job.type === "train_classifier" || job.type === "adversarial_training") &&
-    typeof result.test_accuracy === "number"
-  )
-    return `test accuracy ${percent(result.test_accuracy)}`;
-  if (job.type === "build_adversarial_set" && result.images !== undefined)
-    return `${String(result.images)} images`;
-  if (job.type === "train_detector" && typeof result.threshold === "number")
-    return `threshold ${result.threshold.toFixed(3)}`;
-  const robustness = job.type === "evaluate_robustness" ? asRobustness(result.robustness) : null;
-  if (robustness && robustness.epsilons.length > 0)
-    return `worst case ${percent(robustness.worst_case[NO_DEFENSE]?.at(-1))} at ε ${budgetLabel(robustness.epsilons.at(-1)!)}`;
-  return "";
+  if (!job.result) return "";
+  switch (job.type) {
+    case "train_classifier":
+    case "adversarial_training":
+      return `test accuracy ${percent(job.result.test_accuracy)}`;
+    case "build_adversarial_set":
+      return `${job.result.images} images`;
+    case "train_detector":
+      return `threshold ${job.result.threshold.toFixed(3)}`;
+    case "evaluate":
+      return `clean rejections ${percent(job.result.report.clean_false_rejection)}`;
+    case "evaluate_robustness": {
+      const { epsilons, worst_case } = job.result.robustness;
+      const last = epsilons.at(-1);
+      return last === undefined
+        ? ""
+        : `worst case ${percent(worst_case[NO_DEFENSE]?.at(-1))} at ε ${budgetLabel(last)}`;
+    }
+    default:
+      return unhandled(job);
+  }
 }
 
 function JobRow({ job }: { job: Job }) {
@@ -161,7 +171,8 @@ export function JobsPage() {
             <select
               value={type}
               onChange={(event) => {
-                setType(event.target.value as JobType | "");
+                const value = event.target.value;
+                setType(isJobType(value) ? value : "");
                 setOffset(0);
               }}
             >
@@ -177,7 +188,8 @@ export function JobsPage() {
             <select
               value={state}
               onChange={(event) => {
-                setState(event.target.value as JobState | "");
+                const value = event.target.value;
+                setState(isJobState(value) ? value : "");
                 setOffset(0);
               }}
             >

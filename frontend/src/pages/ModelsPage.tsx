@@ -1,7 +1,7 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { Link, useSearchParams } from "react-router";
-import { uploadModel } from "../api/client";
+import { isJobOf, uploadModel } from "../api/client";
 import { keys, useCreateJob, useDatasets, useDeleteModel, useJob, useModels } from "../api/queries";
 import { Field, NumberInput } from "../components/Field";
 import { ErrorMessage } from "../components/ErrorMessage";
@@ -67,14 +67,14 @@ function TrainClassifier({ onStarted }: { onStarted: (jobId: string) => void }) 
 }
 
 function TrainedSummary({ jobId }: { jobId: string }) {
-  const job = useJob(jobId);
-  const result = job.data?.state === "succeeded" ? job.data.result : null;
+  const job = useJob(jobId).data;
+  const result = job?.state === "succeeded" && isJobOf(job, "train_classifier") ? job.result : null;
   if (!result) return null;
   return (
     <p className="success" role="status">
-      Trained model <code>{String(result.model_id)}</code>: test accuracy{" "}
-      <strong>{percent(result.test_accuracy as number)}</strong>.{" "}
-      <Link to={`/attack?model=${String(result.model_id)}`}>Attack it in the attack lab</Link>
+      Trained model <code>{result.model_id}</code>: test accuracy{" "}
+      <strong>{percent(result.test_accuracy)}</strong>.{" "}
+      <Link to={`/attack?model=${result.model_id}`}>Attack it in the attack lab</Link>
     </p>
   );
 }

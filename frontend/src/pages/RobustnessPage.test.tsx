@@ -1,48 +1,64 @@
 import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { Job } from "../api/client";
+import type { Job, JobOf } from "../api/client";
 import {
   ADAPTIVE,
   ATTACK_LIST,
   COMPARISON,
   makeDataset,
   makeDetector,
-  makeJob,
   makeModel,
   ROBUSTNESS,
+  jobFields,
+  type JobFields,
   stubFetch,
+  TRAINING_SUMMARY,
 } from "../test/fixtures";
 import { postedJson, renderPage } from "../test/render";
 import { RobustnessPage } from "./RobustnessPage";
 
-const evaluation = makeJob({
-  id: "eeeeeeee00000001",
+const evaluation: JobOf<"evaluate_robustness"> = {
+  ...jobFields({
+    id: "eeeeeeee00000001",
+    state: "succeeded",
+    progress: { stage: "jpeg + BPDA: pgd ε=8/255", done: 96, total: 96, fraction: 1 },
+    artifacts: {
+      json: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.json",
+      markdown: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.md",
+      plot: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.png",
+    },
+    finished_at: "2026-01-02T10:01:00Z",
+  }),
   type: "evaluate_robustness",
-  state: "succeeded",
-  params: { model_id: "m1", attacks: ["fgsm", "pgd"], defenses: ["jpeg"] },
-  progress: { stage: "jpeg + BPDA: pgd ε=8/255", done: 96, total: 96, fraction: 1 },
-  result: { robustness: ROBUSTNESS, adaptive: ADAPTIVE },
-  artifacts: {
-    json: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.json",
-    markdown: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.md",
-    plot: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.png",
-  },
-  finished_at: "2026-01-02T10:01:00Z",
-});
+  params: { type: "evaluate_robustness", model_id: "m1", attacks: ["fgsm", "pgd"], defenses: ["jpeg"] },
+  result: { robustness: ROBUSTNESS, adaptive: ADAPTIVE, artifacts: {} },
+};
 
-const training = makeJob({
-  id: "tttttttt00000002",
+const training: JobOf<"adversarial_training"> = {
+  ...jobFields({
+    id: "tttttttt00000002",
+    state: "succeeded",
+    progress: { stage: "comparing", done: 4, total: 4, fraction: 1 },
+    finished_at: "2026-01-02T10:05:00Z",
+  }),
   type: "adversarial_training",
-  state: "succeeded",
-  params: { method: "pgd", eps: 8 / 255 },
-  progress: { stage: "comparing", done: 4, total: 4, fraction: 1 },
-  result: { model_id: "m9", test_accuracy: 0.875, comparison: COMPARISON },
-  finished_at: "2026-01-02T10:05:00Z",
-});
+  params: { type: "adversarial_training", method: "pgd", eps: 8 / 255 },
+  result: { ...TRAINING_SUMMARY, model_id: "m9", comparison: COMPARISON, artifacts: {} },
+};
+
+/** An evaluate_robustness job of model m1 under PGD, with no result yet. */
+function evaluationJob(fields: Partial<JobFields>): JobOf<"evaluate_robustness"> {
+  return {
+    ...jobFields(fields),
+    type: "evaluate_robustness",
+    params: { type: "evaluate_robustness", model_id: "m1", attacks: ["pgd"] },
+    result: null,
+  };
+}
 
 function setUp({ jobs = [evaluation, training] }: { jobs?: Job[] } = {}) {
-  const queued = makeJob({ id: "ffffffff00000000", type: "evaluate_robustness", state: "queued" });
+  const queued = evaluationJob({ id: "ffffffff00000000", state: "queued" });
   const byId = new Map([...jobs, queued].map((job) => [job.id, job]));
   const routes: Record<string, (request: Request) => [number, unknown]> = {
     "GET /api/v1/attacks": () => [200, ATTACK_LIST],
@@ -129,10 +145,8 @@ describe("RobustnessPage: results", () => {
   });
 
   it("follows a running evaluation with its stage and progress", async () => {
-    const running = makeJob({
+    const running = evaluationJob({
       id: "rrrrrrrr00000003",
-      type: "evaluate_robustness",
-      params: { attacks: ["pgd"] },
       progress: { stage: "jpeg + BPDA: pgd ε=4/255", done: 48, total: 96, fraction: 0.5 },
     });
     setUp({ jobs: [running] });

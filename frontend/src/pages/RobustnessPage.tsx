@@ -1,6 +1,6 @@
 import { useState, type FormEvent, type ReactNode } from "react";
 import { Link } from "react-router";
-import type { DefenseName, Job, JobType } from "../api/client";
+import type { DefenseName, JobOf, JobType } from "../api/client";
 import { isActive, useCreateJob, useDetectors, useJobs } from "../api/queries";
 import { AttackChecks, useAttackChoice } from "../components/AttackChecks";
 import { ErrorMessage } from "../components/ErrorMessage";
@@ -11,13 +11,7 @@ import { Page, Panel } from "../components/Page";
 import { AdaptiveView, ComparisonView, RobustnessView } from "../components/RobustnessReport";
 import { SubmitJob } from "../components/SubmitJob";
 import { formatEps, formatTime, parseBudgets, percent, rangeProblem, shortId } from "../lib/format";
-import {
-  asAdaptive,
-  asComparison,
-  asRobustness,
-  ROBUSTNESS_ATTACKS,
-  ROBUSTNESS_BUDGETS,
-} from "../lib/robustness";
+import { ROBUSTNESS_ATTACKS, ROBUSTNESS_BUDGETS } from "../lib/robustness";
 import { useSearchState } from "../lib/search";
 
 /** The preprocessing defenses, in the order the API lists them. */
@@ -232,7 +226,7 @@ function TrainForm({ onStarted }: { onStarted: (jobId: string) => void }) {
 
 /** The jobs of one type, newest first, to choose from; the chosen one followed live and
  * shown once it has succeeded, and the others that are still running with their progress. */
-function JobChoice({
+function JobChoice<T extends JobType>({
   type,
   label,
   chosen,
@@ -240,12 +234,12 @@ function JobChoice({
   describe,
   children,
 }: {
-  type: JobType;
+  type: T;
   label: string;
   chosen: string | undefined;
   onChoose: (jobId: string) => void;
-  describe: (job: Job) => string;
-  children: (job: Job) => ReactNode;
+  describe: (job: JobOf<T>) => string;
+  children: (job: JobOf<T>) => ReactNode;
 }) {
   const jobs = useJobs({ type, limit: 50 });
   const items = jobs.data?.items ?? [];
@@ -271,7 +265,11 @@ function JobChoice({
           </select>
         </Field>
       ) : null}
-      {selected ? <JobResult jobId={selected}>{children}</JobResult> : null}
+      {selected ? (
+        <JobResult jobId={selected} type={type}>
+          {children}
+        </JobResult>
+      ) : null}
       {running.length > 0 ? (
         <div className="also-running">
           <h3>Also running</h3>
@@ -284,25 +282,22 @@ function JobChoice({
   );
 }
 
-const listed = (value: unknown) => (Array.isArray(value) ? value.join(", ") : "");
-
-function describeEvaluation(job: Job): string {
-  const defenses = listed(job.params.defenses);
-  return `${listed(job.params.attacks) || "default attacks"}${defenses ? ` + ${defenses}` : ""}`;
+function describeEvaluation(job: JobOf<"evaluate_robustness">): string {
+  const defenses = (job.params.defenses ?? []).join(", ");
+  return `${(job.params.attacks ?? []).join(", ") || "default attacks"}${defenses ? ` + ${defenses}` : ""}`;
 }
 
-function describeTraining(job: Job): string {
-  const eps = typeof job.params.eps === "number" ? ` ε=${formatEps(job.params.eps)}` : "";
+function describeTraining(job: JobOf<"adversarial_training">): string {
+  const eps = job.params.eps === undefined ? "" : ` ε=${formatEps(job.params.eps)}`;
   return `${job.params.method === "trades" ? "TRADES" : "PGD-AT"}${eps}`;
 }
 
-function EvaluationResult({ job }: { job: Job }) {
-  const report = asRobustness(job.result?.robustness);
-  const adaptive = asAdaptive(job.result?.adaptive);
-  if (!report) return <ErrorMessage error="the result has an unexpected shape; see robustness.json" />;
+function EvaluationResult({ job }: { job: JobOf<"evaluate_robustness"> }) {
+  if (!job.result) return null;
+  const { robustness, adaptive } = job.result;
   return (
     <>
-      <RobustnessView report={report} artifacts={job.artifacts} />
+      <RobustnessView report={robustness} artifacts={job.artifacts} />
       {adaptive ? (
         <>
           <h3>Adaptive attack on the detector</h3>
@@ -313,25 +308,17 @@ function EvaluationResult({ job }: { job: Job }) {
   );
 }
 
-function TrainingResult({ job }: { job: Job }) {
-  const result = job.result ?? {};
-  const modelId = typeof result.model_id === "string" ? result.model_id : undefined;
-  const comparison = asComparison(result.comparison);
+function TrainingResult({ job }: { job: JobOf<"adversarial_training"> }) {
+  if (!job.result) return null;
+  const { model_id: modelId, test_accuracy: accuracy, comparison } = job.result;
   return (
     <>
-      {modelId ? (
-        <p className="success" role="status">
-          New model <code>{modelId}</code>
-          {typeof result.test_accuracy === "number" ? `: test accuracy ${percent(result.test_accuracy)}` : ""}
-          . <Link to={`/models?id=${modelId}`}>See it among the models</Link> ·{" "}
-          <Link to={`/attack?model=${modelId}`}>attack it in the attack lab</Link>
-        </p>
-      ) : null}
-      {comparison ? (
-        <ComparisonView comparison={comparison} />
-      ) : (
-        <p className="muted">This job&apos;s result has no comparison with its start.</p>
-      )}
+      <p className="success" role="status">
+        New model <code>{modelId}</code>: test accuracy {percent(accuracy)}.{" "}
+        <Link to={`/models?id=${modelId}`}>See it among the models</Link> ·{" "}
+        <Link to={`/attack?model=${modelId}`}>attack it in the attack lab</Link>
+      </p>
+      <ComparisonView comparison={comparison} />
     </>
   );
 }

@@ -1,14 +1,16 @@
-import type { AttackInfo, Dataset, Detector, Job, Model, Verdict } from "../api/client";
+import type { AttackInfo, Dataset, Detector, JobOf, Model, Verdict } from "../api/client";
 import type { ReportRow } from "../lib/report";
+import type { AdaptiveReport, ModelComparison, RobustnessReport } from "../lib/robustness";
 
-export function makeJob(overrides: Partial<Job> = {}): Job {
+type SetJob = JobOf<"build_adversarial_set">;
+/** What every job has, whatever its type (a running job by default). */
+export type JobFields = Omit<SetJob, "type" | "params" | "result">;
+
+export function jobFields(overrides: Partial<JobFields> = {}): JobFields {
   return {
     id: "0123456789abcdef",
-    type: "build_adversarial_set",
     state: "running",
-    params: { attacks: ["fgsm", "pgd"] },
     progress: { stage: "attacking: pgd 8/255", done: 3, total: 10, fraction: 0.3 },
-    result: null,
     error: null,
     artifacts: {},
     attempts: 1,
@@ -18,6 +20,34 @@ export function makeJob(overrides: Partial<Job> = {}): Job {
     ...overrides,
   };
 }
+
+/** A running build_adversarial_set job (FGSM and PGD on model m1). */
+export function makeJob(overrides: Partial<SetJob> = {}): SetJob {
+  return {
+    ...jobFields(),
+    type: "build_adversarial_set",
+    params: { type: "build_adversarial_set", model_id: "m1", attacks: ["fgsm", "pgd"] },
+    result: null,
+    ...overrides,
+  };
+}
+
+/** What a training job's result says of the model it made. */
+export const TRAINING_SUMMARY = {
+  test_accuracy: 0.875,
+  confusion_matrix: [
+    [7, 1],
+    [1, 7],
+  ],
+  class_names: ["a", "b"],
+  train_seconds: 30,
+  epochs_run: 3,
+  best_epoch: 3,
+  best_val_accuracy: 0.9,
+  moving_average_kept: true,
+  final_val_accuracy: 0.9,
+  held_out_images: 8,
+};
 
 export function makeDataset(overrides: Partial<Dataset> = {}): Dataset {
   return {
@@ -144,7 +174,7 @@ export function stubFetch(routes: Record<string, (request: Request) => [number, 
 
 /** An evaluate_robustness job's ``result.robustness``: the undefended model and JPEG
  * (plain and with BPDA) under FGSM and PGD at ε = 0, 4/255, 8/255 on 16 images. */
-export const ROBUSTNESS = {
+export const ROBUSTNESS: RobustnessReport = {
   epsilons: [0, 4 / 255, 8 / 255],
   images: 16,
   attacks: ["fgsm", "pgd"],
@@ -168,7 +198,7 @@ export const ROBUSTNESS = {
 };
 
 /** An evaluate_robustness job's ``result.adaptive`` (with a detector). */
-export const ADAPTIVE = {
+export const ADAPTIVE: AdaptiveReport = {
   epsilons: [2 / 255, 4 / 255, 8 / 255],
   images: 16,
   settings: [
@@ -179,10 +209,11 @@ export const ADAPTIVE = {
       non_adaptive: [0.9375, 0.875, 0.875],
     },
   ],
+  rows: [],
 };
 
 /** An adversarial_training job's ``result.comparison``. */
-export const COMPARISON = {
+export const COMPARISON: ModelComparison = {
   epsilons: [0, 2 / 255, 4 / 255, 8 / 255],
   attacks: ["pgd", "apgd"],
   images: 16,

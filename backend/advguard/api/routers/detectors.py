@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from advguard.api.deps import StorageDep, not_found, require_read, require_write
@@ -32,7 +33,7 @@ def list_detectors(storage: StorageDep) -> list[DetectorOut]:
     dependencies=[Depends(require_read)],
     responses=errors(404),
 )
-def get_detector(detector_id: str, storage: StorageDep) -> DetectorDetailOut:
+def get_detector(detector_id: str, storage: StorageDep) -> BaseModel:
     """One detector with its latest report (AUROC per attack and ε, confusion, baselines)."""
     with storage.db.session() as session:
         record = session.get(DetectorRecord, detector_id)
@@ -40,13 +41,15 @@ def get_detector(detector_id: str, storage: StorageDep) -> DetectorDetailOut:
             raise not_found("detector", detector_id)
         report_job = session.get(JobRecord, record.report_job_id) if record.report_job_id else None
     result = (report_job.result or {}) if report_job is not None else {}
-    return DetectorDetailOut(
-        **_out(record).model_dump(),
-        report=result.get("report"),
-        report_artifacts={
-            name: f"/api/v1/artifacts/jobs/{record.report_job_id}/{path}"
-            for name, path in result.get("artifacts", {}).items()
-        },
+    return DetectorDetailOut.model_validate(
+        {
+            **_out(record).model_dump(),
+            "report": result.get("report"),
+            "report_artifacts": {
+                name: f"/api/v1/artifacts/jobs/{record.report_job_id}/{path}"
+                for name, path in result.get("artifacts", {}).items()
+            },
+        }
     )
 
 

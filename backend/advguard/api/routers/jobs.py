@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from advguard.api.deps import ComputeDep, StorageDep, not_found, require_read, require_write
-from advguard.api.schemas import JobListOut, JobOut, ProgressOut, errors
+from advguard.api.schemas import JOB_OUT, JobListOut, JobOut, ProgressOut, errors
 from advguard.jobs import JOB_KINDS, JobParams, JobType
 from advguard.storage import (
     FINISHED_STATES,
@@ -24,28 +24,32 @@ from advguard.storage import (
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-def job_out(storage: Storage, record: JobRecord) -> JobOut:
+def job_out(storage: Storage, record: JobRecord) -> Any:
+    """The job as the API shows it (the model of its type in :data:`JobOut`)."""
     stage, done, total = storage.job_progress(record.id)
     if record.state == "succeeded":
         done = total = max(total, 1)
     artifacts = (record.result or {}).get("artifacts", {})
-    return JobOut(
-        id=record.id,
-        type=record.type,
-        state=record.state,  # type: ignore[arg-type]
-        params=record.params,
-        progress=ProgressOut(
-            stage=stage, done=done, total=total, fraction=done / total if total else 0.0
-        ),
-        result=record.result,
-        error=record.error,
-        artifacts={
-            name: f"/api/v1/artifacts/jobs/{record.id}/{path}" for name, path in artifacts.items()
-        },
-        attempts=record.attempts,
-        created_at=record.created_at,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
+    return JOB_OUT.validate_python(
+        {
+            "id": record.id,
+            "type": record.type,
+            "state": record.state,
+            "params": record.params,
+            "progress": ProgressOut(
+                stage=stage, done=done, total=total, fraction=done / total if total else 0.0
+            ),
+            "result": record.result,
+            "error": record.error,
+            "artifacts": {
+                name: f"/api/v1/artifacts/jobs/{record.id}/{path}"
+                for name, path in artifacts.items()
+            },
+            "attempts": record.attempts,
+            "created_at": record.created_at,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+        }
     )
 
 
@@ -58,7 +62,7 @@ def validate_references(storage: Storage, params: Any) -> None:
         raise HTTPException(422, str(error)) from None
 
 
-def _queue(storage: Storage, params: JobParams) -> JobOut:
+def _queue(storage: Storage, params: JobParams) -> Any:
     """Record the job and hand it to the queue (blocking: database and broker calls); the
     record is removed again when the queue cannot take it."""
     from advguard.worker.tasks import submit
@@ -88,7 +92,7 @@ async def create_job(
     storage: StorageDep,
     compute: ComputeDep,
     params: Annotated[JobParams, Body(discriminator="type")],
-) -> JobOut:
+) -> Any:
     """Queue a job; poll ``GET /jobs/{id}`` for its state and progress."""
     await compute.run(validate_references, storage, params)  # may load a guard
     return await run_in_threadpool(_queue, storage, params)
@@ -101,7 +105,7 @@ def list_jobs(
     state: Annotated[JobState | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-) -> JobListOut:
+) -> Any:
     """Jobs, newest first, filtered by type and state."""
     query = select(JobRecord)
     if type is not None:
@@ -119,7 +123,7 @@ def list_jobs(
 @router.get(
     "/{job_id}", response_model=JobOut, dependencies=[Depends(require_read)], responses=errors(404)
 )
-def get_job(job_id: str, storage: StorageDep) -> JobOut:
+def get_job(job_id: str, storage: StorageDep) -> Any:
     """A job's state, progress (stage, done/total), timestamps, result and error."""
     with storage.db.session() as session:
         record = session.get(JobRecord, job_id)
@@ -134,7 +138,7 @@ def get_job(job_id: str, storage: StorageDep) -> JobOut:
     dependencies=[Depends(require_write)],
     responses=errors(404, 409),
 )
-def cancel_job(job_id: str, storage: StorageDep) -> JobOut:
+def cancel_job(job_id: str, storage: StorageDep) -> Any:
     """Cancel a queued or running job (a running one stops at its next progress step)."""
     with storage.db.session() as session:
         record = session.get(JobRecord, job_id)
