@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "backend" / "advguard"
-LAYERS = ["data", "models", "attacks", "defenses", "detection", "evaluation", "guard", "pipeline"]
+LAYERS = ["data", "models", "attacks", "defenses", "detection", "evaluation", "guard"]
 OUTSIDE_THE_CORE = {"api", "worker", "cli", "jobs", "storage"}
 SERVICE_LIBRARIES = {"fastapi", "celery", "redis", "sqlalchemy", "starlette"}
 
@@ -58,10 +58,11 @@ def test_core_modules_import_only_below_themselves(path):
 
 
 def test_every_job_type_is_declared_once_in_the_registry():
-    """The job registry, the request union and the type names list the same job types, and
-    every type has a queue the worker listens on."""
+    """The request union and the type names are the registry's, every type has a queue the
+    worker listens on, and the API documents each type's parameters and result."""
     from typing import get_args
 
+    from advguard.api.app import create_app
     from advguard.jobs import JOB_KINDS, JobParams, JobType
     from advguard.worker.app import QUEUES
 
@@ -69,3 +70,20 @@ def test_every_job_type_is_declared_once_in_the_registry():
     assert [kind.params for kind in JOB_KINDS.values()] == list(union)
     assert list(JOB_KINDS) == list(get_args(JobType))
     assert {kind.queue for kind in JOB_KINDS.values()} <= set(QUEUES)
+    schemas = create_app().openapi()["components"]["schemas"]
+    for kind in JOB_KINDS.values():
+        title = "".join(part.title() for part in kind.type.split("_"))
+        job = schemas[f"{title}Job"]["properties"]
+        assert job["type"]["const"] == kind.type
+        assert kind.result.__name__ in str(job["result"])
+
+
+def test_the_job_steps_import_only_the_core():
+    """What the CLI and the workers share runs without the storage or the service."""
+    wrong = [
+        f"line {line}: {module}"
+        for line, module in imported_modules(PACKAGE / "jobs" / "steps.py")
+        if module.split(".")[0] in SERVICE_LIBRARIES
+        or (module.startswith("advguard.") and module.split(".")[1] not in LAYERS)
+    ]
+    assert not wrong, wrong

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, TypeAdapter, create_model
 
 from advguard.evaluation.detection_report import DetectionReport
 from advguard.jobs import JOB_KINDS, JobKind
-from advguard.results import dataclass_model
+from advguard.jobs.results import dataclass_model
 from advguard.storage import JobState
 
 

@@ -28,14 +28,14 @@ from advguard.detection import (
 )
 from advguard.evaluation import format_table
 from advguard.guard import Guard
-from advguard.models import ModelSpec, load_classifier
-from advguard.pipeline import (
+from advguard.jobs.steps import (
     describe_set,
     fit_guard,
     report_detector,
     set_config,
     unseen_attacks,
 )
+from advguard.models import ModelSpec, load_classifier
 
 
 def build_config(args: argparse.Namespace, model_folder: str | Path) -> BuildConfig:

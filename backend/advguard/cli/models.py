@@ -15,8 +15,8 @@ from advguard.cli.common import (
 from advguard.config import Settings
 from advguard.data import ImageDataset, load_dataset
 from advguard.jobs import TrainClassifierParams
+from advguard.jobs.steps import TrainedClassifier, train_classifier
 from advguard.models import HOLDOUT_FRACTION, export_torchscript
-from advguard.pipeline import TrainedClassifier, train_classifier
 
 
 def train_and_report(

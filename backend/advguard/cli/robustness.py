@@ -33,14 +33,14 @@ from advguard.evaluation.adaptive import DEFAULT_STEPS as ADAPTIVE_STEPS
 from advguard.evaluation.robustness import check_robustness_request, defense_settings
 from advguard.guard import Guard
 from advguard.jobs import AdversarialTrainingParams
-from advguard.models import ModelSpec, load_classifier, new_model
-from advguard.pipeline import (
+from advguard.jobs.steps import (
     AdversariallyTrained,
     describe_adversarial_training,
     measure_adaptive,
     measure_robustness,
     train_adversarially,
 )
+from advguard.models import ModelSpec, load_classifier, new_model
 
 
 def check_robustness_options(args: argparse.Namespace) -> None:

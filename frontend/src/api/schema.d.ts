@@ -1349,7 +1349,7 @@ export interface components {
             /** Max Linf */
             max_linf: number | null;
             /** Seconds */
-            seconds: number;
+            seconds: number | null;
         } & {
             [key: string]: unknown;
         };

@@ -1,8 +1,11 @@
-"""The long-running jobs, as plain functions over the core library and the storage.
+"""The long-running jobs and their registry: each job type's parameters, result, queue,
+checks and body, declared once in :data:`JOB_KINDS`.
 
-The worker's Celery tasks are thin wrappers around these (so a job and the CLI run the same
-code); the API uses the parameter models to validate requests. Nothing here knows Celery or
-HTTP.
+A body finds its inputs in the storage, runs its steps (:mod:`advguard.jobs.steps`, which
+the CLI runs too) and records what they made; its result model is in
+:mod:`advguard.jobs.results`. The worker's Celery tasks are thin wrappers around the
+bodies; the API validates requests and documents answers with the registry's models.
+Nothing here knows Celery or HTTP.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, Union
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,13 +44,15 @@ from advguard.evaluation import (
 from advguard.evaluation.adaptive import DEFAULT_STEPS as ADAPTIVE_STEPS
 from advguard.evaluation.robustness import check_robustness_request
 from advguard.guard import Guard
-from advguard.models import (
-    ModelSpec,
-    TrainConfig,
-    load_classifier,
-    new_model,
+from advguard.jobs.results import (
+    AdversarialTrainingResult,
+    BuildSetResult,
+    EvaluateResult,
+    EvaluateRobustnessResult,
+    TrainClassifierResult,
+    TrainDetectorResult,
 )
-from advguard.pipeline import (
+from advguard.jobs.steps import (
     MODEL_FOLDER,
     adversarial_label,
     describe_set,
@@ -59,14 +64,12 @@ from advguard.pipeline import (
     train_adversarially,
     train_classifier,
 )
-from advguard.pipeline import unseen_attacks as pick_unseen_attacks
-from advguard.results import (
-    AdversarialTrainingResult,
-    BuildSetResult,
-    EvaluateResult,
-    EvaluateRobustnessResult,
-    TrainClassifierResult,
-    TrainDetectorResult,
+from advguard.jobs.steps import unseen_attacks as pick_unseen_attacks
+from advguard.models import (
+    ModelSpec,
+    TrainConfig,
+    load_classifier,
+    new_model,
 )
 from advguard.storage import (
     FINISHED_STATES,
@@ -93,6 +96,8 @@ class JobInputError(ValueError):
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    type: str
+    """The job type: each subclass fixes it to its own name."""
 
 
 class TrainClassifierParams(_Params):
@@ -218,24 +223,7 @@ class AdversarialTrainingParams(_Params):
         return AdversarialTrainConfig(**self.model_dump(include=recipe))
 
 
-JobParams = Annotated[
-    TrainClassifierParams
-    | BuildSetParams
-    | TrainDetectorParams
-    | EvaluateParams
-    | EvaluateRobustnessParams
-    | AdversarialTrainingParams,
-    Field(discriminator="type"),
-]
 ParamsT = TypeVar("ParamsT", bound=_Params)
-JobType = Literal[
-    "train_classifier",
-    "build_adversarial_set",
-    "train_detector",
-    "evaluate",
-    "evaluate_robustness",
-    "adversarial_training",
-]
 
 
 @dataclass
@@ -683,7 +671,7 @@ class JobKind(Generic[ParamsT]):
 
     params: type[ParamsT]
     result: type[BaseModel]
-    """What the job returns (:mod:`advguard.results`): the worker checks the result
+    """What the job returns (:mod:`advguard.jobs.results`): the worker checks the result
     against it before storing it, the API documents it."""
     queue: str
     check: Callable[[Storage, ParamsT], None]
@@ -735,8 +723,19 @@ JOB_KINDS: dict[str, JobKind[Any]] = {
         ),
     )
 }
-"""Every job type by name; ``JobParams`` and ``JobType`` list the same types for the
-schemas (a test keeps the three in step)."""
+"""Every job type by name."""
+
+if TYPE_CHECKING:  # built from the registry at run time, which type checkers cannot follow
+    JobParams = _Params
+    JobType = str
+else:
+    JobParams = Annotated[
+        Union[tuple(kind.params for kind in JOB_KINDS.values())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
+    """A job request: the parameters of one of the registry's types, told apart by ``type``."""
+    JobType = Literal[tuple(JOB_KINDS)]
+    """The registry's job type names."""
 
 
 # --- job records ---------------------------------------------------------------------------

@@ -1,13 +1,13 @@
-"""The pipeline's steps, each over objects in memory and one output folder.
+"""The work of the job bodies, each step over objects in memory and one output folder.
 
 A job body (:mod:`advguard.jobs`) finds its inputs in the storage, runs a step into the
 job's folder and records what it made; a CLI command (:mod:`advguard.cli`) loads its
 inputs from paths, runs the same step into ``--out`` and prints what it made. So a CLI
 run and a job write the same files and numbers by construction. Every step takes a
-``progress(stage, done, total)`` callback: a job's records progress (and stops a
-cancelled job), the CLI's draws a progress bar.
+``progress(stage, done, total)`` callback, its local context: a job's records progress
+(and stops a cancelled job), the CLI's draws a progress bar.
 
-The top of the core: it may import every layer below it, and nothing of the service.
+It imports the core only: nothing of the storage, HTTP, Celery or the terminal.
 """
 
 from __future__ import annotations
