@@ -14,6 +14,7 @@ from conftest import _free_port
 from fastapi.testclient import TestClient
 
 from advguard.api import create_app
+from advguard.jobs import TrainClassifierParams
 from advguard.storage import JobRecord, Storage
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -68,6 +69,7 @@ def test_api_records_survive_a_restart_on_postgres(postgres_url, service_setting
     # A new API process on the same database sees everything the last one wrote.
     with TestClient(create_app(settings)) as client:
         job = client.get("/api/v1/jobs/pg-job").json()
-        assert job["params"] == {"epochs": 3}
+        # Shown typed, the parameters the record leaves out at their defaults.
+        assert job["params"] == TrainClassifierParams(epochs=3).model_dump(mode="json")
         assert (job["progress"]["done"], job["progress"]["total"]) == (3, 8)
         assert client.get("/api/v1/datasets/bundled").json()["counts"] == dataset["counts"]
