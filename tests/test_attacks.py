@@ -6,7 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advguard.attacks import ATTACKS, AttackError, attack_defaults, create_budget_attack
+from advguard.attacks import (
+    ATTACKS,
+    AttackError,
+    attack_defaults,
+    create_budget_attack,
+    parse_budget,
+)
 from advguard.evaluation import random_targets, run_attack
 
 LINF_ATTACKS = [name for name, cls in ATTACKS.items() if cls.norm == "linf"]
@@ -223,3 +229,30 @@ def test_cw_abort_modes(trained_small):
     assert image <= never
     with pytest.raises(AttackError, match="abort_early must be one of"):
         ATTACKS["cw"](model, abort_early="sometimes")
+
+
+@pytest.mark.parametrize(
+    ("written", "budget"),
+    [
+        ("8/255", 8 / 255),
+        ("8 / 255", 8 / 255),
+        ("0.031", 0.031),
+        ("8", 8 / 255),
+        (8, 8 / 255),
+        ("1", 1 / 255),
+        ("0", 0.0),
+        (0.5, 0.5),
+        ("255/255", 1.0),
+    ],
+)
+def test_a_budget_is_written_one_way_everywhere(written, budget):
+    assert parse_budget(written) == pytest.approx(budget, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [("abc", "not a number"), ("1/0", "not a number"), ("-1", "0 or more"), ("300", "range")],
+)
+def test_a_bad_budget_says_what_is_wrong(written, problem):
+    with pytest.raises(ValueError, match=problem):
+        parse_budget(written)

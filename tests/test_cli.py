@@ -163,7 +163,7 @@ def test_targeted_attack_uses_the_named_class(trained_model_dir, folder_dataset,
         (["attack", "--model", "nowhere", "--attack", "pgd", "--out", "x"], "does not exist"),
         (
             ["attack", "--model", "MODEL", "--attack", "pgd", "--eps", "-0.1", "--out", "x"],
-            "eps must be ≥ 0",
+            "budget '-0.1' must be 0 or more",
         ),
         (
             [
@@ -281,7 +281,7 @@ def test_robustness_command_writes_curves(trained_model_dir, folder_dataset, tmp
     ("args", "message"),
     [
         (["--attacks", "pgd,zap"], "unknown attack(s) zap"),
-        (["--eps", "2"], "between 0 and 1"),
+        (["--eps", "300"], "more than the whole pixel range"),
         (["--defenses", "blur"], "unknown defense 'blur'"),
     ],
 )

@@ -121,8 +121,11 @@ def test_not_a_dataset_errors(tmp_path):
     with pytest.raises(DatasetImportError, match="does not exist"):
         load_image_folder(tmp_path / "missing")
     (tmp_path / "file.txt").write_text("x")
-    with pytest.raises(DatasetImportError, match="neither a folder nor a zip"):
+    with pytest.raises(DatasetImportError, match="is not a zip archive"):
         load_image_folder(tmp_path / "file.txt")
+    (tmp_path / "cut.zip").write_bytes(b"PK\x03\x04" + b"\0" * 40)  # a zip's start, no end
+    with pytest.raises(DatasetImportError, match="is a corrupt zip archive"):
+        load_image_folder(tmp_path / "cut.zip")
     make_folder(tmp_path / "one", {"only/a.png": png_bytes(gray(3))})
     with pytest.raises(DatasetImportError, match="one class"):
         load_image_folder(tmp_path / "one")

@@ -502,3 +502,30 @@ def test_rician_controls_look_like_scanner_noise():
     assert float(tissue.std()) == pytest.approx(sigma, rel=0.3)
     neighbours = torch.stack([tissue[..., :-1].flatten(), tissue[..., 1:].flatten()])
     assert float(torch.corrcoef(neighbours)[0, 1]) > 0.3
+
+
+def test_building_a_set_reports_images_as_they_are_made(trained_small, small_bundled, tmp_path):
+    """Progress counts images over the whole build, inside a long attack too, never going
+    back, and ends at the set's size (also without a terminal bar to count them)."""
+    splits = {name: small_bundled[name] for name in ("train", "test")}
+    config = BuildConfig(
+        specs=[AttackSpec("pgd", {"eps": 8 / 255, "alpha": 2 / 255})],
+        noise_epsilons=[8 / 255],
+        batch_size=16,
+    )
+    seen: list[tuple[int, int]] = []
+    adversarial = build_adversarial_set(
+        trained_small.model,
+        splits,
+        tmp_path / "set",
+        config,
+        progress=lambda _stage, done, total: seen.append((done, total)),
+        show_progress=False,
+    )
+    done = [count for count, _ in seen]
+    assert done == sorted(done)
+    assert seen[-1] == (len(adversarial), len(adversarial))
+    attacked = len([row for row in adversarial.rows if row.attack == "pgd"])
+    # More reports than parts: the PGD parts report batch by batch while they run.
+    assert len(set(done)) > len({row.split + row.attack for row in adversarial.rows})
+    assert attacked > 16

@@ -140,11 +140,16 @@ def client(service_settings: Settings, redis_server: RedisServer) -> Iterator[Te
         yield test_client
 
 
+PROGRESS_SEEN: dict[str, list[dict]] = {}
+"""Every progress a poll saw, per job id, in order (the progress tests read them)."""
+
+
 def wait_for_job(client: TestClient, job_id: str, timeout_s: float = JOB_TIMEOUT_S) -> dict:
     """Poll a job until it ends (the way API users do); fail on timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
         job = client.get(f"/api/v1/jobs/{job_id}").json()
+        PROGRESS_SEEN.setdefault(job_id, []).append(job["progress"])
         if job["state"] in ("succeeded", "failed", "cancelled"):
             return job
         assert time.monotonic() < deadline, f"job {job_id} still {job['state']}: {job}"
@@ -168,6 +173,8 @@ class Pipeline:
     set_job: dict
     detector_id: str
     evaluate_job: dict
+    job_ids: dict[str, str]
+    """Each job's id by its type."""
 
 
 @pytest.fixture(scope="session")
@@ -201,4 +208,5 @@ def pipeline(client: TestClient, worker: Worker) -> Pipeline:
     job = client.post("/api/v1/jobs", json={"type": "evaluate", "detector_id": detector_id}).json()
     evaluated = wait_for_job(client, job["id"])
     assert evaluated["state"] == "succeeded", evaluated
-    return Pipeline(model_id, built, detector_id, evaluated)
+    job_ids = {job["type"]: job["id"] for job in (trained, built, detected, evaluated)}
+    return Pipeline(model_id, built, detector_id, evaluated, job_ids)

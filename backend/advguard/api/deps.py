@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hmac
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request, UploadFile
 
 from advguard.api.predictor import ComputeThreads, GuardPool
 from advguard.config import Settings
-from advguard.storage import Storage
+from advguard.storage import DatasetRecord, DetectorRecord, JobRecord, ModelRecord, Storage
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -58,6 +58,19 @@ def require_read(settings: SettingsDep, x_api_key: Annotated[str | None, Header(
 
 def not_found(kind: str, record_id: str) -> HTTPException:
     return HTTPException(404, f"{kind} {record_id!r} does not exist")
+
+
+NamedT = TypeVar("NamedT", DatasetRecord, ModelRecord, DetectorRecord, JobRecord)
+
+
+def rename(storage: Storage, kind: type[NamedT], record_id: str, label: str, name: str) -> NamedT:
+    """Give a record the name the user chose (404 when there is no such record)."""
+    with storage.db.session() as session:
+        record = session.get(kind, record_id)
+        if record is None:
+            raise not_found(label, record_id)
+        record.name = name
+        return record
 
 
 async def save_upload(upload: UploadFile, destination: Path, limit: int, what: str) -> int:

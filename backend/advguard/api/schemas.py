@@ -5,12 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, TypeAdapter, create_model
+from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, create_model
 
 from advguard.evaluation.detection_report import DetectionReport
 from advguard.jobs import JOB_KINDS, JobKind
 from advguard.jobs.results import dataclass_model
 from advguard.storage import JobState
+
+
+class RenameIn(BaseModel):
+    """A new name for a dataset, model, detector or job."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class ErrorOut(BaseModel):
@@ -62,15 +68,24 @@ class ModelOut(BaseModel):
 
 class ProgressOut(BaseModel):
     stage: str
-    done: int
+    done: int = Field(description="Done in this stage, in its units (images, epochs, …)")
     total: int
     fraction: float = Field(description="done / total, 0 when the total is not known yet")
+    stage_number: int = Field(description="Which of the job's stages this is (1-based)")
+    stage_count: int
+    overall: float = Field(
+        description="Of the whole job, each stage an equal share: it never goes back"
+    )
+    eta_s: float | None = Field(
+        description="Seconds left, estimated from the time so far and the overall progress"
+    )
 
 
 class JobOutBase(BaseModel):
     """What every job shows; each job type adds its ``type``, ``params`` and ``result``."""
 
     id: str
+    name: str = Field(description="What the user calls it; renamed with PATCH /jobs/{id}")
     state: JobState
     progress: ProgressOut
     error: str | None

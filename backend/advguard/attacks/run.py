@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import torch
@@ -27,6 +29,31 @@ def format_eps(eps: float | None) -> str:
         return "L2"
     steps = eps * 255
     return f"{round(steps)}/255" if abs(steps - round(steps)) < 1e-6 else f"{eps:.4g}"
+
+
+def parse_budget(value: object) -> float:
+    """An L∞ budget as a user writes it, in the one syntax every field takes: ``8/255``,
+    ``0.031``, or a bare ``8`` meaning 8/255 (a number of at least 1 counts grey levels of
+    1/255; a fraction is taken as written). ``ValueError`` says what is wrong."""
+    example = "write 8/255, 0.031 or 8 (= 8/255)"
+    if isinstance(value, str):
+        text = value.replace(" ", "")
+        try:
+            number = float(Fraction(text))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"budget {value!r} is not a number: {example}") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ValueError(f"budget {value!r} is not a number: {example}")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"budget {value!r} must be 0 or more: {example}")
+    written_as_fraction = isinstance(value, str) and "/" in value
+    if number >= 1 and not written_as_fraction:
+        number /= 255
+    if number > 1:
+        raise ValueError(f"budget {value!r} is more than the whole pixel range [0, 1]")
+    return number
 
 
 @dataclass

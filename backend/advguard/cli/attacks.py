@@ -18,7 +18,7 @@ from advguard.cli.common import (
     CommandError,
     Subcommands,
     load_split,
-    parse_number,
+    parse_budget_option,
     parse_param,
 )
 from advguard.evaluation import (
@@ -86,7 +86,7 @@ def add_attack(commands: Subcommands) -> None:
     attack.add_argument("--data", default="bundled")
     attack.add_argument("--split", default="test")
     attack.add_argument("--attack", required=True, choices=sorted(ATTACKS))
-    attack.add_argument("--eps", type=parse_number, default=None, help="budget, e.g. 8/255")
+    attack.add_argument("--eps", type=parse_budget_option, default=None, help="budget, e.g. 8/255")
     attack.add_argument(
         "--param",
         type=parse_param,

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from tqdm.auto import tqdm
 
+from advguard.attacks import parse_budget
 from advguard.config import Settings
 from advguard.data import ImageDataset, SkippedFile, load_dataset
 from advguard.detection import DetectorConfig
@@ -71,9 +72,18 @@ def parse_number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number (try 8/255 or 0.03)") from error
 
 
-def parse_numbers(text: str) -> list[float]:
-    """``2/255,4/255,0.03`` as a list of floats."""
-    return [parse_number(item) for item in parse_list(text)]
+def parse_budget_option(text: str) -> float:
+    """An L∞ budget in the syntax every budget field takes: ``8/255``, ``0.031`` or ``8``
+    (= 8/255)."""
+    try:
+        return parse_budget(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def parse_budgets(text: str) -> list[float]:
+    """``2/255,4/255,0.03`` (or ``2,4,8``) as a list of budgets."""
+    return [parse_budget_option(item) for item in parse_list(text)]
 
 
 def parse_param(text: str) -> tuple[str, object]:
@@ -160,7 +170,7 @@ def add_robustness_options(sub: argparse.ArgumentParser, limit: int | None = Non
     )
     sub.add_argument(
         "--eps",
-        type=parse_numbers,
+        type=parse_budgets,
         default=list(ROBUSTNESS_EPSILONS),
         help="comma-separated L∞ budgets (default: 0,1/255,2/255,4/255,8/255,16/255)",
     )
@@ -191,7 +201,7 @@ def add_set_options(sub: argparse.ArgumentParser, fraction: float) -> None:
     )
     sub.add_argument(
         "--eps",
-        type=parse_numbers,
+        type=parse_budgets,
         default=list(DEMO_EPSILONS),
         help="comma-separated L∞ budgets (default: 2/255,4/255,8/255)",
     )

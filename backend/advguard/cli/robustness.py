@@ -16,8 +16,8 @@ from advguard.cli.common import (
     job_params,
     load_split,
     load_splits,
-    parse_number,
-    parse_numbers,
+    parse_budget_option,
+    parse_budgets,
     progress_bar,
 )
 from advguard.data import ImageDataset
@@ -218,7 +218,7 @@ def add_adaptive(commands: Subcommands) -> None:
     adaptive.add_argument("--data", default="bundled")
     adaptive.add_argument("--split", default="test")
     adaptive.add_argument(
-        "--eps", type=parse_numbers, default=list(DEMO_EPSILONS), help="budgets (2/255,4/255,…)"
+        "--eps", type=parse_budgets, default=list(DEMO_EPSILONS), help="budgets (2/255,4/255,…)"
     )
     adaptive.add_argument("--steps", type=int, default=ADAPTIVE_STEPS)
     adaptive.add_argument(
@@ -241,7 +241,7 @@ def add_adversarial_train(commands: Subcommands) -> None:
     adversarial.add_argument("--data", default="bundled")
     adversarial.add_argument("--method", choices=["pgd", "trades"], default="pgd")
     adversarial.add_argument(
-        "--eps", type=parse_number, default=AdversarialTrainConfig.eps, help="budget (8/255)"
+        "--eps", type=parse_budget_option, default=AdversarialTrainConfig.eps, help="budget (8/255)"
     )
     adversarial.add_argument(
         "--steps", type=int, default=AdversarialTrainConfig.steps, help="inner attack steps"

@@ -104,6 +104,10 @@ def _strip_wrapper(paths: list[PurePosixPath]) -> int:
     return depth
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+"""How a zip archive's first member starts."""
+
+
 def load_image_folder(
     source: str | Path,
     *,
@@ -125,7 +129,13 @@ def load_image_folder(
         entries = list(_directory_entries(source))
         return _build(entries, image_size, channels, max_pixels, str(source))
     if not zipfile.is_zipfile(source):
-        raise DatasetImportError(f"{source} is neither a folder nor a zip archive")
+        with source.open("rb") as handle:
+            starts_like_a_zip = handle.read(4) == ZIP_MAGIC
+        if starts_like_a_zip:  # a zip whose end (its table of contents) is missing or damaged
+            raise DatasetImportError(f"{source} is a corrupt zip archive (truncated or damaged)")
+        raise DatasetImportError(
+            f"{source} is not a zip archive: upload a .zip with one folder per class"
+        )
     try:
         with zipfile.ZipFile(source) as archive:
             entries = list(_zip_entries(archive, max_members))

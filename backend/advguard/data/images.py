@@ -97,11 +97,10 @@ def decode_image(
             image.load()
     except ImageDecodeError:
         raise
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as error:
+    except UnidentifiedImageError as error:
+        # PIL's own message names its in-memory buffer object: nothing a user can act on.
+        raise ImageDecodeError("not an image this service reads (PNG, JPEG or DICOM)") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageDecodeError(f"not a readable image ({error})") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageDecodeError(f"corrupt or truncated image ({error})") from error

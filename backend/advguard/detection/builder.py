@@ -9,6 +9,7 @@ train/test split, so no source image is on both sides.
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import json
 import math
@@ -268,6 +269,8 @@ class _Writer:
         self.total = total
         self.progress = progress
         self.bar = tqdm(total=total, desc="adversarial set", unit="img", disable=not show)
+        # Counted here, not by the bar: a disabled tqdm bar does not count.
+        self.written = 0
         self.images: list[Tensor] = []
         self.rows: list[ManifestRow] = []
 
@@ -310,8 +313,18 @@ class _Writer:
             )
         self.images.append(pixels)
         self.bar.update(len(index))
+        self.written += len(index)
+        self.report(kind, 0)
+
+    def report(self, kind: str, pending: int) -> None:
+        """Progress: the images written, and ``pending`` more of a part still being made
+        (attacked but not yet written), so that a long attack moves the count too."""
         if self.progress is not None:
-            self.progress(kind, self.bar.n, self.total)
+            self.progress(kind, self.written + pending, self.total)
+
+
+def _report_attacked(writer: _Writer, kind: str, done: int, _total: int) -> None:
+    writer.report(kind, done)
 
 
 @dataclass
@@ -444,6 +457,7 @@ def build_parts(
                 batch_size=config.batch_size,
                 quantize=True,
                 predicted_before=source.predicted[index],
+                progress=functools.partial(_report_attacked, writer, part.label),
                 show_progress=False,
             )
             writer.add(

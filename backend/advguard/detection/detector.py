@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advguard.detection.builder import CLEAN, AdversarialSet
+from advguard.detection.builder import CLEAN, AdversarialSet, ProgressCallback
 from advguard.detection.density import CleanDensity
 from advguard.detection.features import DetectorFeatures
 
@@ -299,8 +299,10 @@ def fit_head(
     val_features: Tensor,
     val_targets: Tensor,
     config: DetectorConfig,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DetectorHead:
-    """Train ``head`` with class-balanced cross-entropy; keep the best validation epoch."""
+    """Train ``head`` with class-balanced cross-entropy; keep the best validation epoch.
+    ``progress(epoch, epochs)`` after each epoch."""
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     head.feature_mean.copy_(features.mean(0))
@@ -316,7 +318,7 @@ def fit_head(
         optimizer, max_lr=config.learning_rate, total_steps=steps
     )
     best_loss, best_state = float("inf"), copy.deepcopy(head.state_dict())
-    for _ in range(config.epochs):
+    for epoch in range(config.epochs):
         head.train()
         order = torch.randperm(len(features), generator=generator)
         for start in range(0, len(features), config.batch_size):
@@ -331,6 +333,8 @@ def fit_head(
             val_loss = float(F.cross_entropy(head(val_features), val_targets, weight=weights))
         if val_loss < best_loss:
             best_loss, best_state = val_loss, copy.deepcopy(head.state_dict())
+        if progress is not None:
+            progress(epoch + 1, config.epochs)
     head.load_state_dict(best_state)
     return head.eval()
 
@@ -366,6 +370,7 @@ def out_of_fold_clean_scores(
     adversarial: AdversarialSet,
     config: DetectorConfig,
     density_columns: list[int],
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Both parts' scores for every clean image of the train split, each from a head and
     a clean density (on ``density_columns``) that never saw it: the head's log-odds and
@@ -407,7 +412,13 @@ def out_of_fold_clean_scores(
         with torch.no_grad():
             head_scores.append(head_log_odds(head(held_clean)))
             density_scores.append(density(held_clean))
+        if progress is not None:
+            progress(number + 1, len(folds))
     return torch.cat(head_scores), torch.cat(density_scores)
+
+
+DETECTOR_STAGES = ("detector features", "training the detector", "calibrating the threshold")
+"""What :func:`train_detector` goes through, in order, as its progress says."""
 
 
 def train_detector(
@@ -417,7 +428,7 @@ def train_detector(
     *,
     features: Tensor | None = None,
     show_progress: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[Detector, Tensor]:
     """Train a detector on the ``train`` rows of ``adversarial``; return it and the features
     of every row (reports reuse them instead of computing them again).
@@ -428,12 +439,17 @@ def train_detector(
     ``target_false_rejection``, are set on out-of-fold scores of every clean training image
     (:func:`out_of_fold_clean_scores`).
     ``features`` may be passed when already extracted for every row.
+    ``progress(stage, done, total)`` goes through :data:`DETECTOR_STAGES`.
     """
     config = config or DetectorConfig()
+    say = progress or (lambda _stage, _done, _total: None)
     detector = Detector(classifier, len(adversarial.class_names), adversarial.attack_names, config)
     if features is None:
         features = extract_features(
-            detector.features, adversarial.images, progress=progress, show_progress=show_progress
+            detector.features,
+            adversarial.images,
+            progress=lambda done, total: say(DETECTOR_STAGES[0], done, total),
+            show_progress=show_progress,
         )
     fit_index, val_index = validation_split(adversarial, config)
     targets = adversarial.detector_targets()
@@ -444,11 +460,17 @@ def train_detector(
         features[val_index],
         targets[val_index],
         config,
+        progress=lambda epoch, epochs: say(DETECTOR_STAGES[1], epoch, epochs),
     )
     clean_train = adversarial.where(lambda row: row.split == "train" and row.attack == CLEAN)
     detector.density.fit(features[clean_train])
     head_scores, density_scores = out_of_fold_clean_scores(
-        features, targets, adversarial, config, detector.density.columns
+        features,
+        targets,
+        adversarial,
+        config,
+        detector.density.columns,
+        progress=lambda fold, folds: say(DETECTOR_STAGES[2], fold, folds),
     )
     detector.calibrate(head_scores, density_scores)
     with torch.no_grad():

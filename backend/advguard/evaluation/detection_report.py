@@ -30,13 +30,15 @@ from advguard.detection.builder import (
     CONTROLS,
     AdversarialSet,
     ManifestRow,
+    ProgressCallback,
     attack_family,
 )
 from advguard.detection.detector import Detector, extract_features, train_detector
 from advguard.evaluation.metrics import Finite
 from advguard.evaluation.robustness import RobustnessRow, json_ready
 
-Progress = Callable[[str], None]
+REPORT_STAGES = ("detector features", "baselines", "leave-one-out", "unseen attacks")
+"""What :func:`build_detection_report` goes through, in order, as its progress says."""
 
 
 def _sklearn_metrics() -> ModuleType:
@@ -187,7 +189,7 @@ def build_detection_report(
     leave_one_out: bool = True,
     unseen_attacks: Sequence[str] = (),
     unseen_images: int = 100,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     show_progress: bool = True,
 ) -> tuple[DetectionReport, ScoredTestSplit]:
     """Measure ``detector`` on the test rows of ``adversarial``.
@@ -197,16 +199,20 @@ def build_detection_report(
     each attack in turn and scores that attack on the test rows. Each of
     ``unseen_attacks`` (those the detector was not trained on) attacks ``unseen_images``
     clean test images, and is scored against all clean test images.
+
+    ``progress(stage, done, total)`` goes through :data:`REPORT_STAGES` (those asked for).
     """
     started = time.perf_counter()
-    say = progress or (lambda _: None)
+    say = progress or (lambda _stage, _done, _total: None)
     test_index = adversarial.where(lambda row: row.split == "test")
     if len(test_index) == 0:
         raise ValueError("the adversarial set has no test split")
     if features is None:
-        say("features")
         features = extract_features(
-            detector.features, adversarial.images, show_progress=show_progress
+            detector.features,
+            adversarial.images,
+            progress=lambda done, total: say(REPORT_STAGES[0], done, total),
+            show_progress=show_progress,
         )
     with torch.no_grad():
         head_logits = detector.head.eval()(features[test_index])
@@ -214,9 +220,10 @@ def build_detection_report(
         scores = {"detector": detector.log_odds(features[test_index], head_logits).sigmoid()}
     test_images = adversarial.float_images(test_index)
     if baselines:
-        say("baselines")
+        say(REPORT_STAGES[1], 0, 2)
         classifier = detector.features.classifier
         scores["feature squeezing"] = FeatureSqueezing(classifier).score(test_images)
+        say(REPORT_STAGES[1], 1, 2)
         clean_train = adversarial.where(lambda r: r.split == "train" and r.attack == CLEAN)
         labels = torch.tensor(
             [adversarial.class_names.index(adversarial.rows[i].true_label) for i in clean_train]
@@ -225,6 +232,7 @@ def build_detection_report(
             adversarial.float_images(clean_train), labels, len(adversarial.class_names)
         )
         scores["mahalanobis"] = mahalanobis.score(test_images)
+        say(REPORT_STAGES[1], 2, 2)
     view = ScoredTestSplit(adversarial, test_index, scores)
     rejected = scores["detector"] > detector.threshold
     predicted_attack = probabilities[:, 1:].argmax(1)
@@ -270,16 +278,23 @@ def build_detection_report(
     named = [detector.attack_names[int(i)] for i in predicted_attack[successful]]
     left_out = []
     if leave_one_out:
-        say("leave-one-attack-out")
-        left_out = _leave_one_out(detector, adversarial, features, view)
+        left_out = _leave_one_out(
+            detector,
+            adversarial,
+            features,
+            view,
+            lambda done, total: say(REPORT_STAGES[2], done, total),
+        )
     unseen = []
-    for name in unseen_attacks:
-        say(f"unseen attack {name}")
+    for number, name in enumerate(unseen_attacks):
+        say(f"{REPORT_STAGES[3]}: {name}", number, len(unseen_attacks))
         unseen.append(
             _unseen_attack_row(
                 detector, adversarial, name, scores["detector"][clean], unseen_images
             )
         )
+    if unseen_attacks:
+        say(REPORT_STAGES[3], len(unseen_attacks), len(unseen_attacks))
     noise = {kind: _mean(rejected[view.made_by(kind)]) for kind in CONTROLS}
     classifier_correct = view.mask(lambda r: r.predicted_before == r.true_label)
     report = DetectionReport(
@@ -363,14 +378,19 @@ def _unseen_attack_row(
 
 
 def _leave_one_out(
-    detector: Detector, adversarial: AdversarialSet, features: Tensor, view: ScoredTestSplit
+    detector: Detector,
+    adversarial: AdversarialSet,
+    features: Tensor,
+    view: ScoredTestSplit,
+    progress: Callable[[int, int], None],
 ) -> list[LeaveOneOutRow]:
     """For each attack: train a detector on the set without it and judge it on that attack
     (AUROC against the clean test images, detection at its own threshold)."""
     clean = view.made_by(CLEAN)
     flipped_rows = view.mask(flipped)
     results = []
-    for held_out in detector.attack_names:
+    for number, held_out in enumerate(detector.attack_names):
+        progress(number, len(detector.attack_names))
         keep = adversarial.where(lambda r: r.attack != held_out)  # noqa: B023 (used at once)
         without, _ = train_detector(
             detector.features.classifier,
@@ -393,6 +413,7 @@ def _leave_one_out(
                 clean_false_rejection=_mean(rejected[clean]),
             )
         )
+    progress(len(detector.attack_names), len(detector.attack_names))
     return results
 
 

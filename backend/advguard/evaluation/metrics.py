@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from advguard.data.dataset import ImageDataset
-from advguard.models.training import TrainHistory, predict_logits
+from advguard.models.training import EpochResult, TrainHistory, predict_logits
 
 Finite = Annotated[float, "finite"]
 """A float that is never NaN (a budget, a duration, a threshold, a point of a curve): the
@@ -71,6 +71,8 @@ class TrainingSummary:
     final_val_accuracy: float | None
     held_out_images: int
     """Training images held out for validation and the detector."""
+    history: list[EpochResult]
+    """Every epoch's training loss and validation loss and accuracy: the learning curves."""
 
 
 def training_summary(metrics: ClassifierMetrics, history: TrainHistory) -> dict[str, Any]:
@@ -86,5 +88,6 @@ def training_summary(metrics: ClassifierMetrics, history: TrainHistory) -> dict[
         moving_average_kept=history.averaged,
         final_val_accuracy=history.epochs[-1].val_accuracy if history.epochs else None,
         held_out_images=len(history.holdout_files),
+        history=list(history.epochs),
     )
     return asdict(summary)

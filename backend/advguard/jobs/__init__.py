@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, Union
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from advguard.attacks import parse_budget
 from advguard.config import Settings
 from advguard.data import ImageDataset, load_dataset
 from advguard.defenses import AdversarialTrainConfig
@@ -34,6 +35,7 @@ from advguard.detection import (
     part_sizes,
     write_chunk_manifest,
 )
+from advguard.detection.detector import DETECTOR_STAGES
 from advguard.evaluation import (
     ROBUSTNESS_ATTACKS,
     ROBUSTNESS_EPSILONS,
@@ -42,6 +44,7 @@ from advguard.evaluation import (
     json_ready,
 )
 from advguard.evaluation.adaptive import DEFAULT_STEPS as ADAPTIVE_STEPS
+from advguard.evaluation.detection_report import REPORT_STAGES
 from advguard.evaluation.robustness import check_robustness_request
 from advguard.guard import Guard
 from advguard.jobs.results import (
@@ -94,6 +97,21 @@ class JobInputError(ValueError):
     """A job that cannot run with what it was given; the message is shown to the user."""
 
 
+Budget = Annotated[
+    float,
+    BeforeValidator(parse_budget),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string"}],
+            "description": "L∞ budget: 8/255, 0.031, or a bare 8 meaning 8/255",
+        },
+        mode="validation",
+    ),
+]
+"""An L∞ budget in the syntax every budget field takes (:func:`parse_budget`); answers
+give it as a number."""
+
+
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str
@@ -135,8 +153,10 @@ class BuildSetParams(_Params):
     type: Literal["build_adversarial_set"] = "build_adversarial_set"
     dataset_id: str = "bundled"
     model_id: str
+    name: str | None = Field(None, max_length=200)
+    """The set's name (default: its attacks, budgets and model)."""
     attacks: list[str] = Field(default_factory=lambda: list(DETECTOR_ATTACKS), min_length=1)
-    eps: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+    eps: list[Annotated[Budget, Field(gt=0, le=1)]] = Field(
         default_factory=lambda: list(DEFAULT_EPSILONS), min_length=1, max_length=16
     )
     fraction: float = Field(0.3, gt=0, le=1)
@@ -179,7 +199,7 @@ class EvaluateRobustnessParams(_Params):
     attacks: list[str] = Field(
         default_factory=lambda: list(ROBUSTNESS_ATTACKS), min_length=1, max_length=16
     )
-    eps: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+    eps: list[Annotated[Budget, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: list(ROBUSTNESS_EPSILONS), min_length=1, max_length=16
     )
     defenses: list[Literal["bit_depth", "median", "jpeg", "gaussian_blur"]] = Field(
@@ -205,7 +225,7 @@ class AdversarialTrainingParams(_Params):
     """Start from this built-in-architecture model's weights (``None``: a new CNN)."""
     name: str | None = Field(None, max_length=200)
     method: Literal["pgd", "trades"] = "pgd"
-    eps: float = Field(8 / 255, gt=0, le=0.25)
+    eps: Budget = Field(8 / 255, gt=0, le=0.25)
     steps: int = Field(5, ge=1, le=50)
     """Inner attack steps (step size 2.5·eps/steps)."""
     beta: float = Field(6.0, ge=0, le=100)
@@ -230,7 +250,8 @@ ParamsT = TypeVar("ParamsT", bound=_Params)
 class JobContext:
     """What a job body needs: the storage, its record id, the settings of the process that
     runs it, and a progress reporter that also notices cancellation (checked at most every
-    ``check_every_s`` seconds)."""
+    ``check_every_s`` seconds). ``stages`` are the job type's stages in order
+    (:attr:`JobKind.stages`): a progress label starting with one of them is that stage."""
 
     storage: Storage
     job_id: str
@@ -238,7 +259,9 @@ class JobContext:
     slot: int = 0
     on_progress: Callable[[str, int, int], None] | None = None
     check_every_s: float = 0.5
+    stages: tuple[str, ...] = ()
     _last_check: float = field(default=0.0, repr=False)
+    _stage_number: int = field(default=1, repr=False)
 
     @property
     def folder(self) -> Path:
@@ -248,11 +271,18 @@ class JobContext:
 
     def progress(self, stage: str, done: int, total: int) -> None:
         """Record progress; raise :class:`JobCancelled` if the job was cancelled."""
+        number = next(
+            (k + 1 for k, name in enumerate(self.stages) if stage.startswith(name)),
+            self._stage_number,
+        )
         now = time.monotonic()
-        if done < total and now - self._last_check < self.check_every_s:
+        moved_on = number != self._stage_number
+        if done < total and not moved_on and now - self._last_check < self.check_every_s:
             return
-        self._last_check = now
-        self.storage.set_progress(self.job_id, self.slot, stage, done, total)
+        self._last_check, self._stage_number = now, number
+        self.storage.set_progress(
+            self.job_id, self.slot, stage, done, total, number, max(len(self.stages), 1)
+        )
         if self.on_progress is not None:
             self.on_progress(stage, done, total)
         with self.storage.db.session() as session:
@@ -304,6 +334,39 @@ def matching_model_and_dataset(
     if dataset.class_names:  # known once the dataset was imported
         check_same_classes(model.class_names, dataset.class_names)
     return model, dataset
+
+
+def _name_of(storage: Storage, kind: type[RecordT], record_id: str | None) -> str:
+    """A record's name for another record's default name (its id if it is gone)."""
+    if record_id is None:
+        return "a new CNN"
+    with storage.db.session() as session:
+        record = session.get(kind, record_id)
+        return str(record.name) if record is not None and record.name else record_id
+
+
+def default_job_name(storage: Storage, params: Any) -> str:
+    """What a job is called until the user names it: the name it was given, else what it
+    does and on what (so that lists and pickers show words, not ids)."""
+    if getattr(params, "name", None):
+        return str(params.name)
+    match params:
+        case TrainClassifierParams():
+            return f"CNN on {_name_of(storage, DatasetRecord, params.dataset_id)}"
+        case BuildSetParams():
+            budgets = ", ".join(format_eps(eps) for eps in params.eps)
+            attacks = ", ".join(params.attacks)
+            return f"{attacks} at {budgets} on {_name_of(storage, ModelRecord, params.model_id)}"
+        case TrainDetectorParams():
+            return f"detector on {_name_of(storage, JobRecord, params.set_job_id)}"
+        case EvaluateParams():
+            return f"report on {_name_of(storage, DetectorRecord, params.detector_id)}"
+        case EvaluateRobustnessParams():
+            return f"robustness of {_name_of(storage, ModelRecord, params.model_id)}"
+        case AdversarialTrainingParams():
+            label = "PGD-AT" if params.method == "pgd" else "TRADES"
+            return f"{label} of {_name_of(storage, ModelRecord, params.model_id)}"
+    raise TypeError(f"no default name for {type(params).__name__}")
 
 
 def check_same_classes(model_classes: list[str], dataset_classes: list[str]) -> None:
@@ -392,6 +455,10 @@ def build_config(params: BuildSetParams, model: ModelRecord) -> BuildConfig:
     )
 
 
+SET_STAGES = ("attacking", "joining chunks")
+"""An adversarial-set job's stages: its chunks attack (in parallel), then one joins them."""
+
+
 def plan_set_job(
     context: JobContext, params: BuildSetParams, parts_per_chunk: int
 ) -> list[list[int]]:
@@ -412,7 +479,13 @@ def plan_set_job(
     ]
     for chunk, parts in enumerate(chunks):
         context.storage.set_progress(
-            context.job_id, chunk + 1, "waiting for a worker", 0, sum(sizes[p] for p in parts)
+            context.job_id,
+            chunk + 1,
+            SET_STAGES[0],
+            0,
+            sum(sizes[p] for p in parts),
+            1,
+            len(SET_STAGES),
         )
     return chunks
 
@@ -430,7 +503,9 @@ def build_set_chunk(
         out,
         build_config(params, record),
         parts,
-        progress=lambda stage, done, total: context.progress(f"attacking: {stage}", done, total),
+        # One label for every chunk: the job attacks in all of them at once, and the
+        # images attacked are counted over all of them together.
+        progress=lambda _stage, done, total: context.progress(SET_STAGES[0], done, total),
         show_progress=False,
     )
     write_chunk_manifest(out, chunk, made)
@@ -441,13 +516,13 @@ def finish_set(context: JobContext, params: BuildSetParams, chunks: int) -> dict
     """Join the chunks into one set, its robustness table and its zip."""
     record = find_record(context.storage, ModelRecord, params.model_id, "model")
     out = context.storage.folder("jobs", context.job_id) / "set"
-    context.progress("joining chunks", 0, 1)
+    context.progress(SET_STAGES[1], 0, 1)
     count = merge_chunk_manifests(
         out, chunks, list(record.class_names), build_config(params, record), record.channels
     )
     adversarial = load_adversarial_set(out)
     rows = [row.to_dict() for row in describe_set(adversarial, out, context.folder / "set.zip")]
-    context.progress("joining chunks", 1, 1)
+    context.progress(SET_STAGES[1], 1, 1)
     return {
         "images": count,
         "attack_names": adversarial.attack_names,
@@ -479,7 +554,8 @@ def train_detector_job(context: JobContext, params: TrainDetectorParams) -> dict
         session.add(
             DetectorRecord(
                 id=detector_id,
-                name=params.name or f"detector on set {params.set_job_id}",
+                name=params.name
+                or f"detector on {_name_of(context.storage, JobRecord, params.set_job_id)}",
                 path=str(guard_folder),
                 model_id=model_id,
                 set_job_id=params.set_job_id,
@@ -682,6 +758,9 @@ class JobKind(Generic[ParamsT]):
     """The work, returning the job's result; ``None`` for a job the worker splits into
     chunks itself (the adversarial set: :func:`plan_set_job`, :func:`build_set_chunk`,
     :func:`finish_set`)."""
+    stages: tuple[str, ...]
+    """The stages the job goes through, in order, as its progress labels begin: the API
+    shows "stage 2 of 3" and a progress that never goes back."""
 
     @property
     def type(self) -> str:
@@ -697,22 +776,39 @@ JOB_KINDS: dict[str, JobKind[Any]] = {
             "training",
             check_train_classifier,
             train_classifier_job,
+            ("training",),
         ),
-        JobKind(BuildSetParams, BuildSetResult, "attacks", check_build_set, None),
+        JobKind(
+            BuildSetParams,
+            BuildSetResult,
+            "attacks",
+            check_build_set,
+            None,
+            SET_STAGES,
+        ),
         JobKind(
             TrainDetectorParams,
             TrainDetectorResult,
             "training",
             check_train_detector,
             train_detector_job,
+            DETECTOR_STAGES,
         ),
-        JobKind(EvaluateParams, EvaluateResult, "evaluation", check_evaluate, evaluate_job),
+        JobKind(
+            EvaluateParams,
+            EvaluateResult,
+            "evaluation",
+            check_evaluate,
+            evaluate_job,
+            REPORT_STAGES,
+        ),
         JobKind(
             EvaluateRobustnessParams,
             EvaluateRobustnessResult,
             "evaluation",
             check_evaluate_robustness,
             evaluate_robustness_job,
+            ("attacking", "adaptive attack"),
         ),
         JobKind(
             AdversarialTrainingParams,
@@ -720,6 +816,7 @@ JOB_KINDS: dict[str, JobKind[Any]] = {
             "training",
             check_adversarial_training,
             adversarial_training_job,
+            ("adversarial training", "comparing"),
         ),
     )
 }

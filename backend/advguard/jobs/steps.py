@@ -168,11 +168,7 @@ def fit_guard(
     """Train a detector for ``model`` on ``adversarial``, save the guard to ``out``; return
     it with the detector features of every row of the set (a report can reuse them)."""
     detector, features = train_detector(
-        model,
-        adversarial,
-        config,
-        show_progress=False,
-        progress=lambda done, total: progress("detector features", done, total),
+        model, adversarial, config, show_progress=False, progress=progress
     )
     guard = Guard(model, spec, detector)
     guard.save(out)
@@ -203,7 +199,6 @@ def report_detector(
     """Measure a detector on the set's test split and write the report into ``out``
     (``unseen``: see :func:`unseen_attacks`)."""
     attacks = unseen_attacks(unseen, detector.attack_names)
-    progress("scoring the test split", 0, 1)
     result, view = build_detection_report(
         detector,
         adversarial,
@@ -211,9 +206,10 @@ def report_detector(
         baselines=baselines,
         leave_one_out=leave_one_out,
         unseen_attacks=attacks,
+        progress=progress,
+        show_progress=False,
     )
     write_detection_report(result, view, adversarial, out)
-    progress("scoring the test split", 1, 1)
     return result
 
 
@@ -239,7 +235,7 @@ def measure_robustness(
         epsilons,
         defense_settings(defenses),
         batch_size=batch_size,
-        progress=progress,
+        progress=lambda stage, done, total: progress(f"attacking: {stage}", done, total),
         show_progress=False,
     )
     return result, write_robustness_report(result, out)
@@ -327,7 +323,7 @@ def train_adversarially(
         checkpoint_dir=out / "checkpoints",
         resume=resume,
         progress=lambda epoch, total, _result: progress(
-            f"{config.method} adversarial training", epoch, total
+            f"adversarial training ({config.method})", epoch, total
         ),
         show_progress=False,
     )
@@ -340,7 +336,7 @@ def train_adversarially(
         compared,
         test.sample(comparison_images, config.seed),
         sorted({0.0, 2 / 255, 4 / 255, 8 / 255, config.eps}),
-        progress=progress,
+        progress=lambda stage, done, total: progress(f"comparing: {stage}", done, total),
         show_progress=False,
     )
     write_comparison(comparison, comparison_out or out)

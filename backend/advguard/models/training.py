@@ -49,6 +49,9 @@ class TrainConfig:
 
 @dataclass
 class EpochResult:
+    """One training epoch: mean training loss, then loss and accuracy on the validation
+    images, and its duration."""
+
     epoch: int
     train_loss: float
     val_loss: float

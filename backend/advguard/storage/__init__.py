@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +23,28 @@ from advguard.storage.db import (
     new_id,
     utc_now,
 )
+
+
+@dataclass(frozen=True)
+class StageProgress:
+    """Where a job stands: ``done`` of ``total`` (in the stage's own units) in ``stage``,
+    its stage ``stage_number`` of ``stage_count``."""
+
+    stage: str
+    done: int
+    total: int
+    stage_number: int = 1
+    stage_count: int = 1
+
+    @property
+    def fraction(self) -> float:
+        """Of the current stage: done / total (0 while the total is not known)."""
+        return min(1.0, self.done / self.total) if self.total > 0 else 0.0
+
+    @property
+    def overall(self) -> float:
+        """Of the whole job, counting each stage as an equal share: it never goes back."""
+        return (self.stage_number - 1 + self.fraction) / max(self.stage_count, 1)
 
 
 class Storage:
@@ -48,26 +71,46 @@ class Storage:
             return None
         return candidate
 
-    def job_progress(self, job_id: str) -> tuple[str, int, int]:
-        """A job's stage and done/total, summed over its progress slots."""
+    def job_progress(self, job_id: str) -> StageProgress:
+        """A job's current stage (the latest one any progress slot reached), with done/total
+        summed over the slots in that stage (each chunk of a split job has its own)."""
         with self.db.session() as session:
             slots = session.scalars(
                 select(JobProgress)
                 .where(JobProgress.job_id == job_id)
-                .order_by(JobProgress.updated_at)
+                .order_by(JobProgress.stage_number, JobProgress.updated_at)
             ).all()
-            if not slots:
-                return "", 0, 0
-            return slots[-1].stage, sum(s.done for s in slots), sum(s.total for s in slots)
+        if not slots:
+            return StageProgress("", 0, 0)
+        current = [slot for slot in slots if slot.stage_number == slots[-1].stage_number]
+        return StageProgress(
+            stage=current[-1].stage,
+            done=sum(slot.done for slot in current),
+            total=sum(slot.total for slot in current),
+            stage_number=slots[-1].stage_number,
+            stage_count=max(slot.stage_count for slot in slots),
+        )
 
-    def set_progress(self, job_id: str, slot: int, stage: str, done: int, total: int) -> None:
-        """Record one slot's progress (each chunk of a split job writes its own slot)."""
+    def set_progress(
+        self,
+        job_id: str,
+        slot: int,
+        stage: str,
+        done: int,
+        total: int,
+        stage_number: int = 1,
+        stage_count: int = 1,
+    ) -> None:
+        """Record one slot's progress (each chunk of a split job writes its own slot):
+        ``done`` of ``total`` in ``stage``, the job's stage ``stage_number`` of
+        ``stage_count``."""
         with self.db.session() as session:
             row = session.get(JobProgress, (job_id, slot))
             if row is None:
                 row = JobProgress(job_id=job_id, slot=slot)
                 session.add(row)
             row.stage, row.done, row.total, row.updated_at = stage, done, total, utc_now()
+            row.stage_number, row.stage_count = stage_number, stage_count
 
     def ensure_bundled_dataset(self, image_size: int) -> None:
         """The bundled synthetic MRI set is always listed (its images are generated at
@@ -103,6 +146,7 @@ __all__ = [
     "JobRecord",
     "JobState",
     "ModelRecord",
+    "StageProgress",
     "Storage",
     "get_storage",
     "new_id",

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -107,6 +108,8 @@ class JobRecord(Base):
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     type: Mapped[str] = mapped_column(String(40), index=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """What the user calls it (``None`` in databases from before jobs had names)."""
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -130,6 +133,9 @@ class JobProgress(Base):
     stage: Mapped[str] = mapped_column(String(200), default="")
     done: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(Integer, default=0)
+    stage_number: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """Which of the job's ``stage_count`` stages ``stage`` is (1-based)."""
+    stage_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
@@ -147,6 +153,7 @@ class Database:
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -159,6 +166,32 @@ class Database:
         """Raise if the database cannot answer a trivial query."""
         with self.engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Add the columns a newer version of a table has to a database made by an older one
+    (``create_all`` makes missing tables only). Every added column has a server default,
+    so the rows already there stay valid; nothing is ever dropped or changed."""
+    existing = inspect(engine)
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            present = {column["name"] for column in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if column.server_default is None and not column.nullable:
+                    raise RuntimeError(f"column {table.name}.{column.name} needs a server default")
+                kind = column.type.compile(dialect=engine.dialect)
+                default = (
+                    f" DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+                    if column.server_default is not None
+                    else ""
+                )
+                connection.exec_driver_sql(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{default}'
+                )
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -41,20 +41,28 @@ def _params(job_id: str) -> Any:
         return _PARAMS.validate_python(record.params)
 
 
-def _context(task: Task, job_id: str, slot: int = 0) -> JobContext:
+def _context(task: Task, job_id: str, job_type: str, slot: int = 0) -> JobContext:
     """A job context whose progress also goes to Celery's result backend."""
 
     def report(stage: str, done: int, total: int) -> None:
         task.update_state(state="PROGRESS", meta={"stage": stage, "done": done, "total": total})
 
-    return JobContext(get_storage(), job_id, get_settings(), slot=slot, on_progress=report)
+    stages = JOB_KINDS[job_type].stages
+    return JobContext(
+        get_storage(), job_id, get_settings(), slot=slot, on_progress=report, stages=stages
+    )
 
 
-def _run(task: Task, job_id: str, body: Callable[[JobContext], dict[str, Any] | None]) -> None:
+def _run(
+    task: Task,
+    job_id: str,
+    job_type: str,
+    body: Callable[[JobContext], dict[str, Any] | None],
+) -> None:
     """Run ``body`` and record its outcome; failures end the job, they never hang it."""
     configure_threads(get_settings().num_threads)
     try:
-        result = body(_context(task, job_id))
+        result = body(_context(task, job_id, job_type))
     except JobCancelled:
         return
     except SoftTimeLimitExceeded:
@@ -75,7 +83,12 @@ def run_job(self: Task, job_id: str) -> None:
     params = _params(job_id)
     body = JOB_KINDS[params.type].body
     assert body is not None, f"{params.type} jobs are started by start_build"
-    _run(self, job_id, lambda context: checked_result(params.type, body(context, params)))
+    _run(
+        self,
+        job_id,
+        params.type,
+        lambda context: checked_result(params.type, body(context, params)),
+    )
 
 
 @celery_app.task(bind=True, name="advguard.start_build")
@@ -92,7 +105,7 @@ def start_build(self: Task, job_id: str) -> None:
             for index, parts in enumerate(chunks)
         )(finish_build.si(job_id, len(chunks)).set(queue="attacks"))
 
-    _run(self, job_id, fan_out)
+    _run(self, job_id, params.type, fan_out)
 
 
 @celery_app.task(bind=True, name="advguard.build_chunk")
@@ -103,7 +116,9 @@ def build_chunk(self: Task, job_id: str, chunk: int, parts: list[int]) -> int:
     configure_threads(get_settings().num_threads)
     params: BuildSetParams = _params(job_id)
     try:
-        return build_set_chunk(_context(self, job_id, slot=chunk + 1), params, chunk, parts)
+        return build_set_chunk(
+            _context(self, job_id, params.type, slot=chunk + 1), params, chunk, parts
+        )
     except JobCancelled:
         return 0
     except Exception as error:
@@ -121,6 +136,7 @@ def finish_build(self: Task, job_id: str, chunks: int) -> None:
     _run(
         self,
         job_id,
+        params.type,
         lambda context: checked_result(params.type, finish_set(context, params, chunks)),
     )
 

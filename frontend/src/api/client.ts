@@ -30,17 +30,14 @@ export type Health = Schemas["HealthOut"];
 export type AttackInfo = Schemas["AttackInfoOut"];
 /** The body of every error the API answers (4xx, 503): ``{"detail": ...}``. */
 export type ErrorBody = Schemas["ErrorOut"];
-export type RobustnessRequest = Schemas["EvaluateRobustnessParams"];
-export type AdversarialTrainingRequest = Schemas["AdversarialTrainingParams"];
+/** A job request (``POST /jobs``): the parameters of one job type, told apart by ``type``. */
+export type JobRequest = NonNullable<
+  paths["/api/v1/jobs"]["post"]["requestBody"]
+>["content"]["application/json"];
+export type RobustnessRequest = Extract<JobRequest, { type?: "evaluate_robustness" }>;
+export type AdversarialTrainingRequest = Extract<JobRequest, { type?: "adversarial_training" }>;
 /** A preprocessing defense an evaluate_robustness job can put in front of the model. */
 export type DefenseName = NonNullable<RobustnessRequest["defenses"]>[number];
-export type JobRequest =
-  | Schemas["TrainClassifierParams"]
-  | Schemas["BuildSetParams"]
-  | Schemas["TrainDetectorParams"]
-  | Schemas["EvaluateParams"]
-  | RobustnessRequest
-  | AdversarialTrainingRequest;
 
 export const API_PREFIX = "/api/v1";
 

@@ -198,3 +198,39 @@ export function rememberDataset(client: QueryClient, dataset: DatasetDetail): vo
   client.setQueryData(keys.dataset(dataset.id), dataset);
   void client.invalidateQueries({ queryKey: keys.datasets });
 }
+
+/** The records a user can rename, and the lists a new name shows in. */
+export type NamedKind = "dataset" | "model" | "detector" | "job";
+
+const RENAMED_LISTS: Record<NamedKind, readonly string[]> = {
+  dataset: keys.datasets,
+  model: keys.models,
+  detector: keys.detectors,
+  job: keys.jobs,
+};
+
+/** Give a dataset, model, detector or job another name (``PATCH``); the lists and the
+ * record's own view refresh. */
+export function useRename(kind: NamedKind) {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: async ({ id, name }: { id: string; name: string }) => {
+      const body = { name };
+      switch (kind) {
+        case "dataset":
+          return unwrap(
+            api.PATCH("/api/v1/datasets/{dataset_id}", { params: { path: { dataset_id: id } }, body }),
+          );
+        case "model":
+          return unwrap(api.PATCH("/api/v1/models/{model_id}", { params: { path: { model_id: id } }, body }));
+        case "detector":
+          return unwrap(
+            api.PATCH("/api/v1/detectors/{detector_id}", { params: { path: { detector_id: id } }, body }),
+          );
+        case "job":
+          return unwrap(api.PATCH("/api/v1/jobs/{job_id}", { params: { path: { job_id: id } }, body }));
+      }
+    },
+    onSuccess: () => client.invalidateQueries({ queryKey: RENAMED_LISTS[kind] }),
+  });
+}

@@ -47,7 +47,11 @@ export interface paths {
         delete: operations["delete_dataset_api_v1_datasets__dataset_id__delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Rename Dataset
+         * @description Give the dataset another name (its id and files stay).
+         */
+        patch: operations["rename_dataset_api_v1_datasets__dataset_id__patch"];
         trace?: never;
     };
     "/api/v1/datasets/{dataset_id}/thumbnails/{name}": {
@@ -115,7 +119,11 @@ export interface paths {
         delete: operations["delete_model_api_v1_models__model_id__delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Rename Model
+         * @description Give the model another name (its id and files stay).
+         */
+        patch: operations["rename_model_api_v1_models__model_id__patch"];
         trace?: never;
     };
     "/api/v1/jobs": {
@@ -159,7 +167,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Rename Job
+         * @description Give the job another name (its id and files stay).
+         */
+        patch: operations["rename_job_api_v1_jobs__job_id__patch"];
         trace?: never;
     };
     "/api/v1/jobs/{job_id}/cancel": {
@@ -223,7 +235,11 @@ export interface paths {
         delete: operations["delete_detector_api_v1_detectors__detector_id__delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Rename Detector
+         * @description Give the detector another name (its id and files stay).
+         */
+        patch: operations["rename_detector_api_v1_detectors__detector_id__patch"];
         trace?: never;
     };
     "/api/v1/predict": {
@@ -375,6 +391,11 @@ export interface components {
             /** Id */
             id: string;
             /**
+             * Name
+             * @description What the user calls it; renamed with PATCH /jobs/{id}
+             */
+            name: string;
+            /**
              * State
              * @enum {string}
              */
@@ -405,7 +426,7 @@ export interface components {
              * @enum {string}
              */
             type: "adversarial_training";
-            params: components["schemas"]["AdversarialTrainingParams"];
+            params: components["schemas"]["AdversarialTrainingParams-Output"];
             result: components["schemas"]["AdversarialTrainingResult"] | null;
         };
         /**
@@ -414,12 +435,79 @@ export interface components {
          *     result is registered as a new model, compared with its start under PGD on the test
          *     split. Resumes from its last epoch if its worker dies.
          */
-        AdversarialTrainingParams: {
+        "AdversarialTrainingParams-Input": {
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
             type: "adversarial_training";
+            /**
+             * Dataset Id
+             * @default bundled
+             */
+            dataset_id?: string;
+            /** Model Id */
+            model_id?: string | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * Method
+             * @default pgd
+             * @enum {string}
+             */
+            method?: "pgd" | "trades";
+            /**
+             * Eps
+             * @description L∞ budget: 8/255, 0.031, or a bare 8 meaning 8/255
+             * @default 0.03137254901960784
+             */
+            eps?: number | string;
+            /**
+             * Steps
+             * @default 5
+             */
+            steps?: number;
+            /**
+             * Beta
+             * @default 6
+             */
+            beta?: number;
+            /**
+             * Epochs
+             * @default 10
+             */
+            epochs?: number;
+            /**
+             * Patience
+             * @default 10
+             */
+            patience?: number;
+            /** Time Limit S */
+            time_limit_s?: number | null;
+            /**
+             * Evaluation Limit
+             * @default 200
+             */
+            evaluation_limit?: number | null;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number;
+        };
+        /**
+         * AdversarialTrainingParams
+         * @description Adversarial training (PGD-AT or TRADES), fine-tuning a model or from scratch; the
+         *     result is registered as a new model, compared with its start under PGD on the test
+         *     split. Resumes from its last epoch if its worker dies.
+         */
+        "AdversarialTrainingParams-Output": {
+            /**
+             * Type
+             * @default adversarial_training
+             * @constant
+             */
+            type?: "adversarial_training";
             /**
              * Dataset Id
              * @default bundled
@@ -498,6 +586,8 @@ export interface components {
             final_val_accuracy: number | null;
             /** Held Out Images */
             held_out_images: number;
+            /** History */
+            history: components["schemas"]["EpochResult"][];
             /** Model Id */
             model_id: string;
             comparison: components["schemas"]["ModelComparison"];
@@ -570,9 +660,9 @@ export interface components {
             attack?: string;
             /**
              * Eps
-             * @description L∞ budget, e.g. 0.0314
+             * @description L∞ budget: 8/255, 0.031, or 8 for 8/255
              */
-            eps?: number | null;
+            eps?: (number | string) | null;
         };
         /** Body_predict_api_v1_predict_post */
         Body_predict_api_v1_predict_post: {
@@ -615,6 +705,11 @@ export interface components {
             /** Id */
             id: string;
             /**
+             * Name
+             * @description What the user calls it; renamed with PATCH /jobs/{id}
+             */
+            name: string;
+            /**
              * State
              * @enum {string}
              */
@@ -645,14 +740,14 @@ export interface components {
              * @enum {string}
              */
             type: "build_adversarial_set";
-            params: components["schemas"]["BuildSetParams"];
+            params: components["schemas"]["BuildSetParams-Output"];
             result: components["schemas"]["BuildSetResult"] | null;
         };
         /**
          * BuildSetParams
          * @description Generate an adversarial set (clean, attacked, noise and augmented controls).
          */
-        BuildSetParams: {
+        "BuildSetParams-Input": {
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -665,6 +760,43 @@ export interface components {
             dataset_id?: string;
             /** Model Id */
             model_id: string;
+            /** Name */
+            name?: string | null;
+            /** Attacks */
+            attacks?: string[];
+            /** Eps */
+            eps?: (number | string)[];
+            /**
+             * Fraction
+             * @default 0.3
+             */
+            fraction?: number;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number;
+        };
+        /**
+         * BuildSetParams
+         * @description Generate an adversarial set (clean, attacked, noise and augmented controls).
+         */
+        "BuildSetParams-Output": {
+            /**
+             * Type
+             * @default build_adversarial_set
+             * @constant
+             */
+            type?: "build_adversarial_set";
+            /**
+             * Dataset Id
+             * @default bundled
+             */
+            dataset_id?: string;
+            /** Model Id */
+            model_id: string;
+            /** Name */
+            name?: string | null;
             /** Attacks */
             attacks?: string[];
             /** Eps */
@@ -867,6 +999,25 @@ export interface components {
             created_at: string;
         };
         /**
+         * EpochResult
+         * @description One training epoch: mean training loss, then loss and accuracy on the validation
+         *     images, and its duration.
+         */
+        EpochResult: {
+            /** Epoch */
+            epoch: number;
+            /** Train Loss */
+            train_loss: number | null;
+            /** Val Loss */
+            val_loss: number | null;
+            /** Val Accuracy */
+            val_accuracy: number | null;
+            /** Seconds */
+            seconds: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * ErrorOut
          * @description Every error: ``{"detail": "what is wrong"}``.
          */
@@ -881,6 +1032,11 @@ export interface components {
         EvaluateJob: {
             /** Id */
             id: string;
+            /**
+             * Name
+             * @description What the user calls it; renamed with PATCH /jobs/{id}
+             */
+            name: string;
             /**
              * State
              * @enum {string}
@@ -964,6 +1120,11 @@ export interface components {
             /** Id */
             id: string;
             /**
+             * Name
+             * @description What the user calls it; renamed with PATCH /jobs/{id}
+             */
+            name: string;
+            /**
              * State
              * @enum {string}
              */
@@ -994,7 +1155,7 @@ export interface components {
              * @enum {string}
              */
             type: "evaluate_robustness";
-            params: components["schemas"]["EvaluateRobustnessParams"];
+            params: components["schemas"]["EvaluateRobustnessParams-Output"];
             result: components["schemas"]["EvaluateRobustnessResult"] | null;
         };
         /**
@@ -1002,12 +1163,55 @@ export interface components {
          * @description Accuracy under each attack over an ε grid, without and with preprocessing defenses
          *     (each attacked plainly and through BPDA), on a random sample of a test split.
          */
-        EvaluateRobustnessParams: {
+        "EvaluateRobustnessParams-Input": {
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
             type: "evaluate_robustness";
+            /** Model Id */
+            model_id: string;
+            /**
+             * Dataset Id
+             * @default bundled
+             */
+            dataset_id?: string;
+            /** Attacks */
+            attacks?: string[];
+            /** Eps */
+            eps?: (number | string)[];
+            /** Defenses */
+            defenses?: ("bit_depth" | "median" | "jpeg" | "gaussian_blur")[];
+            /**
+             * Limit
+             * @default 200
+             */
+            limit?: number | null;
+            /** Detector Id */
+            detector_id?: string | null;
+            /**
+             * Adaptive Steps
+             * @default 100
+             */
+            adaptive_steps?: number;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number;
+        };
+        /**
+         * EvaluateRobustnessParams
+         * @description Accuracy under each attack over an ε grid, without and with preprocessing defenses
+         *     (each attacked plainly and through BPDA), on a random sample of a test split.
+         */
+        "EvaluateRobustnessParams-Output": {
+            /**
+             * Type
+             * @default evaluate_robustness
+             * @constant
+             */
+            type?: "evaluate_robustness";
             /** Model Id */
             model_id: string;
             /**
@@ -1178,7 +1382,10 @@ export interface components {
         ProgressOut: {
             /** Stage */
             stage: string;
-            /** Done */
+            /**
+             * Done
+             * @description Done in this stage, in its units (images, epochs, …)
+             */
             done: number;
             /** Total */
             total: number;
@@ -1187,6 +1394,23 @@ export interface components {
              * @description done / total, 0 when the total is not known yet
              */
             fraction: number;
+            /**
+             * Stage Number
+             * @description Which of the job's stages this is (1-based)
+             */
+            stage_number: number;
+            /** Stage Count */
+            stage_count: number;
+            /**
+             * Overall
+             * @description Of the whole job, each stage an equal share: it never goes back
+             */
+            overall: number;
+            /**
+             * Eta S
+             * @description Seconds left, estimated from the time so far and the overall progress
+             */
+            eta_s: number | null;
         };
         /**
          * ProtectedAccuracy
@@ -1233,6 +1457,14 @@ export interface components {
             classifier: string;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * RenameIn
+         * @description A new name for a dataset, model, detector or job.
+         */
+        RenameIn: {
+            /** Name */
+            name: string;
         };
         /**
          * ReportRow
@@ -1389,6 +1621,11 @@ export interface components {
             /** Id */
             id: string;
             /**
+             * Name
+             * @description What the user calls it; renamed with PATCH /jobs/{id}
+             */
+            name: string;
+            /**
              * State
              * @enum {string}
              */
@@ -1489,6 +1726,8 @@ export interface components {
             final_val_accuracy: number | null;
             /** Held Out Images */
             held_out_images: number;
+            /** History */
+            history: components["schemas"]["EpochResult"][];
             /** Model Id */
             model_id: string;
             /** Artifacts */
@@ -1505,6 +1744,11 @@ export interface components {
         TrainDetectorJob: {
             /** Id */
             id: string;
+            /**
+             * Name
+             * @description What the user calls it; renamed with PATCH /jobs/{id}
+             */
+            name: string;
             /**
              * State
              * @enum {string}
@@ -1834,6 +2078,52 @@ export interface operations {
             };
         };
     };
+    rename_dataset_api_v1_datasets__dataset_id__patch: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-api-key"?: string | null;
+            };
+            path: {
+                dataset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenameIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetOut"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Invalid parameters or unusable upload */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     get_thumbnail_api_v1_datasets__dataset_id__thumbnails__name__get: {
         parameters: {
             query?: never;
@@ -2050,6 +2340,52 @@ export interface operations {
             };
         };
     };
+    rename_model_api_v1_models__model_id__patch: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-api-key"?: string | null;
+            };
+            path: {
+                model_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenameIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelOut"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Invalid parameters or unusable upload */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     list_jobs_api_v1_jobs_get: {
         parameters: {
             query?: {
@@ -2097,7 +2433,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TrainClassifierParams"] | components["schemas"]["BuildSetParams"] | components["schemas"]["TrainDetectorParams"] | components["schemas"]["EvaluateParams"] | components["schemas"]["EvaluateRobustnessParams"] | components["schemas"]["AdversarialTrainingParams"];
+                "application/json": components["schemas"]["TrainClassifierParams"] | components["schemas"]["BuildSetParams-Input"] | components["schemas"]["TrainDetectorParams"] | components["schemas"]["EvaluateParams"] | components["schemas"]["EvaluateRobustnessParams-Input"] | components["schemas"]["AdversarialTrainingParams-Input"];
             };
         };
         responses: {
@@ -2168,6 +2504,52 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    rename_job_api_v1_jobs__job_id__patch: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-api-key"?: string | null;
+            };
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenameIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["AdversarialTrainingJob"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Invalid parameters or unusable upload */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
         };
@@ -2332,6 +2714,52 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    rename_detector_api_v1_detectors__detector_id__patch: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-api-key"?: string | null;
+            };
+            path: {
+                detector_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenameIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DetectorOut"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Invalid parameters or unusable upload */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
         };

@@ -24,6 +24,8 @@ export function AccuracyTable({
   rows: AccuracyRow[];
 }) {
   const clean = rows.some((row) => row.clean !== undefined);
+  // ε = 0 is the clean accuracy: one column for it, called clean, never two.
+  const columns = epsilons.map((eps, index) => ({ eps, index })).filter(({ eps }) => !(clean && eps === 0));
   const cell = (value: number | null | undefined, strong: boolean | undefined) =>
     strong ? <strong>{percent(value)}</strong> : percent(value);
   return (
@@ -38,9 +40,9 @@ export function AccuracyTable({
                 clean
               </th>
             ) : null}
-            {epsilons.map((eps) => (
+            {columns.map(({ eps }) => (
               <th scope="col" className="num" key={eps}>
-                ε {budgetLabel(eps)}
+                {eps === 0 ? "clean" : `ε ${budgetLabel(eps)}`}
               </th>
             ))}
           </tr>
@@ -50,9 +52,9 @@ export function AccuracyTable({
             <tr key={row.name} className={row.emphasis ? "emphasis-row" : undefined}>
               <th scope="row">{row.emphasis ? <strong>{row.name}</strong> : row.name}</th>
               {clean ? <td className="num">{cell(row.clean, row.emphasis)}</td> : null}
-              {epsilons.map((eps, i) => (
+              {columns.map(({ eps, index }) => (
                 <td className="num" key={eps}>
-                  {cell(row.values[i], row.emphasis)}
+                  {cell(row.values[index], row.emphasis)}
                 </td>
               ))}
             </tr>

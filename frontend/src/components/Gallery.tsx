@@ -2,7 +2,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { fetchText, jobArtifactUrl } from "../api/client";
 import { formatEps } from "../lib/format";
-import { pairWithClean, parseManifest, type GalleryPair } from "../lib/manifest";
+import { attackOutcome, pairWithClean, parseManifest, type GalleryPair } from "../lib/manifest";
 import { Field } from "./Field";
 import { ErrorMessage } from "./ErrorMessage";
 import { PerturbationCanvas } from "./PerturbationCanvas";
@@ -14,6 +14,7 @@ function PairCard({ jobId, pair }: { jobId: string; pair: GalleryPair }) {
   const originalUrl = jobArtifactUrl(jobId, `set/${clean.file}`);
   const adversarialUrl = jobArtifactUrl(jobId, `set/${attacked.file}`);
   const budget = formatEps(Number.isNaN(attacked.eps) ? null : attacked.eps);
+  const outcome = attackOutcome(attacked);
   return (
     <li className="pair" data-testid="gallery-pair">
       <div className="pair-images">
@@ -36,9 +37,7 @@ function PairCard({ jobId, pair }: { jobId: string; pair: GalleryPair }) {
       </div>
       <p className="pair-caption">
         <strong>{attacked.attack}</strong> {budget} ·{" "}
-        <span className={attacked.success ? "flip" : "muted"}>
-          {attacked.success ? "fooled" : "resisted"}
-        </span>
+        <span className={outcome === "fooled" ? "flip" : "muted"}>{outcome}</span>
         <br />
         true <strong>{attacked.true_label}</strong>: predicted <strong>{attacked.predicted_before}</strong> →{" "}
         <strong>{attacked.predicted_after}</strong>
@@ -65,9 +64,10 @@ export function Gallery({ jobId, manifestUrl }: { jobId: string; manifestUrl: st
   const [shown, setShown] = useState(PAGE_SIZE);
   const pairs = useMemo(() => pairWithClean(manifest.data ?? []), [manifest.data]);
   const attacks = useMemo(() => [...new Set(pairs.map((pair) => pair.attacked.attack))], [pairs]);
-  const onlyFooled = onlyFooledChoice ?? pairs.some((pair) => pair.attacked.success);
+  const fooled = (pair: GalleryPair) => attackOutcome(pair.attacked) === "fooled";
+  const onlyFooled = onlyFooledChoice ?? pairs.some(fooled);
   const visible = pairs.filter(
-    (pair) => (!attack || pair.attacked.attack === attack) && (!onlyFooled || pair.attacked.success),
+    (pair) => (!attack || pair.attacked.attack === attack) && (!onlyFooled || fooled(pair)),
   );
 
   if (manifest.error)
@@ -92,7 +92,7 @@ export function Gallery({ jobId, manifestUrl }: { jobId: string; manifestUrl: st
             checked={onlyFooled}
             onChange={(event) => setOnlyFooled(event.target.checked)}
           />
-          only images that fooled the classifier
+          only images that fooled the classifier (correct before the attack, wrong after)
         </label>
       </div>
       <p className="muted small" aria-live="polite">

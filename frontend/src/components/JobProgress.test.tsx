@@ -1,7 +1,7 @@
 import { render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
-import { makeJob } from "../test/fixtures";
+import { makeJob, makeProgress } from "../test/fixtures";
 import { JobProgress } from "./JobProgress";
 import { ProgressBar } from "./ProgressBar";
 
@@ -22,6 +22,18 @@ describe("ProgressBar", () => {
 });
 
 describe("JobProgress", () => {
+  it("shows a later stage as its place among the stages, the whole job on the bar, and the time left", () => {
+    const job = makeJob({
+      progress: makeProgress("joining chunks", 0, 1, { number: 2, count: 2, eta: 75 }),
+    });
+    render(<JobProgress job={job} />);
+    // Stage 1 (attacking) is done: half the job, whatever stage 2 has done yet.
+    expect(screen.getByRole("progressbar")).toHaveAttribute("aria-valuenow", "50");
+    expect(
+      screen.getByText("stage 2 of 2: joining chunks — 0 / 1 · about 1 min 15 s left"),
+    ).toBeInTheDocument();
+  });
+
   it("shows a running job's stage, done/total and fraction, with a cancel button", async () => {
     const onCancel = vi.fn();
     render(<JobProgress job={makeJob()} onCancel={onCancel} />);
@@ -42,11 +54,7 @@ describe("JobProgress", () => {
   });
 
   it("fills the bar for a succeeded job even when its total was never reported", () => {
-    render(
-      <JobProgress
-        job={makeJob({ state: "succeeded", progress: { stage: "", done: 0, total: 0, fraction: 0 } })}
-      />,
-    );
+    render(<JobProgress job={makeJob({ state: "succeeded", progress: makeProgress("", 0, 0) })} />);
     expect(screen.getByRole("progressbar")).toHaveAttribute("aria-valuenow", "100");
   });
 });

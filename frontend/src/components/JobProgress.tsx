@@ -1,7 +1,7 @@
 import type { ReactNode } from "react";
 import { isJobOf, type Job, type JobOf, type JobType } from "../api/client";
 import { isActive, useCancelJob, useJob } from "../api/queries";
-import { duration, shortId } from "../lib/format";
+import { duration, formatSeconds, shortId } from "../lib/format";
 import { ErrorMessage } from "./ErrorMessage";
 import { ProgressBar } from "./ProgressBar";
 
@@ -23,6 +23,25 @@ export function StateBadge({ state }: { state: Job["state"] }) {
   return <span className={`badge badge-${state}`}>{state}</span>;
 }
 
+/** Where a job stands in words: "stage 2 of 3: training the detector — 40 / 150 · about
+ * 1 min 20 s left". */
+export function progressText(job: Job): string {
+  const { stage, done, total, stage_number: number, stage_count: count, eta_s: eta } = job.progress;
+  if (!stage) return job.state === "queued" ? "waiting for a worker" : "";
+  const step = count > 1 ? `stage ${number} of ${count}: ` : "";
+  const counted = total > 0 ? ` — ${done} / ${total}` : "";
+  const left = isActive(job.state) && eta !== null ? ` · about ${formatSeconds(eta)} left` : "";
+  return `${step}${stage}${counted}${left}`;
+}
+
+/** The bar's value: the whole job's progress (it never goes back), unknown while a running
+ * job has reported nothing yet. */
+export function progressValue(job: Job): number | undefined {
+  if (job.state === "succeeded") return 1;
+  if (job.progress.total > 0 || job.progress.stage_number > 1) return job.progress.overall;
+  return isActive(job.state) ? undefined : 0;
+}
+
 /** A job's state, stage, done/total as a bar, and its error exactly as the API wrote it. */
 export function JobProgress({
   job,
@@ -33,13 +52,12 @@ export function JobProgress({
   onCancel?: () => void;
   cancelling?: boolean;
 }) {
-  const { stage, done, total, fraction } = job.progress;
   const active = isActive(job.state);
   return (
     <div className="job-progress" data-job-id={job.id} data-state={job.state}>
       <div className="job-line">
         <span>
-          {jobTypeName(job.type)} <code title={job.id}>{shortId(job.id)}</code>
+          <strong>{job.name}</strong> <span className="muted small">{jobTypeName(job.type)}</span>
         </span>
         <StateBadge state={job.state} />
         <span className="muted">{duration(job.started_at, job.finished_at)}</span>
@@ -51,14 +69,8 @@ export function JobProgress({
       </div>
       {job.state !== "failed" && job.state !== "cancelled" ? (
         <>
-          <ProgressBar
-            label={`${jobTypeName(job.type)} progress`}
-            value={job.state === "succeeded" ? 1 : total > 0 ? fraction : active ? undefined : 0}
-          />
-          <div className="muted small">
-            {stage || (job.state === "queued" ? "waiting for a worker" : "")}
-            {total > 0 ? ` — ${done} / ${total}` : ""}
-          </div>
+          <ProgressBar label={`${jobTypeName(job.type)} progress`} value={progressValue(job)} />
+          <div className="muted small">{progressText(job)}</div>
         </>
       ) : null}
       {job.error ? <ErrorMessage title={`Job ${job.state}`} error={job.error} /> : null}

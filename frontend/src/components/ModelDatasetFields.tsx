@@ -1,7 +1,7 @@
-import { useState } from "react";
 import type { Dataset, Model } from "../api/client";
 import { useDatasets, useModels } from "../api/queries";
 import { shortId } from "../lib/format";
+import { useRememberedChoice } from "../lib/search";
 import { Field } from "./Field";
 
 /** A model and the dataset to use it on, as a form picks them. */
@@ -33,12 +33,12 @@ export function useModelDataset({
 } = {}): ModelDatasetChoice {
   const datasets = useDatasets();
   const models = useModels();
-  const [datasetId, setDatasetId] = useState("");
-  const [modelId, setModelId] = useState(initialModelId);
+  const [datasetId, setDatasetId] = useRememberedChoice("dataset");
+  const [modelId, setModelId] = useRememberedChoice("model", initialModelId);
   const offered = (models.data ?? []).filter(accept);
   const model = offered.find((m) => m.id === modelId) ?? (optional ? undefined : offered[0]);
   const chosenDataset =
-    datasetId ||
+    (datasets.data?.some((d) => d.id === datasetId) ? datasetId : "") ||
     (model?.dataset_id && datasets.data?.some((d) => d.id === model.dataset_id) ? model.dataset_id : "") ||
     datasets.data?.at(-1)?.id ||
     "";

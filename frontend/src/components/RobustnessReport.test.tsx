@@ -107,7 +107,7 @@ describe("RobustnessView", () => {
       within(table)
         .getAllByRole("columnheader")
         .map((cell) => cell.textContent),
-    ).toEqual(["attack", "ε 0", "ε 4/255", "ε 8/255"]);
+    ).toEqual(["attack", "clean", "ε 4/255", "ε 8/255"]);
     const worst = within(table).getByRole("row", { name: /^worst case/ });
     expect(worst).toHaveClass("emphasis-row");
     expect(
@@ -119,7 +119,7 @@ describe("RobustnessView", () => {
       within(screen.getByRole("table", { name: "Worst case per defense" })).getByRole("row", {
         name: /^jpeg \+ BPDA/,
       }).textContent,
-    ).toBe("jpeg + BPDA87.5 %87.5 %18.8 %0.0 %");
+    ).toBe("jpeg + BPDA87.5 %18.8 %0.0 %"); // clean once, not again as ε 0
     expect(screen.getByText("Worst case at the largest ε").nextSibling).toHaveTextContent("0.0 %");
     expect(screen.getByRole("link", { name: "Download the plot (robustness.png)" })).toHaveAttribute(
       "href",

@@ -15,6 +15,16 @@ describe("VerdictCard", () => {
         .map((term) => term.textContent),
     ).toEqual(["glioma", "healthy"]);
     expect(card).not.toHaveTextContent("Adversarial");
+    expect(within(card).queryByRole("note")).toBeNull();
+  });
+
+  it("says when the classifier is unsure of a clean image's class", () => {
+    const verdict = makeVerdict({ label: "glioma", class_probabilities: { glioma: 0.611, healthy: 0.389 } });
+    render(<VerdictCard verdict={verdict} title="Verdict on grey.png" />);
+    const card = screen.getByRole("region", { name: "Verdict on grey.png" });
+    expect(within(card).getByRole("note")).toHaveTextContent(
+      "The classifier is unsure: its likeliest class has only 61.1 %.",
+    );
   });
 
   it("names the attack on an adversarial image and withholds the class", () => {

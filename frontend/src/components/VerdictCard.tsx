@@ -2,9 +2,15 @@ import type { Verdict } from "../api/client";
 import { percent } from "../lib/format";
 import { ProbabilityBars } from "./ProbabilityBars";
 
+/** Below this top-class probability an accepted image's class is called unsure: with four
+ * classes, the runner-up can then hold a third or more. */
+export const UNSURE_BELOW = 0.7;
+
 /** The guard's answer on one image: the class when clean, the attack when adversarial. */
 export function VerdictCard({ verdict, title }: { verdict: Verdict; title?: string }) {
   const attackProbability = verdict.attack ? verdict.attack_probabilities[verdict.attack] : undefined;
+  const top = verdict.label ? verdict.class_probabilities[verdict.label] : undefined;
+  const unsure = !verdict.is_adversarial && top !== undefined && top < UNSURE_BELOW;
   return (
     <section
       className={`verdict ${verdict.is_adversarial ? "verdict-adversarial" : "verdict-clean"}`}
@@ -26,9 +32,15 @@ export function VerdictCard({ verdict, title }: { verdict: Verdict; title?: stri
       ) : (
         <p className="verdict-headline">
           <strong>Clean</strong> — class <strong className="verdict-label">{verdict.label ?? "–"}</strong>
-          {verdict.label ? ` (${percent(verdict.class_probabilities[verdict.label])})` : ""}
+          {verdict.label ? ` (${percent(top)})` : ""}
         </p>
       )}
+      {unsure ? (
+        <p className="warning" role="note">
+          The classifier is unsure: its likeliest class has only {percent(top)}. Do not rely on this answer;
+          check that the image is a scan of the kind the model was trained on.
+        </p>
+      ) : null}
       <p className="muted small">
         Probability adversarial: {percent(verdict.score)}
         {verdict.is_adversarial ? " — the classifier's answer is withheld" : ""}

@@ -22,8 +22,26 @@ export function formatEps(eps: number | null | undefined): string {
 /** The most budgets a job takes (the API's limit). */
 export const MAX_BUDGETS = 16;
 
-/** "2, 4, 8" or "2/255 4/255 8/255" (1/255 steps) → [2/255, 4/255, 8/255]; throws an error
- * that says what is wrong. With ``allowZero``, 0 (no attack: clean accuracy) is a budget too. */
+/** How every budget field is written (the API takes the same). */
+export const BUDGET_SYNTAX = "8/255, 0.031 or 8 (= 8/255)";
+
+/** One L∞ budget in the syntax every budget field takes, as the API does: "8/255", "0.031",
+ * or a bare "8" meaning 8/255 (a number of at least 1 counts 1/255 steps; a fraction is
+ * taken as written). Throws an error that says what is wrong. */
+export function parseBudget(text: string, { allowZero = false, max = 1 } = {}): number {
+  const written = text.replace(/\s+/g, "");
+  const fraction = /^(\d*\.?\d+)\/(\d*\.?\d+)$/.exec(written);
+  const number = Number(written);
+  const value = fraction ? Number(fraction[1]) / Number(fraction[2]) : number >= 1 ? number / 255 : number;
+  if (written === "" || !Number.isFinite(value))
+    throw new Error(`budget ${JSON.stringify(text)} is not a number: write ${BUDGET_SYNTAX}`);
+  if (value < 0 || (value === 0 && !allowZero))
+    throw new Error(`budget ${JSON.stringify(text)} must be ${allowZero ? "0 or more" : "more than 0"}`);
+  if (value > max) throw new Error(`budget ${JSON.stringify(text)} is over the limit of ${formatEps(max)}`);
+  return value;
+}
+
+/** A comma-separated list of budgets (see ``parseBudget``), each given once. */
 export function parseBudgets(text: string, { allowZero = false } = {}): number[] {
   const parts = text
     .replace(/\s*\/\s*/g, "/")
@@ -31,25 +49,32 @@ export function parseBudgets(text: string, { allowZero = false } = {}): number[]
     .map((part) => part.trim())
     .filter(Boolean);
   if (parts.length === 0)
-    throw new Error(`give at least one budget, e.g. ${allowZero ? "0, 8/255" : "8"} for ε = 8/255`);
+    throw new Error(`give at least one budget, e.g. ${allowZero ? "0, 8/255" : "8/255"}`);
   if (parts.length > MAX_BUDGETS)
     throw new Error(`give at most ${MAX_BUDGETS} budgets (there are ${parts.length})`);
-  const range = allowZero ? "[0, 255]" : "(0, 255]";
-  const seen = new Map<number, string>();
+  const seen = new Map<string, string>();
   return parts.map((part) => {
-    const steps = Number(part.replace(/\/255$/, ""));
-    if (!Number.isFinite(steps) || steps < 0 || (steps === 0 && !allowZero) || steps > 255)
-      throw new Error(
-        `budget ${JSON.stringify(part)} is not a number of 1/255 steps in ${range} (write 8 or 8/255 for ε = 8/255)`,
-      );
-    const twin = seen.get(steps);
+    const value = parseBudget(part, { allowZero });
+    const twin = seen.get(formatEps(value));
     if (twin !== undefined)
       throw new Error(
         `budget ${JSON.stringify(part)} is the same as ${JSON.stringify(twin)}: give each once`,
       );
-    seen.set(steps, part);
-    return steps / 255;
+    seen.set(formatEps(value), part);
+    return value;
   });
+}
+
+/** The budgets as understood, to show under the field ("ε = 2/255, 4/255"), or "" while
+ * the text is not a valid list. */
+export function budgetEcho(text: string, { allowZero = false } = {}): string {
+  try {
+    return `ε = ${parseBudgets(text, { allowZero })
+      .map((eps) => (eps === 0 ? "0" : formatEps(eps)))
+      .join(", ")}`;
+  } catch {
+    return "";
+  }
 }
 
 export function shortId(id: string): string {

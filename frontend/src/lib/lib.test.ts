@@ -1,23 +1,31 @@
 import { describe, expect, it } from "vitest";
-import { formatEps, formatSeconds, parseBudgets, rangeProblem } from "./format";
-import { pairWithClean, parseCsv, parseManifest } from "./manifest";
+import { budgetEcho, formatEps, formatSeconds, parseBudget, parseBudgets, rangeProblem } from "./format";
+import { attackOutcome, pairWithClean, parseCsv, parseManifest } from "./manifest";
 import { baseDefense, budgetLabel, isBpda } from "./robustness";
 
 const HEADER =
   "file,split,source_file,source_id,true_label,attack,params,eps,predicted_before,predicted_after,success,linf,l2";
 
 describe("budgets", () => {
-  it("reads 1/255 steps and writes them back", () => {
+  it("are written one way everywhere: 8/255, 0.031, or a bare 8 for 8/255", () => {
     expect(parseBudgets("2, 4 8/255")).toEqual([2 / 255, 4 / 255, 8 / 255]);
+    expect(parseBudget("0.031")).toBe(0.031);
+    expect(parseBudget("8")).toBe(8 / 255);
+    expect(parseBudget("1")).toBe(1 / 255);
+    expect(parseBudget("255/255")).toBe(1);
+    expect(parseBudget("8 / 255")).toBe(8 / 255);
     expect(formatEps(8 / 255)).toBe("8/255");
     expect(formatEps(null)).toBe("L2");
   });
 
-  it("refuses what is not a budget", () => {
+  it("refuses what is not a budget, saying why", () => {
     expect(() => parseBudgets("")).toThrow(/at least one/);
-    expect(() => parseBudgets("8, x")).toThrow(/"x"/);
-    expect(() => parseBudgets("-1")).toThrow();
-    expect(() => parseBudgets("0")).toThrow('budget "0" is not a number of 1/255 steps in (0, 255]');
+    expect(() => parseBudgets("8, x")).toThrow(
+      'budget "x" is not a number: write 8/255, 0.031 or 8 (= 8/255)',
+    );
+    expect(() => parseBudgets("-1")).toThrow('budget "-1" must be more than 0');
+    expect(() => parseBudgets("0")).toThrow('budget "0" must be more than 0');
+    expect(() => parseBudget("0.3", { max: 0.25 })).toThrow('budget "0.3" is over the limit of 0.2500');
   });
 
   it("takes 0 (clean accuracy) where allowed, as a grid like 0,1/255,…,16/255", () => {
@@ -27,17 +35,16 @@ describe("budgets", () => {
     expect(parseBudgets("0; 8 / 255", { allowZero: true })).toEqual([0, 8 / 255]);
   });
 
-  it("says what is wrong with a grid", () => {
+  it("says what is wrong with a grid, and echoes a good one normalised", () => {
     const grid = (text: string) => () => parseBudgets(text, { allowZero: true });
-    expect(grid(" ")).toThrow("give at least one budget, e.g. 0, 8/255 for ε = 8/255");
-    expect(grid("0, 8/256")).toThrow(
-      'budget "8/256" is not a number of 1/255 steps in [0, 255] (write 8 or 8/255 for ε = 8/255)',
-    );
+    expect(grid(" ")).toThrow("give at least one budget, e.g. 0, 8/255");
     expect(grid("0, 300")).toThrow(/"300"/);
     expect(grid("8, 8/255")).toThrow('budget "8/255" is the same as "8": give each once');
     expect(grid(Array.from({ length: 17 }, (_, i) => i).join(","))).toThrow(
       "give at most 16 budgets (there are 17)",
     );
+    expect(budgetEcho("0, 4, 0.031", { allowZero: true })).toBe("ε = 0, 4/255, 0.03100");
+    expect(budgetEcho("4, nope")).toBe("");
   });
 });
 
@@ -98,5 +105,17 @@ describe("manifest", () => {
       ["test/pgd_8-255/00000.png", "test/clean/00000.png"],
       ["test/fgsm_8-255/00001.png", "test/clean/00001.png"],
     ]);
+  });
+
+  it("calls an image fooled only when the classifier had it right before the attack", () => {
+    const rows = parseManifest(
+      [
+        HEADER,
+        "test/fgsm/0.png,test,a.png,1,glioma,fgsm,{},0.03,glioma,healthy,True,0.03,1.0",
+        "test/fgsm/1.png,test,b.png,2,glioma,fgsm,{},0.03,glioma,glioma,False,0.03,1.0",
+        "test/fgsm/2.png,test,c.png,3,glioma,fgsm,{},0.03,healthy,healthy,True,0.03,1.0",
+      ].join("\n"),
+    );
+    expect(rows.map(attackOutcome)).toEqual(["fooled", "resisted", "already wrong"]);
   });
 });

@@ -22,6 +22,14 @@ export interface GalleryPair {
 }
 
 export const CLEAN = "clean";
+
+/** What an attack did to one image: it "fooled" the classifier only when the clean image
+ * was classified correctly and the attacked one is not (the success rate counts the same
+ * way); an image the classifier got wrong to begin with was "already wrong". */
+export function attackOutcome(row: ManifestRow): "fooled" | "resisted" | "already wrong" {
+  if (row.predicted_before !== row.true_label) return "already wrong";
+  return row.predicted_after === row.true_label ? "resisted" : "fooled";
+}
 /** Images labelled clean that are not the sources themselves (noise and augmentations). */
 export const CONTROLS = new Set(["noise_rician", "noise_gaussian", "noise_sign", "augmented"]);
 

@@ -3,6 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ATTACK_LIST, makeDataset, makeJob, makeModel, stubFetch } from "../test/fixtures";
 import { postedJson, renderPage } from "../test/render";
+import { remember, remembered } from "../lib/search";
 import { AttackLabPage, budgetHint } from "./AttackLabPage";
 
 function setUp(attacks: () => [number, unknown] = () => [200, ATTACK_LIST]) {
@@ -32,10 +33,9 @@ describe("AttackLabPage", () => {
     expect(within(form).getByRole("checkbox", { name: /^PGD L∞/ })).toBeChecked();
     expect(within(form).getByRole("checkbox", { name: /^CW L2 no ε/ })).not.toBeChecked();
     expect(within(form).getByText("eps", { selector: "code" })).toBeInTheDocument();
-    expect(
-      within(form).getByLabelText("Budgets ε, in 1/255 steps (comma-separated)"),
-    ).toHaveAccessibleDescription(
-      "For the L∞ attacks (FGSM, PGD, MIM); CW (L2) runs once at its defaults, without ε",
+    expect(within(form).getByLabelText("Budgets ε (comma-separated)")).toHaveAccessibleDescription(
+      "For the L∞ attacks (FGSM, PGD, MIM); CW (L2) runs once at its defaults, without ε. " +
+        "Write 8/255, 0.031 or 8 (= 8/255). ε = 2/255, 4/255, 8/255",
     );
   });
 
@@ -45,7 +45,7 @@ describe("AttackLabPage", () => {
     await within(form).findByRole("option", { name: "net (m1)" });
     await userEvent.click(within(form).getByRole("checkbox", { name: /^PGD/ }));
     await userEvent.click(within(form).getByRole("checkbox", { name: /^CW/ }));
-    const budgets = within(form).getByLabelText("Budgets ε, in 1/255 steps (comma-separated)");
+    const budgets = within(form).getByLabelText("Budgets ε (comma-separated)");
     await userEvent.clear(budgets);
     await userEvent.type(budgets, "4, 8");
     await userEvent.click(within(form).getByRole("button", { name: "Build adversarial set" }));
@@ -59,11 +59,23 @@ describe("AttackLabPage", () => {
     await userEvent.click(within(form).getByRole("checkbox", { name: /^FGSM/ }));
     await userEvent.click(within(form).getByRole("checkbox", { name: /^PGD/ }));
     await userEvent.click(within(form).getByRole("checkbox", { name: /^CW/ }));
-    expect(within(form).getByLabelText("Budgets ε, in 1/255 steps (comma-separated)")).toBeDisabled();
+    expect(within(form).getByLabelText("Budgets ε (comma-separated)")).toBeDisabled();
     await userEvent.click(within(form).getByRole("button", { name: "Build adversarial set" }));
     const body = await postedJson(calls);
     expect(body.attacks).toEqual(["cw"]);
     expect(body).not.toHaveProperty("eps");
+  });
+
+  it("comes back to the set looked at last, and remembers the one just started", async () => {
+    remember("set", "ffffffff00000000");
+    setUp();
+    const panel = screen.getByRole("region", { name: "Adversarial set" });
+    expect(await within(panel).findByText("fgsm, pgd at 8/255 on net")).toBeInTheDocument();
+    window.localStorage.clear();
+    const form = screen.getByRole("form", { name: "Build an adversarial set" });
+    await within(form).findAllByRole("checkbox");
+    await userEvent.click(within(form).getByRole("button", { name: "Build adversarial set" }));
+    await vi.waitFor(() => expect(remembered("set")).toBe("ffffffff00000000"));
   });
 
   it("shows the API's error when the attacks cannot be listed", async () => {

@@ -12,7 +12,16 @@ import { ModelDatasetFields, useModelDataset } from "../components/ModelDatasetF
 import { Page, Panel } from "../components/Page";
 import { SubmitJob } from "../components/SubmitJob";
 import { normLabel, takesBudget } from "../lib/attacks";
-import { decimal, formatEps, formatTime, parseBudgets, percent, shortId } from "../lib/format";
+import { remember, remembered } from "../lib/search";
+import {
+  BUDGET_SYNTAX,
+  budgetEcho,
+  decimal,
+  formatEps,
+  formatTime,
+  parseBudgets,
+  percent,
+} from "../lib/format";
 
 /** One attack at one budget of a set (``eps`` null for L2 attacks such as CW). */
 type RobustnessRow = components["schemas"]["RobustnessRow"];
@@ -35,7 +44,7 @@ function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
   const choice = useModelDataset({ initialModelId: search.get("model") ?? "" });
   const attacks = useAttackChoice(["fgsm", "pgd"]);
   const create = useCreateJob();
-  const [budgets, setBudgets] = useState("2, 4, 8");
+  const [budgets, setBudgets] = useState("2/255, 4/255, 8/255");
   const [fraction, setFraction] = useState(0.3);
   const [problem, setProblem] = useState<string | null>(null);
 
@@ -75,7 +84,10 @@ function BuildForm({ onStarted }: { onStarted: (jobId: string) => void }) {
       <ModelDatasetFields choice={choice} />
       <AttackChecks choice={attacks} markNoBudget />
       <div className="field-row">
-        <Field label="Budgets ε, in 1/255 steps (comma-separated)" hint={budgetHint(known)}>
+        <Field
+          label="Budgets ε (comma-separated)"
+          hint={[budgetHint(known), `Write ${BUDGET_SYNTAX}`, budgetEcho(budgets)].filter(Boolean).join(". ")}
+        >
           <input
             value={budgets}
             onChange={(event) => setBudgets(event.target.value)}
@@ -160,9 +172,13 @@ function SetView({ job }: { job: JobOf<"build_adversarial_set"> }) {
 
 export function AttackLabPage() {
   const [search, setSearch] = useSearchParams();
-  const setId = search.get("set") ?? undefined;
+  // The set in the address, else the one looked at last in this browser.
+  const setId = search.get("set") ?? (remembered("set") || undefined);
   const sets = useJobs({ type: "build_adversarial_set", limit: 50 });
-  const show = (id: string) => setSearch({ set: id }, { replace: true });
+  const show = (id: string) => {
+    remember("set", id);
+    setSearch({ set: id }, { replace: true });
+  };
 
   return (
     <Page
@@ -178,8 +194,7 @@ export function AttackLabPage() {
             <option value="">choose a set…</option>
             {(sets.data?.items ?? []).map((job) => (
               <option key={job.id} value={job.id}>
-                {shortId(job.id)} — {(job.params.attacks ?? []).join(", ")} — {job.state} —{" "}
-                {formatTime(job.created_at)}
+                {job.name} — {job.state} — {formatTime(job.created_at)}
               </option>
             ))}
           </select>

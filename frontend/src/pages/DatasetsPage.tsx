@@ -4,6 +4,7 @@ import { useSearchParams } from "react-router";
 import { uploadDataset, type Dataset, type DatasetDetail } from "../api/client";
 import { rememberDataset, useDataset, useDatasets, useDeleteDataset } from "../api/queries";
 import { Field } from "../components/Field";
+import { EditableName } from "../components/EditableName";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { FileDrop } from "../components/FileDrop";
 import { Page, Panel } from "../components/Page";
@@ -206,7 +207,7 @@ export function DatasetsPage() {
                 {datasets.data.map((dataset) => (
                   <tr key={dataset.id} aria-selected={dataset.id === selected}>
                     <th scope="row">
-                      {dataset.name}
+                      <EditableName kind="dataset" id={dataset.id} name={dataset.name} />
                       {dataset.bundled ? <span className="badge">bundled</span> : null}
                     </th>
                     <td>{dataset.class_names.join(", ") || <span className="muted">open to see</span>}</td>

@@ -6,6 +6,7 @@ import { AurocTable, UnseenTable } from "../components/AurocTable";
 import { ConfusionHeatmap } from "../components/ConfusionHeatmap";
 import { RocCharts } from "../components/RocChart";
 import { Field, NumberInput } from "../components/Field";
+import { EditableName } from "../components/EditableName";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { JobTracker } from "../components/JobProgress";
 import { Page, Panel } from "../components/Page";
@@ -46,7 +47,7 @@ function TrainDetector({ onStarted }: { onStarted: (jobId: string) => void }) {
           ) : null}
           {(sets.data?.items ?? []).map((job) => (
             <option key={job.id} value={job.id}>
-              {shortId(job.id)} — {(job.params.attacks ?? []).join(", ")} — {formatTime(job.finished_at)}
+              {job.name} — {formatTime(job.finished_at)}
             </option>
           ))}
         </select>
@@ -253,9 +254,9 @@ function DetectorView({ id, onDeleted }: { id: string; onDeleted: () => void }) 
   return (
     <>
       <p>
-        <strong>{data.name}</strong>: guards model <code>{shortId(data.model_id)}</code> against{" "}
-        {data.attack_names.join(", ")}; trained on set <code>{shortId(data.set_job_id)}</code>,{" "}
-        {formatTime(data.created_at)}.{" "}
+        <EditableName kind="detector" id={data.id} name={data.name} />: guards model{" "}
+        <code>{shortId(data.model_id)}</code> against {data.attack_names.join(", ")}; trained on set{" "}
+        <code>{shortId(data.set_job_id)}</code>, {formatTime(data.created_at)}.{" "}
         <button
           type="button"
           className="danger"

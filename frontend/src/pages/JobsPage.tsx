@@ -3,11 +3,18 @@ import { Link } from "react-router";
 import type { Job, JobState, JobType } from "../api/client";
 import { isActive, useCancelJob, useJobs } from "../api/queries";
 import { Field } from "../components/Field";
+import { EditableName } from "../components/EditableName";
 import { ErrorMessage } from "../components/ErrorMessage";
-import { JOB_TYPE_NAMES, jobTypeName, StateBadge } from "../components/JobProgress";
+import {
+  JOB_TYPE_NAMES,
+  jobTypeName,
+  progressText,
+  progressValue,
+  StateBadge,
+} from "../components/JobProgress";
 import { Page, Panel } from "../components/Page";
 import { ProgressBar } from "../components/ProgressBar";
-import { duration, formatTime, percent, shortId } from "../lib/format";
+import { duration, formatTime, percent } from "../lib/format";
 import { budgetLabel, NO_DEFENSE } from "../lib/robustness";
 
 const TYPES = Object.keys(JOB_TYPE_NAMES).filter(isJobType);
@@ -75,15 +82,13 @@ function summary(job: Job): string {
 function JobRow({ job }: { job: Job }) {
   const cancel = useCancelJob();
   const link = jobLink(job);
-  const { stage, done, total, fraction } = job.progress;
+  const { stage, done, total } = job.progress;
   return (
     <tr data-job-id={job.id} data-state={job.state}>
       <th scope="row">
-        {jobTypeName(job.type)}
+        <EditableName kind="job" id={job.id} name={job.name} />
         <br />
-        <code className="small" title={job.id}>
-          {shortId(job.id)}
-        </code>
+        <span className="muted small">{jobTypeName(job.type)}</span>
       </th>
       <td>
         <StateBadge state={job.state} />
@@ -96,16 +101,8 @@ function JobRow({ job }: { job: Job }) {
           </span>
         ) : (
           <>
-            <ProgressBar
-              label={`${jobTypeName(job.type)} ${shortId(job.id)} progress`}
-              value={
-                job.state === "succeeded" ? 1 : total > 0 ? fraction : isActive(job.state) ? undefined : 0
-              }
-            />
-            <span className="muted small">
-              {stage}
-              {total > 0 ? ` ${done} / ${total}` : ""}
-            </span>
+            <ProgressBar label={`${job.name} progress`} value={progressValue(job)} />
+            <span className="muted small">{progressText(job)}</span>
           </>
         )}
       </td>
@@ -136,7 +133,7 @@ function JobRow({ job }: { job: Job }) {
             className="secondary"
             onClick={() => cancel.mutate(job.id)}
             disabled={cancel.isPending}
-            aria-label={`Cancel job ${shortId(job.id)}`}
+            aria-label={`Cancel ${job.name}`}
           >
             Cancel
           </button>

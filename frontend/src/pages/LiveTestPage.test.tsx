@@ -50,11 +50,19 @@ describe("LiveTestPage: attack this image", () => {
         .map((option) => option.textContent),
     ).toEqual(["CW (L2, no ε)", "FGSM (L∞)", "PGD (L∞)", "MIM (L∞)"]);
     expect(select).toHaveValue("pgd");
-    const budget = within(form).getByLabelText("Budget ε (1/255 steps)");
+    const budget = within(form).getByLabelText("Budget ε");
     expect(budget).toBeEnabled();
-    expect(budget).toHaveValue(8);
+    expect(budget).toHaveValue("8/255");
     await userEvent.selectOptions(select, "mim");
-    expect(budget).toHaveValue(4);
+    expect(budget).toHaveValue("4/255");
+    await userEvent.clear(budget);
+    await userEvent.type(budget, "4x");
+    expect(budget).toHaveAccessibleDescription(
+      'budget "4x" is not a number: write 8/255, 0.031 or 8 (= 8/255)',
+    );
+    await userEvent.clear(budget);
+    await userEvent.type(budget, "0.02");
+    expect(budget).toHaveAccessibleDescription("Write 8/255, 0.031 or 8 (= 8/255): ε = 0.02000");
   });
 
   it("runs an L2 attack without a budget", async () => {
@@ -63,7 +71,7 @@ describe("LiveTestPage: attack this image", () => {
     const select = within(form).getByLabelText("Attack");
     await within(select).findByRole("option", { name: "CW (L2, no ε)" });
     await userEvent.selectOptions(select, "cw");
-    const budget = within(form).getByLabelText("Budget ε (1/255 steps)");
+    const budget = within(form).getByLabelText("Budget ε");
     expect(budget).toBeDisabled();
     expect(budget).toHaveAccessibleDescription("CW is an L2 attack: it runs at its defaults, without ε");
     expect(within(form).getByText(/Carlini & Wagner L2/)).toBeInTheDocument();

@@ -10,7 +10,8 @@ import { FileDrop } from "../components/FileDrop";
 import { Page, Panel } from "../components/Page";
 import { VerdictCard } from "../components/VerdictCard";
 import { defaultAttacks, defaultBudget, normLabel, takesBudget } from "../lib/attacks";
-import { formatEps, percent, ranked, shortId } from "../lib/format";
+import { useRememberedChoice } from "../lib/search";
+import { BUDGET_SYNTAX, formatEps, parseBudget, percent, ranked, shortId } from "../lib/format";
 
 const PREVIEWABLE = /\.(png|jpe?g)$/i;
 
@@ -101,27 +102,36 @@ function AttackOutcome({ result, preview }: { result: AttackResult; preview: str
 
 export function LiveTestPage() {
   const detectors = useDetectors();
-  const [detectorId, setDetectorId] = useState("");
+  const [detectorId, setDetectorId] = useRememberedChoice("detector");
   const catalogue = useAttacks();
   const [file, setFile] = useState<File | null>(null);
   const [attackName, setAttackName] = useState("");
   // null until edited: then the chosen attack's default ε
-  const [budgetInput, setBudgetInput] = useState<number | null>(null);
+  const [budgetInput, setBudgetInput] = useState<string | null>(null);
   const preview = usePreview(file);
-  const chosen = detectorId || detectors.data?.[0]?.id || "";
+  const chosen =
+    (detectors.data?.some((detector) => detector.id === detectorId) ? detectorId : "") ||
+    detectors.data?.[0]?.id ||
+    "";
   const known = catalogue.data ?? [];
   const attack =
     known.find((item) => item.name === attackName) ??
     known.find((item) => item.name === defaultAttacks(known, ["pgd"])[0]);
   const budgeted = takesBudget(attack);
-  const budget = budgetInput ?? defaultBudget(attack);
+  const budgetText = budgetInput ?? formatEps(defaultBudget(attack) / 255);
+  let budget: number | undefined;
+  let budgetProblem = "";
+  try {
+    budget = budgeted ? parseBudget(budgetText) : undefined;
+  } catch (error) {
+    budgetProblem = error instanceof Error ? error.message : String(error);
+  }
 
   const predict = useMutation({
     mutationFn: (image: File) => predictImages([image], chosen || undefined),
   });
   const attackRun = useMutation({
-    mutationFn: () =>
-      attackImage(file!, attack!.name, budgeted ? budget / 255 : undefined, chosen || undefined),
+    mutationFn: () => attackImage(file!, attack!.name, budget, chosen || undefined),
   });
 
   const take = (image: File) => {
@@ -199,22 +209,21 @@ export function LiveTestPage() {
                 </select>
               </Field>
               <Field
-                label="Budget ε (1/255 steps)"
+                label="Budget ε"
                 hint={
                   attack && !budgeted
                     ? `${attack.name.toUpperCase()} is an ${normLabel(attack.norm)} attack: it runs at its defaults, without ε`
-                    : undefined
+                    : budgetProblem ||
+                      `Write ${BUDGET_SYNTAX}${budget === undefined ? "" : `: ε = ${formatEps(budget)}`}`
                 }
               >
                 <input
-                  type="number"
-                  min={0.5}
-                  max={255}
-                  step={0.5}
-                  value={Number.isNaN(budget) ? "" : budget}
+                  value={budgetText}
+                  inputMode="decimal"
                   disabled={!budgeted}
-                  onChange={(event) => setBudgetInput(event.target.valueAsNumber)}
+                  onChange={(event) => setBudgetInput(event.target.value)}
                   required={budgeted}
+                  aria-invalid={budgetProblem ? true : undefined}
                 />
               </Field>
             </div>
@@ -225,7 +234,10 @@ export function LiveTestPage() {
             ) : null}
             <ErrorMessage title="Could not list the attacks" error={catalogue.error} />
             <div className="actions">
-              <button type="submit" disabled={!file || !attack || attackRun.isPending || !chosen}>
+              <button
+                type="submit"
+                disabled={!file || !attack || attackRun.isPending || !chosen || Boolean(budgetProblem)}
+              >
                 {attackRun.isPending ? "Attacking…" : "Attack this image"}
               </button>
             </div>

@@ -2,8 +2,11 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { Link, useSearchParams } from "react-router";
 import { isJobOf, uploadModel } from "../api/client";
+import { TrainingReport } from "../components/TrainingReport";
+import { chanceWarning } from "../lib/training";
 import { keys, useCreateJob, useDatasets, useDeleteModel, useJob, useModels } from "../api/queries";
 import { Field, NumberInput } from "../components/Field";
+import { EditableName } from "../components/EditableName";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { FileDrop } from "../components/FileDrop";
 import { JobTracker } from "../components/JobProgress";
@@ -71,11 +74,14 @@ function TrainedSummary({ jobId }: { jobId: string }) {
   const result = job?.state === "succeeded" && isJobOf(job, "train_classifier") ? job.result : null;
   if (!result) return null;
   return (
-    <p className="success" role="status">
-      Trained model <code>{result.model_id}</code>: test accuracy{" "}
-      <strong>{percent(result.test_accuracy)}</strong>.{" "}
-      <Link to={`/attack?model=${result.model_id}`}>Attack it in the attack lab</Link>
-    </p>
+    <>
+      <p className={chanceWarning(result) ? "muted" : "success"} role="status">
+        Trained model <code>{result.model_id}</code>: test accuracy{" "}
+        <strong>{percent(result.test_accuracy)}</strong>.{" "}
+        <Link to={`/attack?model=${result.model_id}`}>Attack it in the attack lab</Link>
+      </p>
+      <TrainingReport summary={result} />
+    </>
   );
 }
 
@@ -218,7 +224,9 @@ export function ModelsPage() {
               <tbody>
                 {models.data.map((model) => (
                   <tr key={model.id} aria-selected={model.id === selected}>
-                    <th scope="row">{model.name}</th>
+                    <th scope="row">
+                      <EditableName kind="model" id={model.id} name={model.name} />
+                    </th>
                     <td>{model.origin}</td>
                     <td>{model.class_names.join(", ")}</td>
                     <td>

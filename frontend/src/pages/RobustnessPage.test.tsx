@@ -14,6 +14,7 @@ import {
   type JobFields,
   stubFetch,
   TRAINING_SUMMARY,
+  makeProgress,
 } from "../test/fixtures";
 import { postedJson, renderPage } from "../test/render";
 import { RobustnessPage } from "./RobustnessPage";
@@ -21,8 +22,9 @@ import { RobustnessPage } from "./RobustnessPage";
 const evaluation: JobOf<"evaluate_robustness"> = {
   ...jobFields({
     id: "eeeeeeee00000001",
+    name: "robustness of net",
     state: "succeeded",
-    progress: { stage: "jpeg + BPDA: pgd ε=8/255", done: 96, total: 96, fraction: 1 },
+    progress: makeProgress("jpeg + BPDA: pgd ε=8/255", 96, 96),
     artifacts: {
       json: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.json",
       markdown: "/api/v1/artifacts/jobs/eeeeeeee00000001/robustness/robustness.md",
@@ -38,8 +40,9 @@ const evaluation: JobOf<"evaluate_robustness"> = {
 const training: JobOf<"adversarial_training"> = {
   ...jobFields({
     id: "tttttttt00000002",
+    name: "PGD-AT of net",
     state: "succeeded",
-    progress: { stage: "comparing", done: 4, total: 4, fraction: 1 },
+    progress: makeProgress("comparing", 4, 4),
     finished_at: "2026-01-02T10:05:00Z",
   }),
   type: "adversarial_training",
@@ -100,7 +103,7 @@ describe("RobustnessPage: results", () => {
     const panel = screen.getByRole("region", { name: "Accuracy under attack" });
     const report = await within(panel).findByTestId("robustness-report");
     expect(within(panel).getByLabelText("Evaluation")).toHaveDisplayValue(
-      /^eeeeeeee — fgsm, pgd \+ jpeg — succeeded/,
+      /^robustness of net — fgsm, pgd \+ jpeg — succeeded/,
     );
     expect(within(panel).getByRole("progressbar")).toHaveAttribute("aria-valuenow", "100");
     for (const defense of ["none", "jpeg", "jpeg + BPDA"])
@@ -126,7 +129,7 @@ describe("RobustnessPage: results", () => {
     const panel = screen.getByRole("region", { name: "Adversarially trained models" });
     const comparison = await within(panel).findByTestId("training-comparison");
     expect(within(panel).getByLabelText("Training")).toHaveDisplayValue(
-      /^tttttttt — PGD-AT ε=8\/255 — succeeded/,
+      /^PGD-AT of net — PGD-AT ε=8\/255 — succeeded/,
     );
     expect(within(comparison).getByRole("row", { name: /^start/ })).toHaveTextContent(
       "start93.8 %50.0 %12.5 %0.0 %",
@@ -147,7 +150,7 @@ describe("RobustnessPage: results", () => {
   it("follows a running evaluation with its stage and progress", async () => {
     const running = evaluationJob({
       id: "rrrrrrrr00000003",
-      progress: { stage: "jpeg + BPDA: pgd ε=4/255", done: 48, total: 96, fraction: 0.5 },
+      progress: makeProgress("jpeg + BPDA: pgd ε=4/255", 48, 96),
     });
     setUp({ jobs: [running] });
     const panel = screen.getByRole("region", { name: "Accuracy under attack" });
@@ -167,7 +170,7 @@ describe("RobustnessPage: evaluate form", () => {
     expect(within(form).queryByRole("option", { name: "guard d2 (d2)" })).toBeNull();
     for (const attack of ["CW", "MIM"])
       await userEvent.click(within(form).getByRole("checkbox", { name: new RegExp(`^${attack}`) }));
-    const budgets = within(form).getByLabelText("Budgets ε, L∞ (comma-separated)");
+    const budgets = within(form).getByLabelText("Budgets ε (comma-separated)");
     await userEvent.clear(budgets);
     await userEvent.type(budgets, "0, 8/255");
     await userEvent.click(within(form).getByRole("checkbox", { name: "JPEG compression" }));
@@ -215,12 +218,12 @@ describe("RobustnessPage: evaluate form", () => {
     const form = screen.getByRole("form", { name: "Evaluate robustness" });
     await within(form).findByRole("option", { name: "net m1 (m1)" });
     const submit = within(form).getByRole("button", { name: "Evaluate robustness" });
-    const budgets = within(form).getByLabelText("Budgets ε, L∞ (comma-separated)");
+    const budgets = within(form).getByLabelText("Budgets ε (comma-separated)");
     await userEvent.clear(budgets);
     await userEvent.type(budgets, "0, 4/255, four");
     await userEvent.click(submit);
     expect(within(form).getByRole("alert")).toHaveTextContent(
-      'budget "four" is not a number of 1/255 steps in [0, 255] (write 8 or 8/255 for ε = 8/255)',
+      'budget "four" is not a number: write 8/255, 0.031 or 8 (= 8/255)',
     );
     await userEvent.clear(budgets);
     await userEvent.type(budgets, "0, 8");
@@ -269,7 +272,7 @@ describe("RobustnessPage: adversarial training form", () => {
     const beta = within(form).getByLabelText("β (weight of the robustness term)");
     await userEvent.clear(beta);
     await userEvent.type(beta, "3");
-    const eps = within(form).getByLabelText("Budget ε (1/255 steps)");
+    const eps = within(form).getByLabelText("Budget ε");
     await userEvent.clear(eps);
     await userEvent.type(eps, "4");
     await userEvent.type(within(form).getByLabelText("Name (optional)"), "robust net");
@@ -291,13 +294,11 @@ describe("RobustnessPage: adversarial training form", () => {
     const { calls } = setUp({ jobs: [] });
     const form = screen.getByRole("form", { name: "Train adversarially" });
     await within(form).findByRole("option", { name: "shapes" });
-    const eps = within(form).getByLabelText("Budget ε (1/255 steps)");
+    const eps = within(form).getByLabelText("Budget ε");
     await userEvent.clear(eps);
     await userEvent.type(eps, "64");
     await userEvent.click(within(form).getByRole("button", { name: "Train adversarially" }));
-    expect(within(form).getByRole("alert")).toHaveTextContent(
-      "ε (in 1/255 steps) must be a number from 0.5 to 63.75",
-    );
+    expect(within(form).getByRole("alert")).toHaveTextContent('budget "64" is over the limit of 0.2500');
     expect(calls.some((request) => request.method === "POST")).toBe(false);
   });
 });

@@ -10,7 +10,18 @@ import { ModelDatasetFields, useModelDataset } from "../components/ModelDatasetF
 import { Page, Panel } from "../components/Page";
 import { AdaptiveView, ComparisonView, RobustnessView } from "../components/RobustnessReport";
 import { SubmitJob } from "../components/SubmitJob";
-import { formatEps, formatTime, parseBudgets, percent, rangeProblem, shortId } from "../lib/format";
+import {
+  BUDGET_SYNTAX,
+  budgetEcho,
+  duration,
+  formatEps,
+  formatTime,
+  parseBudget,
+  parseBudgets,
+  percent,
+  rangeProblem,
+  shortId,
+} from "../lib/format";
 import { ROBUSTNESS_ATTACKS, ROBUSTNESS_BUDGETS } from "../lib/robustness";
 import { useSearchState } from "../lib/search";
 
@@ -22,8 +33,8 @@ export const DEFENSES: { name: DefenseName; label: string }[] = [
   { name: "gaussian_blur", label: "Gaussian blur" },
 ];
 const MAX_IMAGES = 100_000;
-/** The API's bound on the adversarial-training budget: ε ≤ 0.25, in 1/255 steps. */
-const MAX_TRAINING_STEPS_255 = 63.75;
+/** The API's bound on the adversarial-training budget. */
+const MAX_TRAINING_EPS = 0.25;
 
 function EvaluateForm({
   initialModelId,
@@ -83,8 +94,13 @@ function EvaluateForm({
         hint="L2 attacks (CW, DeepFool) run once: an image counts as broken at ε when they fooled the model with an L∞ change of at most ε."
       />
       <Field
-        label="Budgets ε, L∞ (comma-separated)"
-        hint="In 1/255 steps: 8 or 8/255 is ε = 8/255; 0 is the clean accuracy. At most 16."
+        label="Budgets ε (comma-separated)"
+        hint={[
+          `Write ${BUDGET_SYNTAX}; 0 is the clean accuracy. At most 16`,
+          budgetEcho(budgets, { allowZero: true }),
+        ]
+          .filter(Boolean)
+          .join(". ")}
       >
         <input value={budgets} onChange={(event) => setBudgets(event.target.value)} required />
       </Field>
@@ -148,7 +164,7 @@ function TrainForm({ onStarted }: { onStarted: (jobId: string) => void }) {
   const create = useCreateJob();
   const [name, setName] = useState("");
   const [method, setMethod] = useState<"pgd" | "trades">("pgd");
-  const [eps, setEps] = useState(8);
+  const [eps, setEps] = useState("8/255");
   const [steps, setSteps] = useState(5);
   const [beta, setBeta] = useState(6);
   const [epochs, setEpochs] = useState(10);
@@ -157,8 +173,13 @@ function TrainForm({ onStarted }: { onStarted: (jobId: string) => void }) {
   const submit = (event: FormEvent) => {
     event.preventDefault();
     setProblem(null);
+    let budget: number;
+    try {
+      budget = parseBudget(eps, { max: MAX_TRAINING_EPS });
+    } catch (error) {
+      return setProblem(error instanceof Error ? error.message : String(error));
+    }
     const wrong =
-      rangeProblem("ε (in 1/255 steps)", eps, 0.5, MAX_TRAINING_STEPS_255, false) ??
       rangeProblem("the attack steps", steps, 1, 50) ??
       (method === "trades" ? rangeProblem("β", beta, 0, 100, false) : null) ??
       rangeProblem("the epochs", epochs, 1, 500);
@@ -170,7 +191,7 @@ function TrainForm({ onStarted }: { onStarted: (jobId: string) => void }) {
         model_id: choice.model?.id ?? null,
         name: name.trim() || null,
         method,
-        eps: eps / 255,
+        eps: budget,
         steps,
         ...(method === "trades" ? { beta } : {}),
         epochs,
@@ -198,8 +219,8 @@ function TrainForm({ onStarted }: { onStarted: (jobId: string) => void }) {
         </Field>
       </div>
       <div className="field-row">
-        <Field label="Budget ε (1/255 steps)">
-          <NumberInput min={0.5} max={MAX_TRAINING_STEPS_255} step={0.5} value={eps} onChange={setEps} />
+        <Field label="Budget ε" hint={`Write ${BUDGET_SYNTAX}; at most ${MAX_TRAINING_EPS}`}>
+          <input value={eps} onChange={(event) => setEps(event.target.value)} inputMode="decimal" required />
         </Field>
         <Field label="Attack steps">
           <NumberInput min={1} max={50} value={steps} onChange={setSteps} />
@@ -259,7 +280,7 @@ function JobChoice<T extends JobType>({
             )}
             {items.map((job) => (
               <option key={job.id} value={job.id}>
-                {shortId(job.id)} — {describe(job)} — {job.state} — {formatTime(job.created_at)}
+                {job.name} — {describe(job)} — {job.state} — {formatTime(job.created_at)}
               </option>
             ))}
           </select>
@@ -297,7 +318,11 @@ function EvaluationResult({ job }: { job: JobOf<"evaluate_robustness"> }) {
   const { robustness, adaptive } = job.result;
   return (
     <>
-      <RobustnessView report={robustness} artifacts={job.artifacts} />
+      <RobustnessView
+        report={robustness}
+        artifacts={job.artifacts}
+        took={duration(job.started_at, job.finished_at)}
+      />
       {adaptive ? (
         <>
           <h3>Adaptive attack on the detector</h3>

@@ -3,14 +3,36 @@ import type { ReportRow } from "../lib/report";
 import type { AdaptiveReport, ModelComparison, RobustnessReport } from "../lib/robustness";
 
 type SetJob = JobOf<"build_adversarial_set">;
+type Progress = SetJob["progress"];
+
+/** A job's progress: ``done`` of ``total`` in ``stage``, its stage ``number`` of ``count``. */
+export function makeProgress(
+  stage: string,
+  done: number,
+  total: number,
+  { number = 1, count = 1, eta = null }: { number?: number; count?: number; eta?: number | null } = {},
+): Progress {
+  const fraction = total > 0 ? done / total : 0;
+  return {
+    stage,
+    done,
+    total,
+    fraction,
+    stage_number: number,
+    stage_count: count,
+    overall: (number - 1 + fraction) / count,
+    eta_s: eta,
+  };
+}
 /** What every job has, whatever its type (a running job by default). */
 export type JobFields = Omit<SetJob, "type" | "params" | "result">;
 
 export function jobFields(overrides: Partial<JobFields> = {}): JobFields {
   return {
     id: "0123456789abcdef",
+    name: "fgsm, pgd at 8/255 on net",
     state: "running",
-    progress: { stage: "attacking: pgd 8/255", done: 3, total: 10, fraction: 0.3 },
+    progress: makeProgress("attacking: pgd 8/255", 3, 10),
     error: null,
     artifacts: {},
     attempts: 1,
@@ -47,6 +69,11 @@ export const TRAINING_SUMMARY = {
   moving_average_kept: true,
   final_val_accuracy: 0.9,
   held_out_images: 8,
+  history: [
+    { epoch: 0, train_loss: 1.2, val_loss: 1.1, val_accuracy: 0.5, seconds: 10 },
+    { epoch: 1, train_loss: 0.8, val_loss: 0.9, val_accuracy: 0.75, seconds: 10 },
+    { epoch: 2, train_loss: 0.5, val_loss: 0.7, val_accuracy: 0.9, seconds: 10 },
+  ],
 };
 
 export function makeDataset(overrides: Partial<Dataset> = {}): Dataset {

@@ -14,11 +14,11 @@ export function renderPage(page: ReactElement) {
   );
 }
 
-/** The JSON body of the first POST among the stubbed fetch calls, once it is made. */
-export async function postedJson(calls: Request[]): Promise<Record<string, unknown>> {
-  await vi.waitFor(() => expect(calls.some((request) => request.method === "POST")).toBe(true));
+/** The JSON body of the first ``method`` (POST) request among the stubbed fetch calls, once it is made. */
+export async function postedJson(calls: Request[], method = "POST"): Promise<Record<string, unknown>> {
+  await vi.waitFor(() => expect(calls.some((request) => request.method === method)).toBe(true));
   return (await calls
-    .find((request) => request.method === "POST")!
+    .find((request) => request.method === method)!
     .clone()
     .json()) as Record<string, unknown>;
 }

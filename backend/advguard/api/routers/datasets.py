@@ -18,7 +18,14 @@ from advguard.api.deps import (
     require_write,
     save_upload,
 )
-from advguard.api.schemas import DatasetDetailOut, DatasetOut, SkippedOut, ThumbnailOut, errors
+from advguard.api.routers.naming import add_rename_route
+from advguard.api.schemas import (
+    DatasetDetailOut,
+    DatasetOut,
+    SkippedOut,
+    ThumbnailOut,
+    errors,
+)
 from advguard.data import DatasetImportError, FolderDataset, load_dataset, save_png
 from advguard.storage import BUNDLED_DATASET_ID, DatasetRecord, Storage, new_id
 
@@ -173,3 +180,8 @@ def delete_dataset(dataset_id: str, storage: StorageDep) -> Response:
         session.delete(record)
     shutil.rmtree(storage.folder("datasets", dataset_id), ignore_errors=True)
     return Response(status_code=204)
+
+
+add_rename_route(
+    router, DatasetRecord, "dataset", DatasetOut, lambda _storage, record: _out(record)
+)

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from advguard.api.deps import StorageDep, not_found, require_read, require_write
+from advguard.api.routers.naming import add_rename_route
 from advguard.api.schemas import DetectorDetailOut, DetectorOut, errors
 from advguard.storage import DetectorRecord, JobRecord
 
@@ -66,3 +67,8 @@ def delete_detector(detector_id: str, storage: StorageDep, request: Request) -> 
     request.app.state.guards.forget(detector_id)
     shutil.rmtree(storage.folder("detectors", detector_id), ignore_errors=True)
     return Response(status_code=204)
+
+
+add_rename_route(
+    router, DetectorRecord, "detector", DetectorOut, lambda _storage, record: _out(record)
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
@@ -10,13 +12,21 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
-from advguard.api.deps import ComputeDep, StorageDep, not_found, require_read, require_write
+from advguard.api.deps import (
+    ComputeDep,
+    StorageDep,
+    not_found,
+    require_read,
+    require_write,
+)
+from advguard.api.routers.naming import add_rename_route
 from advguard.api.schemas import JOB_OUT, JobListOut, JobOut, ProgressOut, errors
-from advguard.jobs import JOB_KINDS, JobParams, JobType
+from advguard.jobs import JOB_KINDS, JobParams, JobType, default_job_name
 from advguard.storage import (
     FINISHED_STATES,
     JobRecord,
     JobState,
+    StageProgress,
     Storage,
     utc_now,
 )
@@ -24,21 +34,43 @@ from advguard.storage import (
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
+ETA_AFTER = 0.02
+"""The share of a job done before its time left is estimated (earlier ones are noise)."""
+
+
+def progress_out(progress: StageProgress, record: JobRecord) -> ProgressOut:
+    """Where a job stands, with its time left while it runs."""
+    eta = None
+    if record.state == "running" and record.started_at is not None and progress.overall > ETA_AFTER:
+        started = record.started_at
+        if started.tzinfo is None:  # SQLite hands back naive UTC times
+            started = started.replace(tzinfo=UTC)
+        elapsed = (utc_now() - started).total_seconds()
+        eta = max(0.0, elapsed * (1 - progress.overall) / progress.overall)
+    return ProgressOut(
+        **asdict(progress), fraction=progress.fraction, overall=progress.overall, eta_s=eta
+    )
+
+
 def job_out(storage: Storage, record: JobRecord) -> Any:
     """The job as the API shows it (the model of its type in :data:`JobOut`)."""
-    stage, done, total = storage.job_progress(record.id)
+    # The stage count is the job type's, also before its first progress report.
+    stages = len(JOB_KINDS[record.type].stages) if record.type in JOB_KINDS else 1
+    progress = replace(storage.job_progress(record.id), stage_count=stages)
     if record.state == "succeeded":
-        done = total = max(total, 1)
+        finished = max(progress.total, 1)
+        progress = replace(
+            progress, done=finished, total=finished, stage_number=progress.stage_count
+        )
     artifacts = (record.result or {}).get("artifacts", {})
     return JOB_OUT.validate_python(
         {
             "id": record.id,
+            "name": record.name or f"{record.type.replace('_', ' ')} {record.id[:8]}",
             "type": record.type,
             "state": record.state,
             "params": record.params,
-            "progress": ProgressOut(
-                stage=stage, done=done, total=total, fraction=done / total if total else 0.0
-            ),
+            "progress": progress_out(progress, record),
             "result": record.result,
             "error": record.error,
             "artifacts": {
@@ -68,7 +100,11 @@ def _queue(storage: Storage, params: JobParams) -> Any:
     from advguard.worker.tasks import submit
 
     with storage.db.session() as session:
-        record = JobRecord(type=params.type, params=params.model_dump(mode="json"))
+        record = JobRecord(
+            type=params.type,
+            name=default_job_name(storage, params),
+            params=params.model_dump(mode="json"),
+        )
         session.add(record)
     try:
         submit(record.id, record.type)
@@ -148,3 +184,6 @@ def cancel_job(job_id: str, storage: StorageDep) -> Any:
             raise HTTPException(409, f"job {job_id} has already ended ({record.state})")
         record.state, record.finished_at = "cancelled", utc_now()
     return job_out(storage, record)
+
+
+add_rename_route(router, JobRecord, "job", JobOut, job_out)

@@ -21,6 +21,7 @@ from advguard.api.deps import (
     require_write,
     save_upload,
 )
+from advguard.api.routers.naming import add_rename_route
 from advguard.api.schemas import ModelOut, errors
 from advguard.models import ARCHITECTURE, ModelLoadError, ModelSpec, load_classifier
 from advguard.models.io import SPEC_FILE, WEIGHTS_FILE
@@ -209,3 +210,6 @@ def delete_model(model_id: str, storage: StorageDep) -> Response:
         session.delete(record)
     shutil.rmtree(storage.folder("models", model_id), ignore_errors=True)
     return Response(status_code=204)
+
+
+add_rename_route(router, ModelRecord, "model", ModelOut, lambda _storage, record: _out(record))

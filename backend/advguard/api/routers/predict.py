@@ -22,6 +22,7 @@ from advguard.attacks import AttackError, attack_class, create_budget_attack
 from advguard.config import Settings
 from advguard.data import ImageDecodeError, decode_upload, to_uint8
 from advguard.guard import Guard, Verdict
+from advguard.jobs import Budget
 from advguard.storage import DetectorRecord, ModelRecord, Storage
 
 router = APIRouter(tags=["predict"])
@@ -174,7 +175,9 @@ async def attack_image(
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="One PNG, JPEG or DICOM image")],
     attack: Annotated[str, Form(description="Attack name, e.g. pgd")] = "pgd",
-    eps: Annotated[float | None, Form(gt=0, le=1, description="L∞ budget, e.g. 0.0314")] = None,
+    eps: Annotated[
+        Budget | None, Form(gt=0, le=1, description="L∞ budget: 8/255, 0.031, or 8 for 8/255")
+    ] = None,
     detector_id: Annotated[str | None, Query()] = None,
 ) -> AttackOut:
     """Attack one image against the guard's classifier and show the guard's verdict on the
