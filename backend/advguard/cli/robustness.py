@@ -27,6 +27,7 @@ from advguard.evaluation import (
     DEMO_EPSILONS,
     ProtectedAccuracy,
     RobustnessResult,
+    format_eps,
     format_protected_table,
 )
 from advguard.evaluation.adaptive import DEFAULT_STEPS as ADAPTIVE_STEPS
@@ -35,7 +36,6 @@ from advguard.guard import Guard
 from advguard.jobs import AdversarialTrainingParams
 from advguard.jobs.steps import (
     AdversariallyTrained,
-    describe_adversarial_training,
     measure_adaptive,
     measure_robustness,
     train_adversarially,
@@ -124,6 +124,23 @@ def command_adaptive(args: argparse.Namespace) -> None:
         args.steps,
         args.seed,
         Path(args.out),
+    )
+
+
+def describe_adversarial_training(
+    outcome: AdversariallyTrained, config: AdversarialTrainConfig
+) -> str:
+    """One line on how adversarial training went (epochs, the kept epoch's accuracies)."""
+    history = outcome.history
+    best = history.epochs[history.best_epoch]
+    resumed = (
+        f", {history.resumed_epochs} resumed from the checkpoint" if history.resumed_epochs else ""
+    )
+    return (
+        f"{config.method} adversarial training: {len(history.epochs)} epochs{resumed} in "
+        f"{history.seconds:.0f} s; kept epoch {history.best_epoch + 1} (validation accuracy "
+        f"{best.val_accuracy:.3f}, under PGD-{config.val_steps} at ε={format_eps(config.eps)} "
+        f"{best.val_robust_accuracy:.3f}); model saved to {outcome.folder}"
     )
 
 

@@ -42,7 +42,6 @@ from advguard.evaluation import (
     evaluate_adaptive,
     evaluate_classifier,
     evaluate_robustness,
-    format_eps,
     format_table,
     json_ready,
     training_summary,
@@ -343,38 +342,15 @@ def train_adversarially(
     return AdversariallyTrained(model, history, summary, folder, comparison)
 
 
-def describe_adversarial_training(
-    outcome: AdversariallyTrained, config: AdversarialTrainConfig
-) -> str:
-    """One line on how adversarial training went (epochs, the kept epoch's accuracies)."""
-    history = outcome.history
-    best = history.epochs[history.best_epoch]
-    resumed = (
-        f", {history.resumed_epochs} resumed from the checkpoint" if history.resumed_epochs else ""
-    )
-    return (
-        f"{config.method} adversarial training: {len(history.epochs)} epochs{resumed} in "
-        f"{history.seconds:.0f} s; kept epoch {history.best_epoch + 1} (validation accuracy "
-        f"{best.val_accuracy:.3f}, under PGD-{config.val_steps} at ε={format_eps(config.eps)} "
-        f"{best.val_robust_accuracy:.3f}); model saved to {outcome.folder}"
-    )
-
-
-def no_progress(stage: str, done: int, total: int) -> None:
-    """A progress callback that ignores progress (for steps run from Python code)."""
-
-
 __all__ = [
     "MODEL_FOLDER",
     "AdversariallyTrained",
     "TrainedClassifier",
     "adversarial_label",
-    "describe_adversarial_training",
     "describe_set",
     "fit_guard",
     "measure_adaptive",
     "measure_robustness",
-    "no_progress",
     "report_detector",
     "save_trained",
     "set_config",
