@@ -50,6 +50,12 @@ DEFAULT_EPSILONS = (2 / 255, 4 / 255, 8 / 255)
 """The L∞ budgets of an adversarial set when none are named."""
 
 ProgressCallback = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: what long work says as it goes."""
+
+
+def silent_if_none(progress: ProgressCallback | None) -> ProgressCallback:
+    """``progress``, or a callback that says nothing (so callers need not check)."""
+    return progress or (lambda _stage, _done, _total: None)
 
 
 def attack_family(name: str) -> str:

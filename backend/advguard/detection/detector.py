@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advguard.detection.builder import CLEAN, AdversarialSet, ProgressCallback
+from advguard.detection.builder import CLEAN, AdversarialSet, ProgressCallback, silent_if_none
 from advguard.detection.density import CleanDensity
 from advguard.detection.features import DetectorFeatures
 
@@ -442,7 +442,7 @@ def train_detector(
     ``progress(stage, done, total)`` goes through :data:`DETECTOR_STAGES`.
     """
     config = config or DetectorConfig()
-    say = progress or (lambda _stage, _done, _total: None)
+    say = silent_if_none(progress)
     detector = Detector(classifier, len(adversarial.class_names), adversarial.attack_names, config)
     if features is None:
         features = extract_features(

@@ -32,6 +32,7 @@ from advguard.detection.builder import (
     ManifestRow,
     ProgressCallback,
     attack_family,
+    silent_if_none,
 )
 from advguard.detection.detector import Detector, extract_features, train_detector
 from advguard.evaluation.metrics import Finite
@@ -203,7 +204,7 @@ def build_detection_report(
     ``progress(stage, done, total)`` goes through :data:`REPORT_STAGES` (those asked for).
     """
     started = time.perf_counter()
-    say = progress or (lambda _stage, _done, _total: None)
+    say = silent_if_none(progress)
     test_index = adversarial.where(lambda row: row.split == "test")
     if len(test_index) == 0:
         raise ValueError("the adversarial set has no test split")

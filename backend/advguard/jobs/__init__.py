@@ -364,7 +364,7 @@ def default_job_name(storage: Storage, params: Any) -> str:
         case EvaluateRobustnessParams():
             return f"robustness of {_name_of(storage, ModelRecord, params.model_id)}"
         case AdversarialTrainingParams():
-            label = "PGD-AT" if params.method == "pgd" else "TRADES"
+            label = adversarial_label(params.train_config())
             return f"{label} of {_name_of(storage, ModelRecord, params.model_id)}"
     raise TypeError(f"no default name for {type(params).__name__}")
 
@@ -438,7 +438,7 @@ def train_classifier_job(context: JobContext, params: TrainClassifierParams) -> 
     )
     model_id = record_model(
         context, trained.spec, trained.summary, trained.folder,
-        name=params.name or f"CNN on {data['name']}", origin="trained",
+        name=default_job_name(context.storage, params), origin="trained",
         dataset_id=params.dataset_id,
     )  # fmt: skip
     return {"model_id": model_id, **trained.summary, "artifacts": MODEL_ARTIFACTS}
@@ -554,8 +554,7 @@ def train_detector_job(context: JobContext, params: TrainDetectorParams) -> dict
         session.add(
             DetectorRecord(
                 id=detector_id,
-                name=params.name
-                or f"detector on {_name_of(context.storage, JobRecord, params.set_job_id)}",
+                name=default_job_name(context.storage, params),
                 path=str(guard_folder),
                 model_id=model_id,
                 set_job_id=params.set_job_id,
