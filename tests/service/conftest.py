@@ -7,7 +7,9 @@ runs in-process behind httpx (FastAPI's TestClient).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +32,8 @@ def _free_port() -> int:
 
 
 ROOT = Path(tempfile.mkdtemp(prefix="advguard-service-"))
+# The service's files (sets, guards) take hundreds of MB over a run: gone when pytest exits.
+atexit.register(shutil.rmtree, ROOT, ignore_errors=True)
 REDIS_PORT = _free_port()
 # The in-process Celery app (used by the API to queue jobs) reads the broker from the
 # environment when it is first imported, which happens inside these tests.

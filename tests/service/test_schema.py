@@ -6,6 +6,8 @@ worker (which skips them) and random deletes cannot touch the other tests' recor
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,9 +19,11 @@ from schemathesis.checks import not_a_server_error
 from advguard.api import create_app
 from advguard.config import Settings
 
+_DATA_DIR = Path(tempfile.mkdtemp(prefix="advguard-schema-"))
+atexit.register(shutil.rmtree, _DATA_DIR, ignore_errors=True)
 _SETTINGS = Settings(
     **{key.removeprefix("ADVGUARD_").lower(): v for key, v in SERVICE_ENV.items()},
-).model_copy(update={"data_dir": Path(tempfile.mkdtemp(prefix="advguard-schema-"))})
+).model_copy(update={"data_dir": _DATA_DIR})
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_SETTINGS))
 
 
