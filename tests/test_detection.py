@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import confusion_matrix, roc_auc_score
 
+from advguard.data.appearance import AppearanceRange
 from advguard.detection import (
     AUGMENTED,
     CLEAN,
@@ -44,11 +45,13 @@ from advguard.evaluation.detection_report import (
     auroc,
     build_detection_report,
     check_unseen_attacks,
+    flipped,
     report_markdown,
     robustness_from_set,
     write_detection_report,
 )
 from advguard.guard import Guard
+from advguard.models import ModelLoadError
 
 
 def test_default_specs_cover_five_attacks_at_three_budgets():
@@ -252,6 +255,31 @@ def test_guard_decisions_follow_the_threshold(built, trained_detector, tmp_path)
         guard.predict(images[0])
 
 
+def test_guard_says_when_an_image_does_not_look_like_its_training_scans(
+    built, trained_detector, tmp_path
+):
+    detector, _ = trained_detector
+    clean_train = built.adversarial.where(lambda r: r.split == "train" and r.attack == CLEAN)
+    appearance = AppearanceRange.fit(built.adversarial.images[clean_train])
+    guard = Guard(built.model, built.spec, detector, appearance=appearance)
+    clean_test = built.adversarial.where(lambda r: r.split == "test" and r.attack == CLEAN)
+    scans = built.adversarial.float_images(clean_test)
+    grey = torch.full_like(scans[:1], 0.5)
+    verdicts = guard.predict(torch.cat([scans, grey]))
+    # The grey image gets a class like any other; the guard adds that it is not a scan.
+    assert verdicts[-1].unlike_training and verdicts[-1].class_probabilities
+    assert sum(bool(v.unlike_training) for v in verdicts[:-1]) <= 0.02 * len(scans)
+    guard.save(tmp_path / "guard")
+    assert Guard.load(tmp_path / "guard").predict(grey)[0].unlike_training == (
+        verdicts[-1].unlike_training
+    )
+    # A guard saved without the ranges (before they existed) says nothing either way.
+    assert Guard(built.model, built.spec, detector).predict(grey)[0].unlike_training is None
+    (tmp_path / "guard" / "appearance.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="not an appearance range"):
+        Guard.load(tmp_path / "guard")
+
+
 def test_threshold_is_set_on_out_of_fold_scores_of_every_clean_training_image(
     built, trained_detector
 ):
@@ -337,7 +365,20 @@ def test_report_numbers_match_scikit_learn_and_files_are_written(built, trained_
     assert np.trapezoid(curve.tpr, curve.fpr) == pytest.approx(curve.auroc, abs=0.02)
     assert set(report.roc_curves) == {"detector", "feature squeezing", "mahalanobis"}
     assert set(row.baselines) == {"feature squeezing", "mahalanobis"}
-    assert sum(map(sum, report.attack_confusion)) == sum(r.successful for r in report.rows)
+    # The guard's answers, clean included: accepted (column 0) or rejected naming an attack.
+    assert report.confusion_labels == [CLEAN, "fgsm", "pgd", "cw"]
+    detection = detector.detect(adversarial.float_images(test))
+    judged = [i for i, r in enumerate(rows) if r.attack == CLEAN or (r.is_attack and flipped(r))]
+    expected_confusion = confusion_matrix(
+        [report.confusion_labels.index(rows[i].attack) for i in judged],
+        [int(detection.attack_index[i]) + 1 if detection.is_adversarial[i] else 0 for i in judged],
+        labels=range(4),
+    )
+    assert report.guard_confusion == expected_confusion.tolist()
+    assert sum(report.guard_confusion[0]) == report.clean_images
+    assert sum(report.guard_confusion[0][1:]) / report.clean_images == pytest.approx(
+        report.clean_false_rejection
+    )
     assert 0 <= report.naming_accuracy <= report.family_accuracy <= 1
     out = write_detection_report(report, view, adversarial, tmp_path / "report")
     data = json.loads((out / "report.json").read_text(), parse_constant=refuse_non_standard)
@@ -403,7 +444,7 @@ def test_report_without_successful_attacks(built, trained_detector):
         detector, none_succeeded, features=features, baselines=False,
         leave_one_out=False, show_progress=False,
     )  # fmt: skip
-    assert report.attack_confusion == [[0] * 3] * 3
+    assert [sum(row) for row in report.guard_confusion] == [report.clean_images, 0, 0, 0]
     assert report.naming_accuracy != report.naming_accuracy  # NaN: nothing to name
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from advguard.data.appearance import AppearanceRange
 from advguard.detection.detector import Detector
 from advguard.models import (
     ModelLoadError,
@@ -27,6 +28,7 @@ from advguard.models import (
 CLASSIFIER_DIR = "classifier"
 TORCHSCRIPT_FILE = "classifier.pt"
 DETECTOR_DIR = "detector"
+APPEARANCE_FILE = "appearance.json"
 
 
 @dataclass
@@ -42,6 +44,10 @@ class Verdict:
     label: str | None
     """The classifier's class when accepted, ``None`` when rejected."""
     class_probabilities: dict[str, float]
+    unlike_training: list[str] | None = None
+    """How the image differs from the scans the guard was fitted on (measures outside
+    their range, :class:`~advguard.data.appearance.AppearanceRange`); empty when it looks
+    like them, ``None`` for a guard saved without those ranges."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -55,11 +61,19 @@ class Guard:
     """
 
     def __init__(
-        self, classifier: nn.Module, spec: ModelSpec, detector: Detector, *, serving: bool = False
+        self,
+        classifier: nn.Module,
+        spec: ModelSpec,
+        detector: Detector,
+        *,
+        appearance: AppearanceRange | None = None,
+        serving: bool = False,
     ) -> None:
         self.classifier = classifier
         self.spec = spec
         self.detector = detector
+        self.appearance = appearance
+        """What the scans it was fitted on look like (``None``: not recorded)."""
         self.serving = serving
         """Loaded with ``serving=True``: the classifier's BatchNorms are folded away."""
 
@@ -80,6 +94,7 @@ class Guard:
         class_probabilities = class_logits.softmax(1)
         predicted = class_probabilities.argmax(1)
         attacks = self.detector.attack_names
+        unlike = None if self.appearance is None else self.appearance.differences(images)
         verdicts = []
         for i in range(len(images)):
             rejected = bool(detection.is_adversarial[i])
@@ -97,6 +112,7 @@ class Guard:
                     class_probabilities=dict(
                         zip(self.spec.class_names, probabilities, strict=True)
                     ),
+                    unlike_training=None if unlike is None else unlike[i],
                 )
             )
         return verdicts
@@ -112,6 +128,8 @@ class Guard:
         else:
             save_model(self.classifier, self.spec, directory / CLASSIFIER_DIR)
         self.detector.save(directory / DETECTOR_DIR)
+        if self.appearance is not None:
+            self.appearance.save(directory / APPEARANCE_FILE)
         return directory
 
     @classmethod
@@ -134,4 +152,9 @@ class Guard:
         if serving:
             classifier = fold_batchnorm(classifier)
         detector = Detector.load(directory / DETECTOR_DIR, classifier).to(device)
-        return cls(classifier, spec, detector, serving=serving)
+        appearance_file = directory / APPEARANCE_FILE
+        try:
+            appearance = AppearanceRange.load(appearance_file) if appearance_file.exists() else None
+        except ValueError as error:
+            raise ModelLoadError(str(error)) from error
+        return cls(classifier, spec, detector, appearance=appearance, serving=serving)

@@ -148,6 +148,11 @@ class VerdictOut(BaseModel):
     attack_probabilities: dict[str, float]
     label: str | None = Field(description="The classifier's class, or null when rejected")
     class_probabilities: dict[str, float]
+    unlike_training: list[str] | None = Field(
+        description="How the image differs from the scans the guard was fitted on (each "
+        "measure outside their range, in words); empty when it looks like them, null for a "
+        "guard saved without those ranges"
+    )
 
 
 class PredictOut(BaseModel):

@@ -139,7 +139,11 @@ class DetectionReport:
     per_attack_auroc: dict[str, float]
     leave_one_out: list[LeaveOneOutRow]
     attack_names: list[str]
-    attack_confusion: list[list[int]]
+    confusion_labels: list[str]
+    """``["clean", *attack_names]``: the rows and columns of :attr:`guard_confusion`."""
+    guard_confusion: list[list[int]]
+    """What the guard answered (columns: accepted as clean, or rejected naming an attack)
+    for each clean test image and each successful adversarial one (rows: what it was)."""
     naming_accuracy: float
     family_accuracy: float
     guard_accuracy_clean: float
@@ -277,6 +281,13 @@ def build_detection_report(
     successful = attacked & view.mask(flipped)
     true_attack = [r.attack for r, s in zip(view.rows, successful.tolist(), strict=True) if s]
     named = [detector.attack_names[int(i)] for i in predicted_attack[successful]]
+    judged = clean | successful
+    outputs = detector.outputs
+    truth = [outputs.index(r.attack) for r, j in zip(view.rows, judged.tolist(), strict=True) if j]
+    answer = torch.where(rejected, predicted_attack + 1, 0)[judged].tolist()
+    guard_confusion = [[0] * len(outputs) for _ in outputs]
+    for row, column in zip(truth, answer, strict=True):
+        guard_confusion[row][column] += 1
     left_out = []
     if leave_one_out:
         left_out = _leave_one_out(
@@ -307,12 +318,8 @@ def build_detection_report(
         per_attack_auroc=per_attack,
         leave_one_out=left_out,
         attack_names=detector.attack_names,
-        # scikit-learn refuses empty inputs; no successful attack means an all-zero matrix.
-        attack_confusion=_sklearn_metrics()
-        .confusion_matrix(true_attack, named, labels=detector.attack_names)
-        .tolist()
-        if named
-        else [[0] * len(detector.attack_names) for _ in detector.attack_names],
+        confusion_labels=outputs,
+        guard_confusion=guard_confusion,
         naming_accuracy=float(_sklearn_metrics().accuracy_score(true_attack, named))
         if named
         else float("nan"),
@@ -510,12 +517,13 @@ def report_markdown(report: DetectionReport) -> str:
         f"**{_fmt(report.naming_accuracy)}**; family (single-step L∞ / iterative L∞ / L2): "
         f"**{_fmt(report.family_accuracy)}**.",
         "",
-        "Attack-type confusion (rows: true attack, columns: named attack):",
+        "What the guard answered (rows: clean test images and successful adversarial images "
+        "by attack; columns: accepted as clean, or rejected naming an attack):",
         "",
-        "| true \\ named | " + " | ".join(report.attack_names) + " |",
-        "|---|" + "---|" * len(report.attack_names),
+        "| true \\ guard | " + " | ".join(report.confusion_labels) + " |",
+        "|---|" + "---|" * len(report.confusion_labels),
     ]
-    for name, counts in zip(report.attack_names, report.attack_confusion, strict=True):
+    for name, counts in zip(report.confusion_labels, report.guard_confusion, strict=True):
         lines.append(f"| {name} | " + " | ".join(str(c) for c in counts) + " |")
     if report.unseen:
         lines += [
@@ -581,13 +589,18 @@ def _plot_roc(report: DetectionReport, path: Path) -> None:
 
 
 def _plot_confusion(report: DetectionReport, path: Path) -> None:
-    matrix = np.array(report.attack_confusion)
-    figure, axis = plt.subplots(figsize=(5, 4.5))
+    matrix = np.array(report.guard_confusion)
+    size = 1.2 + 1.1 * len(report.confusion_labels)
+    figure, axis = plt.subplots(figsize=(size + 0.8, size))
     axis.imshow(matrix, cmap="Blues")
-    names = report.attack_names
-    axis.set_xticks(range(len(names)), names)
+    names = report.confusion_labels
+    axis.set_xticks(range(len(names)), names, rotation=30, ha="right")
     axis.set_yticks(range(len(names)), names)
-    axis.set(xlabel="named attack", ylabel="true attack", title="Attack type (successful)")
+    axis.set(
+        xlabel="the guard's answer",
+        ylabel="true (clean, or successful attack)",
+        title="Guard: accepted as clean or attack named",
+    )
     for (i, j), count in np.ndenumerate(matrix):
         colour = "white" if count > matrix.max() / 2 else "black"
         axis.text(j, i, str(count), ha="center", va="center", color=colour)

@@ -22,8 +22,10 @@ from typing import Any
 from torch import Tensor, nn
 
 from advguard.data import ImageDataset
+from advguard.data.appearance import AppearanceRange
 from advguard.defenses import AdversarialTrainConfig, AdversarialTrainHistory, adversarial_fit
 from advguard.detection import (
+    CLEAN,
     AdversarialSet,
     BuildConfig,
     Detector,
@@ -164,12 +166,15 @@ def fit_guard(
     out: Path,
     progress: ProgressCallback,
 ) -> tuple[Guard, Tensor]:
-    """Train a detector for ``model`` on ``adversarial``, save the guard to ``out``; return
-    it with the detector features of every row of the set (a report can reuse them)."""
+    """Train a detector for ``model`` on ``adversarial``, record what its clean training
+    scans look like, save the guard to ``out``; return it with the detector features of
+    every row of the set (a report can reuse them)."""
     detector, features = train_detector(
         model, adversarial, config, show_progress=False, progress=progress
     )
-    guard = Guard(model, spec, detector)
+    clean_train = adversarial.where(lambda row: row.split == "train" and row.attack == CLEAN)
+    appearance = AppearanceRange.fit(adversarial.images[clean_train])
+    guard = Guard(model, spec, detector, appearance=appearance)
     guard.save(out)
     return guard, features
 

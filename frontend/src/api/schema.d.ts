@@ -917,8 +917,10 @@ export interface components {
             leave_one_out: components["schemas"]["LeaveOneOutRow"][];
             /** Attack Names */
             attack_names: string[];
-            /** Attack Confusion */
-            attack_confusion: number[][];
+            /** Confusion Labels */
+            confusion_labels: string[];
+            /** Guard Confusion */
+            guard_confusion: number[][];
             /** Naming Accuracy */
             naming_accuracy: number | null;
             /** Family Accuracy */
@@ -1893,6 +1895,11 @@ export interface components {
             class_probabilities: {
                 [key: string]: number;
             };
+            /**
+             * Unlike Training
+             * @description How the image differs from the scans the guard was fitted on (each measure outside their range, in words); empty when it looks like them, null for a guard saved without those ranges
+             */
+            unlike_training: string[] | null;
         };
     };
     responses: never;

@@ -47,9 +47,9 @@ export interface Series {
 }
 
 const PLOT = 240;
-const LEFT = 48;
+const LEFT = 60; // room for "100 %" beside the y title
 const TOP = 10;
-const RIGHT = 12;
+const RIGHT = 28; // half of the widest last x label ("16/255")
 const BOTTOM = 44;
 const WIDTH = LEFT + PLOT + RIGHT;
 const HEIGHT = TOP + PLOT + BOTTOM;

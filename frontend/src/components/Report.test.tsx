@@ -69,23 +69,54 @@ describe("AurocChart", () => {
 });
 
 describe("ConfusionHeatmap", () => {
-  it("draws the attack-type confusion matrix cell by cell", () => {
+  it("labels both axes and gives each cell its count and share of its row", () => {
     const { container } = render(
       <ConfusionHeatmap
-        names={["fgsm", "pgd"]}
+        labels={["clean", "fgsm", "pgd"]}
         matrix={[
-          [19, 6],
-          [6, 38],
+          [95, 2, 3],
+          [5, 19, 6],
+          [0, 6, 38],
         ]}
+        title="Guard answers"
+        rowsTitle="true"
+        columnsTitle="guard answered"
+        caption="What the guard answered."
       />,
     );
-    expect(screen.getByRole("img", { name: /Attack-type confusion/ })).toBeInTheDocument();
-    const titles = [...container.querySelectorAll("rect title")].map((title) => title.textContent);
-    expect(titles).toEqual([
-      "true fgsm, named fgsm: 19",
-      "true fgsm, named pgd: 6",
-      "true pgd, named fgsm: 6",
-      "true pgd, named pgd: 38",
-    ]);
+    const chart = screen.getByRole("img", { name: "Guard answers" });
+    const texts = [...chart.querySelectorAll("text")].map((text) => text.textContent);
+    expect(texts.slice(0, 5)).toEqual(["guard answered", "true", "clean", "fgsm", "pgd"]);
+    const cell = container.querySelector("[data-cell='fgsm|pgd']")!;
+    expect([...cell.querySelectorAll("text")].map((text) => text.textContent)).toEqual(["6", "20 %"]);
+    expect(cell.querySelector("title")?.textContent).toBe("true fgsm, guard answered pgd: 6 (20 % of fgsm)");
+    // Shaded by the share of the row: the clean row's 95 % darker than pgd's 86 %.
+    const fill = (key: string) => container.querySelector(`[data-cell='${key}'] rect`)!.getAttribute("fill");
+    expect(fill("clean|clean")).toBe("rgba(31, 95, 191, 0.953)");
+    expect(fill("pgd|clean")).toBe("rgba(31, 95, 191, 0.060)");
+    expect(screen.getByText("What the guard answered.")).toBeInTheDocument();
+  });
+
+  it("tilts column labels too long for a cell, and keeps room for them", () => {
+    render(
+      <ConfusionHeatmap
+        labels={["meningioma", "pituitary"]}
+        matrix={[
+          [1, 0],
+          [0, 1],
+        ]}
+        title="Classes"
+        rowsTitle="true class"
+        columnsTitle="predicted"
+        caption=""
+      />,
+    );
+    const chart = screen.getByRole("img", { name: "Classes" });
+    const column = [...chart.querySelectorAll("text")].find((text) =>
+      text.getAttribute("transform")?.startsWith("rotate(-35"),
+    );
+    expect(column?.textContent).toBe("meningioma");
+    const [, , width] = chart.getAttribute("viewBox")!.split(" ").map(Number);
+    expect(width).toBeGreaterThan(2 * 64 + 10 * 7);
   });
 });

@@ -27,7 +27,7 @@ describe("DefenseChart", () => {
     expect(worst.getAttribute("stroke")).toBe("#1b1f24");
     expect(chart.querySelector("path[data-series='fgsm']")).not.toHaveClass("chart-line-emphasis");
     // From (0, 93.75 %) to (1, 0 %) of the plot: x 48..288, y 250..10.
-    expect(worst.getAttribute("d")).toBe("M48.0 25.0 L168.0 175.0 L288.0 250.0");
+    expect(worst.getAttribute("d")).toBe("M60.0 25.0 L180.0 175.0 L300.0 250.0");
     // A dot at every point, so that a two-budget grid still shows.
     expect(chart.querySelectorAll("circle.chart-marker")).toHaveLength(9);
     expect(chart).toHaveTextContent("budget ε (L∞)");
@@ -50,7 +50,7 @@ describe("DefenseChart", () => {
     const worst = screen
       .getByRole("img", { name: "Accuracy against ε: none" })
       .querySelector("path[data-series='worst case']");
-    expect(worst?.getAttribute("d")).toBe("M48.0 34.0 L288.0 226.0");
+    expect(worst?.getAttribute("d")).toBe("M60.0 34.0 L300.0 226.0");
   });
 });
 

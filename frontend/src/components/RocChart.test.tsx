@@ -74,7 +74,7 @@ describe("RocCharts", () => {
 
 describe("rocPath", () => {
   it("runs from the bottom-left corner to the top-right one", () => {
-    expect(rocPath({ fpr: [0, 1], tpr: [0, 1], auroc: 0.5 })).toBe("M48.0 250.0 L288.0 10.0");
-    expect(rocPath({ fpr: [0, Number.NaN], tpr: [0, 1], auroc: 0.5 })).toBe("M48.0 250.0");
+    expect(rocPath({ fpr: [0, 1], tpr: [0, 1], auroc: 0.5 })).toBe("M60.0 250.0 L300.0 10.0");
+    expect(rocPath({ fpr: [0, Number.NaN], tpr: [0, 1], auroc: 0.5 })).toBe("M60.0 250.0");
   });
 });

@@ -77,7 +77,14 @@ export function TrainingReport({ summary }: { summary: TrainingSummary }) {
       ) : null}
       <div className="columns">
         <LearningCurves history={summary.history} />
-        <ConfusionHeatmap names={summary.class_names} matrix={summary.confusion_matrix} />
+        <ConfusionHeatmap
+          labels={summary.class_names}
+          matrix={summary.confusion_matrix}
+          title="Confusion matrix: true class (rows) against predicted class (columns), test split"
+          rowsTitle="true class"
+          columnsTitle="predicted"
+          caption="Test images by true class (rows) and the class the model gave (columns); each cell's share is of its row, so the diagonal is each class's accuracy."
+        />
       </div>
       <div className="table-wrap">
         <table className="data">

@@ -27,6 +27,45 @@ describe("VerdictCard", () => {
     );
   });
 
+  it("says when an image does not look like the training scans, and how", () => {
+    const verdict = makeVerdict({
+      class_probabilities: { glioma: 0.611, healthy: 0.389 },
+      unlike_training: [
+        "contrast 0.000 (training scans 0.130–0.357)",
+        "edges 0.000 (training scans 0.007–0.128)",
+      ],
+    });
+    render(<VerdictCard verdict={verdict} title="Verdict on grey.png" />);
+    const card = screen.getByRole("region", { name: "Verdict on grey.png" });
+    const unlike = within(card).getByRole("note", { name: "Unlike the training scans" });
+    expect(unlike).toHaveTextContent("does not look like the scans the guard was trained on");
+    expect(
+      within(unlike)
+        .getAllByRole("listitem")
+        .map((item) => item.textContent),
+    ).toEqual(["contrast 0.000 (training scans 0.130–0.357)", "edges 0.000 (training scans 0.007–0.128)"]);
+    expect(within(card).getByRole("note", { name: "Unsure" })).toBeInTheDocument();
+  });
+
+  it("says nothing about appearance for a guard that did not record it", () => {
+    render(<VerdictCard verdict={makeVerdict({ unlike_training: null })} title="Verdict on scan.png" />);
+    expect(screen.queryByRole("note")).toBeNull();
+  });
+
+  it("does not name an attack that the detector's attack head does not recognise", () => {
+    const verdict = makeVerdict({
+      is_adversarial: true,
+      score: 0.985,
+      attack: "pgd",
+      attack_probabilities: { fgsm: 0.0001, pgd: 0.0002 },
+      label: null,
+    });
+    render(<VerdictCard verdict={verdict} title="Verdict on grey.png" />);
+    const card = screen.getByRole("region", { name: "Verdict on grey.png" });
+    expect(card).toHaveTextContent("Adversarial — like none of its attacks (closest: pgd)");
+    expect(card).toHaveTextContent("gives its attacks only 0.0 % together");
+  });
+
   it("names the attack on an adversarial image and withholds the class", () => {
     const verdict = makeVerdict({
       is_adversarial: true,

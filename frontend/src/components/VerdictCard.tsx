@@ -1,5 +1,6 @@
 import type { Verdict } from "../api/client";
 import { percent } from "../lib/format";
+import { namedAttack } from "../lib/verdict";
 import { ProbabilityBars } from "./ProbabilityBars";
 
 /** Below this top-class probability an accepted image's class is called unsure: with four
@@ -8,9 +9,10 @@ export const UNSURE_BELOW = 0.7;
 
 /** The guard's answer on one image: the class when clean, the attack when adversarial. */
 export function VerdictCard({ verdict, title }: { verdict: Verdict; title?: string }) {
-  const attackProbability = verdict.attack ? verdict.attack_probabilities[verdict.attack] : undefined;
+  const attack = namedAttack(verdict);
   const top = verdict.label ? verdict.class_probabilities[verdict.label] : undefined;
   const unsure = !verdict.is_adversarial && top !== undefined && top < UNSURE_BELOW;
+  const unlike = verdict.unlike_training ?? [];
   return (
     <section
       className={`verdict ${verdict.is_adversarial ? "verdict-adversarial" : "verdict-clean"}`}
@@ -21,11 +23,16 @@ export function VerdictCard({ verdict, title }: { verdict: Verdict; title?: stri
       {verdict.is_adversarial ? (
         <p className="verdict-headline">
           <strong>Adversarial</strong>
-          {verdict.attack ? (
+          {attack.name && !attack.known ? (
+            <>
+              {" "}
+              — like none of its attacks (closest: <strong className="verdict-attack">{attack.name}</strong>)
+            </>
+          ) : attack.name ? (
             <>
               {" "}
               — attack <strong className="verdict-attack">{verdict.attack}</strong>
-              {attackProbability !== undefined ? ` (${percent(attackProbability)})` : ""}
+              {attack.probability !== undefined ? ` (${percent(attack.probability)})` : ""}
             </>
           ) : null}
         </p>
@@ -35,8 +42,28 @@ export function VerdictCard({ verdict, title }: { verdict: Verdict; title?: stri
           {verdict.label ? ` (${percent(top)})` : ""}
         </p>
       )}
+      {verdict.is_adversarial && !attack.known ? (
+        <p className="muted small">
+          The detector finds the image unusual for the classifier, but its attack-naming part gives its
+          attacks only {percent(attack.total)} together: an attack it never trained on, or an image unlike its
+          scans.
+        </p>
+      ) : null}
+      {unlike.length > 0 ? (
+        <div className="warning" role="note" aria-label="Unlike the training scans">
+          <p>
+            This image does not look like the scans the guard was trained on, so neither the class nor the
+            verdict can be trusted. Outside their range:
+          </p>
+          <ul>
+            {unlike.map((line) => (
+              <li key={line}>{line}</li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
       {unsure ? (
-        <p className="warning" role="note">
+        <p className="warning" role="note" aria-label="Unsure">
           The classifier is unsure: its likeliest class has only {percent(top)}. Do not rely on this answer;
           check that the image is a scan of the kind the model was trained on.
         </p>

@@ -1,6 +1,14 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { isJobOf, type DetectorDetail } from "../api/client";
-import { useCreateJob, useDeleteDetector, useDetector, useDetectors, useJob, useJobs } from "../api/queries";
+import {
+  useCreateJob,
+  useDeleteDetector,
+  useDetector,
+  useDetectors,
+  useJob,
+  useJobs,
+  useModels,
+} from "../api/queries";
 import { AurocChart } from "../components/AurocChart";
 import { AurocTable, UnseenTable } from "../components/AurocTable";
 import { ConfusionHeatmap } from "../components/ConfusionHeatmap";
@@ -224,8 +232,15 @@ function ReportView({ report, artifacts }: { report: DetectionReport; artifacts:
           </a>
         ) : null}
       </p>
-      <h3>Which attack? (confusion)</h3>
-      <ConfusionHeatmap names={report.attack_names} matrix={report.attack_confusion} />
+      <h3>What the guard answered</h3>
+      <ConfusionHeatmap
+        labels={report.confusion_labels}
+        matrix={report.guard_confusion}
+        title="Guard answers: true image (rows) against the guard's answer (columns)"
+        rowsTitle="true"
+        columnsTitle="guard answered"
+        caption="Clean test images and successful attacks on the test split (rows), against the guard's answer (columns): clean means accepted, an attack name means rejected as that attack. The clean row's off-diagonal cells are clean scans wrongly rejected; the clean column's are attacks that got through."
+      />
       {artifacts["examples.png"] ? (
         <>
           <h3>Examples</h3>
@@ -247,6 +262,8 @@ function ReportView({ report, artifacts }: { report: DetectionReport; artifacts:
 function DetectorView({ id, onDeleted }: { id: string; onDeleted: () => void }) {
   const detector = useDetector(id);
   const remove = useDeleteDetector();
+  const models = useModels().data;
+  const set = useJob(detector.data?.set_job_id).data;
   if (detector.error) return <ErrorMessage error={detector.error} />;
   if (!detector.data) return <p className="muted">Loading the detector…</p>;
   const data = detector.data;
@@ -254,9 +271,10 @@ function DetectorView({ id, onDeleted }: { id: string; onDeleted: () => void }) 
   return (
     <>
       <p>
-        <EditableName kind="detector" id={data.id} name={data.name} />: guards model{" "}
-        <code>{shortId(data.model_id)}</code> against {data.attack_names.join(", ")}; trained on set{" "}
-        <code>{shortId(data.set_job_id)}</code>, {formatTime(data.created_at)}.{" "}
+        <EditableName kind="detector" id={data.id} name={data.name} />: guards the model{" "}
+        <strong>{models?.find((model) => model.id === data.model_id)?.name ?? shortId(data.model_id)}</strong>{" "}
+        against {data.attack_names.join(", ")}; trained on the set{" "}
+        <strong>{set?.name ?? shortId(data.set_job_id)}</strong>, {formatTime(data.created_at)}.{" "}
         <button
           type="button"
           className="danger"

@@ -12,6 +12,7 @@ import { VerdictCard } from "../components/VerdictCard";
 import { defaultAttacks, defaultBudget, normLabel, takesBudget } from "../lib/attacks";
 import { useRememberedChoice } from "../lib/search";
 import { BUDGET_SYNTAX, formatEps, parseBudget, percent, ranked, shortId } from "../lib/format";
+import { namedAttack } from "../lib/verdict";
 
 const PREVIEWABLE = /\.(png|jpe?g)$/i;
 
@@ -49,15 +50,21 @@ function AttackOutcome({ result, preview }: { result: AttackResult; preview: str
   const before = topClass(original.class_probabilities);
   const after = topClass(adversarial.class_probabilities);
   const caught = adversarial.is_adversarial;
+  const attack = namedAttack(adversarial);
   return (
     <div className="attack-outcome" data-testid="attack-outcome">
       <p className={caught ? "success" : "warning"} role="status">
         {caught ? (
           <>
             The guard caught it:{" "}
-            <strong className="caught-attack">{adversarial.attack ?? "an attack"}</strong>
-            {adversarial.attack ? ` (${percent(adversarial.attack_probabilities[adversarial.attack])})` : ""},
-            attacked with {result.attack}.
+            {attack.known ? (
+              <>
+                <strong className="caught-attack">{attack.name}</strong> ({percent(attack.probability)})
+              </>
+            ) : (
+              <>unusual, like none of the attacks it knows (closest: {attack.name})</>
+            )}
+            , attacked with {result.attack}.
           </>
         ) : (
           <>The guard did not flag the {result.attack} image.</>

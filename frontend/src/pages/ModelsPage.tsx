@@ -13,7 +13,7 @@ import { JobTracker } from "../components/JobProgress";
 import { Page, Panel } from "../components/Page";
 import { ProgressBar } from "../components/ProgressBar";
 import { SubmitJob } from "../components/SubmitJob";
-import { formatTime, percent } from "../lib/format";
+import { formatTime, percent, shortId } from "../lib/format";
 
 function TrainClassifier({ onStarted }: { onStarted: (jobId: string) => void }) {
   const datasets = useDatasets();
@@ -71,14 +71,20 @@ function TrainClassifier({ onStarted }: { onStarted: (jobId: string) => void }) 
 
 function TrainedSummary({ jobId }: { jobId: string }) {
   const job = useJob(jobId).data;
+  const models = useModels().data;
   const result = job?.state === "succeeded" && isJobOf(job, "train_classifier") ? job.result : null;
   if (!result) return null;
+  const model = models?.find((candidate) => candidate.id === result.model_id);
   return (
     <>
       <p className={chanceWarning(result) ? "muted" : "success"} role="status">
-        Trained model <code>{result.model_id}</code>: test accuracy{" "}
-        <strong>{percent(result.test_accuracy)}</strong>.{" "}
-        <Link to={`/attack?model=${result.model_id}`}>Attack it in the attack lab</Link>
+        Test accuracy <strong>{percent(result.test_accuracy)}</strong> for the new model{" "}
+        {model ? (
+          <EditableName kind="model" id={model.id} name={model.name} />
+        ) : (
+          <code>{shortId(result.model_id)}</code>
+        )}
+        . <Link to={`/attack?model=${result.model_id}`}>Attack it in the attack lab</Link>
       </p>
       <TrainingReport summary={result} />
     </>

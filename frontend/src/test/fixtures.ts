@@ -130,6 +130,7 @@ export function makeVerdict(overrides: Partial<Verdict> = {}): Verdict {
     attack_probabilities: { fgsm: 0.01, pgd: 0.03 },
     label: "glioma",
     class_probabilities: { glioma: 0.91, healthy: 0.09 },
+    unlike_training: [],
     ...overrides,
   };
 }
