@@ -278,6 +278,16 @@ def chart_label_problems(page) -> list[str]:
     )
 
 
+def assert_tables_whole(page, where: str) -> None:
+    """At the desktop width no table needs its sideways scroll: every column shows."""
+    cut = page.evaluate(
+        """() => [...document.querySelectorAll(".table-wrap")]
+          .filter((frame) => frame.scrollWidth > frame.clientWidth + 1)
+          .map((frame) => frame.querySelector("caption")?.textContent ?? frame.textContent.slice(0, 40))"""
+    )
+    assert not cut, f"{where}: tables wider than their frame at {WIDE} px: {cut}"
+
+
 def select_named(select, name: str) -> str:
     """Choose the option that starts with ``name`` (pickers show names, then the short id
     or a time); return its value, the record's id."""
@@ -370,7 +380,7 @@ def build_set(page, dataset_name: str) -> str:
     # Pickers show names: the model is the one trained on the dataset.
     select_named(form.get_by_label("Model", exact=True), f"CNN on {dataset_name}")
     for attack in ("fgsm", "pgd"):
-        form.get_by_role("checkbox", name=re.compile(rf"^{attack.upper()}")).check()
+        form.locator(f"input[name=attacks][value='{attack}']").check()
     form.get_by_label("Budgets ε (comma-separated)", exact=True).fill("8")
     form.get_by_label("Share of images attacked per attack and ε", exact=True).fill("1")
     job_id = start_job(page, form.get_by_role("button", name="Build adversarial set"))
@@ -464,6 +474,8 @@ def train_and_evaluate_detector(
         ).to_be_visible()
     expect(report.get_by_role("link", name=re.compile("roc.png"))).to_be_visible()
     assert_fits(page, "Detector")
+    if page.viewport_size["width"] == WIDE:
+        assert_tables_whole(page, "Detector")
     screenshot(page, "detector")
     return train_job, evaluate_job
 
@@ -598,6 +610,8 @@ def check_jobs(page, names: dict[str, str]) -> None:
         expect(row.locator(".record-name .name")).to_have_text(name)
         expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
     assert_fits(page, "Jobs")
+    if page.viewport_size["width"] == WIDE:
+        assert_tables_whole(page, "Jobs")
     screenshot(page, "jobs")
 
 

@@ -115,10 +115,9 @@ function JobRow({ job }: { job: Job }) {
         {job.error ? <pre className="job-error">{job.error}</pre> : null}
         {summary(job)}
         {Object.keys(job.artifacts).length > 0 ? (
-          <span className="small">
-            {" "}
+          <span className="small artifacts">
             {Object.entries(job.artifacts).map(([name, url]) => (
-              <a key={name} href={url} className="artifact">
+              <a key={name} href={url}>
                 {name}
               </a>
             ))}
