@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps web run demo up test web-test lint bench clean
+.PHONY: install system-deps web run demo up test web-test lint baselines bench clean
 
 install: $(STAMP)
 
@@ -49,7 +49,7 @@ web-test: install web
 	cd frontend && ADVGUARD_PYTHON=$(abspath $(PY)) npm run check:api
 	cd frontend && npm test
 
-test: install system-deps lint web-test
+test: install system-deps lint web-test baselines
 	$(PY) -m pytest
 
 lint: install
@@ -57,11 +57,14 @@ lint: install
 	$(VENV)/bin/ruff format --check --config backend/pyproject.toml backend tests bench
 	$(VENV)/bin/mypy --config-file backend/pyproject.toml backend/advguard
 
-# torchattacks is a comparison baseline only: installed --no-deps beside, never into, the venv.
+# torchattacks is a comparison baseline only (tests/test_autoattack.py, bench/attacks.py):
+# installed --no-deps beside, never into, the venv.
 BENCH_SITE := .cache/bench-site
-bench: install system-deps
+baselines: install
 	@[ -d $(BENCH_SITE)/torchattacks ] || $(PY) -m pip install --quiet --no-deps \
 		--target $(BENCH_SITE) torchattacks==3.5.1
+
+bench: install system-deps baselines
 	PYTHONPATH=$(BENCH_SITE) $(PY) bench/attacks.py
 	$(PY) bench/predict.py
 

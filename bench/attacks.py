@@ -189,6 +189,35 @@ def attack_rows(model: nn.Module, x: Tensor, y: Tensor, repeats: int, quick: boo
             50,
             ta and ta.CW(model, c=1, kappa=0, steps=50, lr=0.01),
         ),
+        (
+            "apgd-dlr",
+            "apgd",
+            {"eps": EPS, "steps": 10, "loss": "dlr"},
+            10,
+            ta and ta.APGD(model, eps=EPS, steps=10, loss="dlr", n_restarts=1, seed=0),
+        ),
+        (
+            "apgd-t, 3 targets",
+            "apgd-t",
+            {"eps": EPS, "steps": 10, "n_target_classes": 3},
+            30,
+            ta and ta.APGDT(model, eps=EPS, steps=10, n_classes=4, n_restarts=1, seed=0),
+        ),
+        (
+            "fab-t, 3 targets",
+            "fab-t",
+            {"eps": EPS, "steps": 10, "n_target_classes": 3},
+            30,
+            ta and ta.FAB(model, eps=EPS, steps=10, multi_targeted=True, n_classes=4, seed=0),
+        ),
+        (
+            # torchattacks' standard AutoAttack: 10 steps per gradient attack (its default).
+            "autoattack standard, 10 steps",
+            "autoattack",
+            {"eps": EPS, "steps": 10, "n_target_classes": 3},
+            70,
+            ta and ta.AutoAttack(model, eps=EPS, n_classes=4, version="standard", seed=0),
+        ),
     ]
     rows = []
 

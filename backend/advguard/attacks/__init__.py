@@ -1,6 +1,7 @@
 """Adversarial attacks in pixel space [0, 1]; ``ATTACKS`` maps a name to its class."""
 
-from advguard.attacks.apgd import APGD
+from advguard.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2
+from advguard.attacks.autoattack import AutoAttack, AutoAttackL2
 from advguard.attacks.base import (
     ATTACKS,
     Attack,
@@ -15,6 +16,9 @@ from advguard.attacks.base import (
 )
 from advguard.attacks.cw import CW
 from advguard.attacks.deepfool import DeepFool
+from advguard.attacks.fab import FABT, FABTL2
+from advguard.attacks.hopskipjump import HopSkipJump
+from advguard.attacks.l2 import PGDL2
 from advguard.attacks.linf import BIM, FGSM, MIM, PGD, LinfGradientAttack
 from advguard.attacks.run import (
     AttackOutcome,
@@ -29,16 +33,25 @@ from advguard.attacks.square import Square
 
 __all__ = [
     "APGD",
+    "APGDL2",
+    "APGDT",
+    "APGDTL2",
     "ATTACKS",
     "BIM",
     "CW",
+    "FABT",
+    "FABTL2",
     "FGSM",
     "MIM",
     "PGD",
+    "PGDL2",
     "Attack",
     "AttackError",
     "AttackOutcome",
+    "AutoAttack",
+    "AutoAttackL2",
     "DeepFool",
+    "HopSkipJump",
     "LinfGradientAttack",
     "ProgressCallback",
     "Square",

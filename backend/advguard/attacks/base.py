@@ -67,6 +67,21 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
     return float(value)
 
 
+def likeliest_wrong_classes(logits: Tensor, count: int) -> list[Tensor]:
+    """The targets of AutoAttack's targeted attacks: for each image, its 2nd, 3rd, …
+    likeliest classes by ``logits`` (at most ``count`` of them); for an image the model
+    classifies correctly, every class but the true one, likeliest first."""
+    ranked = logits.argsort(dim=1, descending=True)
+    return [ranked[:, rank] for rank in range(1, min(count, logits.shape[1] - 1) + 1)]
+
+
+def refuse_targeted(attack: str, targeted: bool) -> None:
+    """Raise :class:`AttackError` for ``targeted=True`` on an attack that is untargeted
+    (or picks its own targets)."""
+    if targeted:
+        raise AttackError(f"{attack} is untargeted only; targeted=True is not supported")
+
+
 def check_count(name: str, value: int) -> int:
     """Return ``value`` or raise :class:`AttackError` unless it is a whole number ≥ 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -200,13 +215,42 @@ def input_gradient(model: nn.Module, x: Tensor, y: Tensor, targeted: bool) -> tu
     return (-gradient if targeted else gradient), logits.detach()
 
 
+L2_EPS = 0.5
+"""Default radius of the L2-ball attacks (pixel scale; AutoAttack's CIFAR-10 L2 budget)."""
+_TINY = 1e-12
+
+
+def per_image_l2(values: Tensor) -> Tensor:
+    """The L2 norm of each image of ``values``, shaped to broadcast against it."""
+    return values.flatten(1).norm(dim=1).view((-1,) + (1,) * (values.ndim - 1))
+
+
+def project_l2(x: Tensor, point: Tensor, eps: float) -> Tensor:
+    """``point`` moved into the L2 ball of radius ``eps`` around ``x``, then into [0, 1]."""
+    delta = point - x
+    return (x + delta * torch.clamp(eps / (per_image_l2(delta) + _TINY), max=1.0)).clamp(0, 1)
+
+
+def l2_direction(values: Tensor) -> Tensor:
+    """Each image of ``values`` scaled to unit L2 norm (zero stays zero)."""
+    return values / (per_image_l2(values) + _TINY)
+
+
 def attack_defaults(cls: type[Attack]) -> dict[str, object]:
-    """The keyword parameters of an attack class with their default values."""
-    return {
-        key: parameter.default
-        for key, parameter in inspect.signature(cls.__init__).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
+    """The keyword parameters of an attack class with their default values. A constructor
+    that passes ``**params`` on (an L2 variant changing only ``eps``) takes its parent's
+    too; one that does not (FGSM, which fixes its step) takes only its own."""
+    defaults: dict[str, object] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or not issubclass(klass, Attack):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        for parameter in parameters:
+            if parameter.default is not inspect.Parameter.empty:
+                defaults.setdefault(parameter.name, parameter.default)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return defaults
 
 
 def attack_summary(cls: type[Attack]) -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from advguard.attacks.base import Attack, AttackError, check_count, check_positive, register
+from advguard.attacks.base import (
+    Attack,
+    AttackError,
+    check_count,
+    check_positive,
+    refuse_targeted,
+    register,
+)
 
 # Added to each step's length so a linearised step lands just past the boundary, as in the
 # authors' reference code.
@@ -47,8 +54,7 @@ class DeepFool(Attack):
         targeted: bool = False,
         seed: int = 0,
     ) -> None:
-        if targeted:
-            raise AttackError("deepfool is untargeted only; targeted=True is not supported")
+        refuse_targeted("deepfool", targeted)
         super().__init__(model, targeted=False, seed=seed)
         self.steps = check_count("steps", steps)
         self.overshoot = check_positive("overshoot", overshoot, allow_zero=True)

@@ -157,7 +157,7 @@ class BuildSetParams(_Params):
     """The set's name (default: its attacks, budgets and model)."""
     attacks: list[str] = Field(default_factory=lambda: list(DETECTOR_ATTACKS), min_length=1)
     eps: list[Annotated[Budget, Field(gt=0, le=1)]] = Field(
-        default_factory=lambda: list(DEFAULT_EPSILONS), min_length=1, max_length=16
+        default_factory=lambda: list(DEFAULT_EPSILONS), min_length=1, max_length=32
     )
     fraction: float = Field(0.3, gt=0, le=1)
     seed: int = Field(0, ge=0, le=2**31 - 1)
@@ -197,10 +197,10 @@ class EvaluateRobustnessParams(_Params):
     model_id: str
     dataset_id: str = "bundled"
     attacks: list[str] = Field(
-        default_factory=lambda: list(ROBUSTNESS_ATTACKS), min_length=1, max_length=16
+        default_factory=lambda: list(ROBUSTNESS_ATTACKS), min_length=1, max_length=32
     )
     eps: list[Annotated[Budget, Field(ge=0, le=1)]] = Field(
-        default_factory=lambda: list(ROBUSTNESS_EPSILONS), min_length=1, max_length=16
+        default_factory=lambda: list(ROBUSTNESS_EPSILONS), min_length=1, max_length=32
     )
     defenses: list[Literal["bit_depth", "median", "jpeg", "gaussian_blur"]] = Field(
         default_factory=list, max_length=4
