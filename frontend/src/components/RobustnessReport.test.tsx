@@ -128,6 +128,31 @@ describe("RobustnessView", () => {
     expect(screen.getByRole("link", { name: "robustness.md" })).toHaveAttribute("href", "/r.md");
   });
 
+  it("leads with AutoAttack when the result has it: the headline number and the first row", () => {
+    const withAutoAttack = {
+      ...ROBUSTNESS,
+      attacks: ["fgsm", "autoattack"],
+      curves: [
+        ...ROBUSTNESS.curves.filter((curve) => curve.attack === "fgsm"),
+        { defense: "none", attack: "autoattack", accuracy: [0.9375, 0.25, 0.0625], seconds: 9 },
+        { defense: "jpeg", attack: "autoattack", accuracy: [0.875, 0.5, 0.375], seconds: 9 },
+        { defense: "jpeg + BPDA", attack: "autoattack", accuracy: [0.875, 0.125, 0], seconds: 9 },
+      ],
+    };
+    render(<RobustnessView report={withAutoAttack} artifacts={{}} />);
+    expect(
+      screen.getByText("AutoAttack (standard) robust accuracy at the largest ε").nextSibling,
+    ).toHaveTextContent("6.3 %");
+    const table = screen.getByRole("table", { name: "none (clean accuracy 93.8 %)" });
+    const rows = within(table).getAllByRole("row").slice(1);
+    expect(rows.map((row) => within(row).getByRole("rowheader").textContent)).toEqual([
+      "AutoAttack (standard)",
+      "fgsm",
+      "worst case",
+    ]);
+    expect(rows[0]).toHaveClass("emphasis-row");
+  });
+
   it("draws no comparison for the undefended model alone", () => {
     const alone = {
       ...ROBUSTNESS,

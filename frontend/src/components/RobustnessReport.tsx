@@ -13,6 +13,14 @@ import { AccuracyTable } from "./AccuracyTable";
 import { EMPHASIS, lineStyles, type LineStyle } from "./LineChart";
 
 export const WORST_CASE = "worst case";
+/** The field's standard number (RobustBench's): when the result has it, it leads. */
+export const AUTOATTACK = "autoattack";
+const AUTOATTACK_LABEL = "AutoAttack (standard)";
+
+/** The attacks in the order the tables give them: AutoAttack first, then as evaluated. */
+function headlineFirst(attacks: string[]): string[] {
+  return [...attacks.filter((name) => name === AUTOATTACK), ...attacks.filter((name) => name !== AUTOATTACK)];
+}
 const BPDA_DASH = "6 3";
 
 /** One chart per defense setting: a line per attack, and the per-image worst case over
@@ -94,9 +102,18 @@ export function RobustnessView({
   took?: string;
 }) {
   const styles = lineStyles(report.attacks);
+  const autoattack = report.attacks.includes(AUTOATTACK)
+    ? curveOf(report, NO_DEFENSE, AUTOATTACK)?.accuracy.at(-1)
+    : undefined;
   return (
     <div className="report" data-testid="robustness-report">
       <dl className="stats">
+        {autoattack !== undefined ? (
+          <div className="headline">
+            <dt>{AUTOATTACK_LABEL} robust accuracy at the largest ε</dt>
+            <dd>{percent(autoattack)}</dd>
+          </div>
+        ) : null}
         <div>
           <dt>Test images</dt>
           <dd>{report.images}</dd>
@@ -115,9 +132,10 @@ export function RobustnessView({
         </div>
       </dl>
       <p className="muted small">
-        Step-size attacks use α = 2.5·ε/steps. L2 attacks (CW, DeepFool) run once: an image counts as broken
-        at ε when they fooled the model with an L∞ change of at most ε. The worst case is per image: correct
-        under every attack.
+        Step-size attacks use α = 2.5·ε/steps. L2 attacks (CW, DeepFool, HopSkipJump, and the L2-ball attacks
+        at their own radius) run once: an image counts as broken at ε when they fooled the model with an L∞
+        change of at most ε. The worst case is per image: correct under every attack. {AUTOATTACK_LABEL} is
+        APGD-CE, APGD-T, FAB-T and Square, each on what the previous left robust.
       </p>
       <h3>Accuracy against ε</h3>
       <div className="chart-panels">
@@ -134,9 +152,10 @@ export function RobustnessView({
           rowHeader="attack"
           epsilons={report.epsilons}
           rows={[
-            ...report.attacks.map((attack) => ({
-              name: attack,
+            ...headlineFirst(report.attacks).map((attack) => ({
+              name: attack === AUTOATTACK ? AUTOATTACK_LABEL : attack,
               values: curveOf(report, defense, attack)?.accuracy ?? [],
+              emphasis: attack === AUTOATTACK,
             })),
             { name: WORST_CASE, values: report.worst_case[defense] ?? [], emphasis: true },
           ]}
