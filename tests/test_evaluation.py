@@ -123,3 +123,25 @@ def test_robustness_refuses_bad_requests(trained_small, kwargs, message):
 def test_defense_settings_refuse_unknown_names():
     with pytest.raises(ValueError, match="unknown defense 'blur'"):
         DefenseSetting("blur")
+
+
+def test_a_decision_based_attack_is_reported_against_its_query_budget(trained_small):
+    """HopSkipJump in a robustness run: accuracy at each query budget up to its maximum,
+    never higher with more queries (an attacker keeps the smallest adversarial image seen),
+    at most its curve's at the last budget; batches joined in order (two batches here)."""
+    data = trained_small.test.sample(24, seed=2)
+    grid = (0, 4 / 255, 16 / 255, 64 / 255)
+    result = evaluate_robustness(
+        trained_small.model, data, ("hopskipjump",), grid, batch_size=16, show_progress=False
+    )
+    budgets = [curve.queries for curve in result.query_budgets]
+    assert budgets == [100, 250, 500, 1000]  # the default maximum is 1,000 queries
+    for curve in result.query_budgets:
+        assert curve.accuracy[0] == result.clean_accuracy["none"]
+        assert curve.accuracy == sorted(curve.accuracy, reverse=True)  # larger ε, lower
+    for fewer, more in zip(result.query_budgets, result.query_budgets[1:], strict=False):
+        assert all(m <= f for f, m in zip(fewer.accuracy, more.accuracy, strict=True))
+    final = result.curve("none", "hopskipjump").accuracy
+    assert all(b <= f for b, f in zip(result.query_budgets[-1].accuracy, final, strict=True))
+    assert result.query_budgets[0].accuracy[-1] > result.query_budgets[-1].accuracy[-1]
+    assert "| hopskipjump | ≤ 250 |" in result.markdown()

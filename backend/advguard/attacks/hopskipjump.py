@@ -69,6 +69,9 @@ class HopSkipJump(Attack):
         self.init_tries = check_count("init_tries", init_tries)
         self.gamma = check_positive("gamma", gamma)
         self.queries: Tensor | None = None
+        self.history: list[list[tuple[Tensor, Tensor]]] = []
+        """Per call, after the start and after every iteration: each image's queries so far
+        and the L∞ size of the adversarial image it had then (∞ while it had none)."""
 
     def params(self) -> dict[str, object]:
         return {
@@ -100,11 +103,32 @@ class HopSkipJump(Attack):
             self.queries[index] += 1
         return answer
 
+    def linf_within_queries(self, budget: int) -> Tensor:
+        """For every image of every call so far, in order: the L∞ size of the smallest
+        adversarial image the attack had seen within ``budget`` queries (∞ where it had
+        none): what an attacker allowed ``budget`` label queries can keep."""
+        sizes = []
+        for snapshots in self.history:
+            if not snapshots:
+                continue
+            size = torch.full_like(snapshots[0][1], float("inf"))
+            for queries, linf in snapshots:
+                size = torch.where(queries <= budget, torch.minimum(size, linf), size)
+            sizes.append(size)
+        return torch.cat(sizes) if sizes else torch.empty(0)
+
+    def _record(self, x: Tensor, adversarial: Tensor, found: Tensor) -> None:
+        assert self.queries is not None
+        linf = (adversarial - x).flatten(1).abs().amax(1)
+        linf = torch.where(found, linf, torch.full_like(linf, float("inf")))
+        self.history[-1].append((self.queries.clone().cpu(), linf.cpu()))
+
     # --- the attack -------------------------------------------------------------------
 
     def _run(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
         n = x.shape[0]
         self.queries = torch.zeros(n, dtype=torch.long, device=x.device)
+        self.history.append([])
         if n == 0:
             return x.clone()
         dimensions = x[0].numel()
@@ -112,8 +136,10 @@ class HopSkipJump(Attack):
         everyone = torch.ones(n, dtype=torch.bool, device=x.device)
         start, found = self._initial_points(x, y, generator, everyone)
         if not found.any():
+            self._record(x, x, found)
             return x.clone()
         adversarial = self._to_boundary(x, start, y, found, theta)
+        self._record(x, adversarial, found)
         distance = per_image_l2(adversarial - x).flatten()
         for step in range(1, self.steps + 1):
             evals = min(int(self.init_evals * math.sqrt(step)), self.max_evals)
@@ -144,6 +170,7 @@ class HopSkipJump(Attack):
                 adversarial,
             )
             distance = per_image_l2(adversarial - x).flatten()
+            self._record(x, adversarial, found)
         return torch.where(found.view((-1,) + (1,) * (x.ndim - 1)), adversarial, x)
 
     def _initial_points(

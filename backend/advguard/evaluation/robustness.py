@@ -14,9 +14,16 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
-from torch import nn
+from torch import Tensor, nn
 
-from advguard.attacks import ATTACKS, attack_defaults, create_budget_attack, format_eps, run_attack
+from advguard.attacks import (
+    ATTACKS,
+    HopSkipJump,
+    attack_defaults,
+    create_budget_attack,
+    format_eps,
+    run_attack,
+)
 from advguard.data.dataset import ImageDataset
 from advguard.defenses.preprocessing import PREPROCESSORS, PreprocessingDefense
 from advguard.detection.builder import DEFAULT_EPSILONS, DETECTOR_ATTACKS
@@ -128,6 +135,22 @@ class RobustnessCurve:
 
 
 @dataclass
+class QueryBudgetCurve:
+    """A decision-based attack (HopSkipJump) given at most ``queries`` label queries per
+    image: the model's accuracy at each ε of the grid (broken when the attack had an
+    adversarial image within that L∞ budget by then)."""
+
+    defense: str
+    attack: str
+    queries: int
+    accuracy: list[float]
+
+
+QUERY_BUDGETS = (100, 250, 500, 1000, 2500, 5000, 10000)
+"""The query budgets a decision-based attack is reported at (up to its own maximum)."""
+
+
+@dataclass
 class RobustnessResult:
     """Accuracy under attack over an ε grid, per defense setting and attack.
 
@@ -144,6 +167,8 @@ class RobustnessResult:
     worst_case: dict[str, list[float]]
     seconds: Finite
     attack_params: dict[str, dict[str, object]] = field(default_factory=dict)
+    query_budgets: list[QueryBudgetCurve] = field(default_factory=list)
+    """Accuracy under each decision-based attack against its query budget."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -172,6 +197,18 @@ class RobustnessResult:
                 lines.append(f"| {attack} | {values} | {curve.seconds:.0f} |")
             worst = " | ".join(f"**{a:.3f}**" for a in self.worst_case[defense])
             lines.append(f"| **worst case** | {worst} | |")
+            budgeted = [c for c in self.query_budgets if c.defense == defense]
+            if budgeted:
+                lines += [
+                    "",
+                    "Decision-based attacks (top-1 labels only) by query budget per image:",
+                    "",
+                    "| attack | queries | " + " | ".join(f"ε={b}" for b in budgets) + " |",
+                    "|---|---|" + "---|" * len(budgets),
+                ]
+                for curve in budgeted:
+                    values = " | ".join(f"{a:.3f}" for a in curve.accuracy)
+                    lines.append(f"| {curve.attack} | ≤ {curve.queries} | {values} |")
             sections.append("\n".join(lines))
         return "\n\n".join(sections)
 
@@ -217,6 +254,7 @@ def evaluate_robustness(
     started = time.perf_counter()
     labels = dataset.labels
     curves: list[RobustnessCurve] = []
+    query_budgets: list[QueryBudgetCurve] = []
     clean_accuracy: dict[str, float] = {}
     worst_case: dict[str, list[float]] = {}
     for setting in defenses:
@@ -260,6 +298,8 @@ def evaluate_robustness(
                         correct[row] &= ~(fooled & within)
                 else:
                     correct[grid.index(eps)] &= ~fooled
+                if isinstance(attack, HopSkipJump):
+                    query_budgets += query_budget_curves(attack, setting.label, grid, clean_correct)
             curves.append(
                 RobustnessCurve(
                     defense=setting.label,
@@ -283,7 +323,27 @@ def evaluate_robustness(
             name: {"alpha": "2.5·ε/steps"} if "alpha" in attack_defaults(ATTACKS[name]) else {}
             for name in attacks
         },
+        query_budgets=query_budgets,
     )
+
+
+def query_budget_curves(
+    attack: HopSkipJump, defense: str, grid: Sequence[float], clean_correct: Tensor
+) -> list[QueryBudgetCurve]:
+    """Accuracy over ``grid`` had ``attack`` (just run over the whole dataset) been stopped
+    at each of :data:`QUERY_BUDGETS` up to its own maximum, and at that maximum."""
+    budgets = sorted({q for q in QUERY_BUDGETS if q < attack.max_queries} | {attack.max_queries})
+    curves = []
+    for budget in budgets:
+        sizes = attack.linf_within_queries(budget)
+        accuracy = [
+            float((clean_correct & ~(sizes <= eps + 1e-6)).float().mean())
+            if eps > 0
+            else float(clean_correct.float().mean())
+            for eps in grid
+        ]
+        curves.append(QueryBudgetCurve(defense, attack.name, budget, accuracy))
+    return curves
 
 
 def plot_robustness(result: RobustnessResult, path: str | Path) -> Path:

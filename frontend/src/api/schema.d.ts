@@ -1461,6 +1461,24 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * QueryBudgetCurve
+         * @description A decision-based attack (HopSkipJump) given at most ``queries`` label queries per
+         *     image: the model's accuracy at each ε of the grid (broken when the attack had an
+         *     adversarial image within that L∞ budget by then).
+         */
+        QueryBudgetCurve: {
+            /** Defense */
+            defense: string;
+            /** Attack */
+            attack: string;
+            /** Queries */
+            queries: number;
+            /** Accuracy */
+            accuracy: (number | null)[];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * RenameIn
          * @description A new name for a dataset, model, detector or job.
          */
@@ -1560,6 +1578,11 @@ export interface components {
                     [key: string]: unknown;
                 };
             };
+            /**
+             * Query Budgets
+             * @default []
+             */
+            query_budgets: components["schemas"]["QueryBudgetCurve"][];
         } & {
             [key: string]: unknown;
         };

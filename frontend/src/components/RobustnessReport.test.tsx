@@ -153,6 +153,25 @@ describe("RobustnessView", () => {
     expect(rows[0]).toHaveClass("emphasis-row");
   });
 
+  it("gives a decision-based attack's accuracy per query budget", () => {
+    const withQueries = {
+      ...ROBUSTNESS,
+      query_budgets: [
+        { defense: "none", attack: "hopskipjump", queries: 250, accuracy: [0.9375, 0.875, 0.75] },
+        { defense: "none", attack: "hopskipjump", queries: 1000, accuracy: [0.9375, 0.5, 0.25] },
+      ],
+    };
+    render(<RobustnessView report={withQueries} artifacts={{}} />);
+    const table = screen.getByRole("table", {
+      name: "none: decision-based attack (top-1 labels only) by query budget per image",
+    });
+    const rows = within(table).getAllByRole("row").slice(1);
+    expect(rows.map((row) => row.textContent)).toEqual([
+      "hopskipjump ≤ 25093.8 %87.5 %75.0 %",
+      "hopskipjump ≤ 1,00093.8 %50.0 %25.0 %",
+    ]);
+  });
+
   it("draws no comparison for the undefended model alone", () => {
     const alone = {
       ...ROBUSTNESS,

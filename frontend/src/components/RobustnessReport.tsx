@@ -161,6 +161,21 @@ export function RobustnessView({
           ]}
         />
       ))}
+      {report.defenses.map((defense) => {
+        const budgeted = report.query_budgets.filter((curve) => curve.defense === defense);
+        return budgeted.length > 0 ? (
+          <AccuracyTable
+            key={`queries-${defense}`}
+            caption={`${defense}: decision-based attack (top-1 labels only) by query budget per image`}
+            rowHeader="attack, queries"
+            epsilons={report.epsilons}
+            rows={budgeted.map((curve) => ({
+              name: `${curve.attack} ≤ ${curve.queries.toLocaleString("en")}`,
+              values: curve.accuracy,
+            }))}
+          />
+        ) : null;
+      })}
       {report.defenses.length > 1 ? (
         <AccuracyTable
           caption="Worst case per defense"

@@ -223,6 +223,7 @@ export const ROBUSTNESS: RobustnessReport = {
   },
   seconds: 42,
   attack_params: { fgsm: {}, pgd: { alpha: "2.5·ε/steps" } },
+  query_budgets: [],
 };
 
 /** An evaluate_robustness job's ``result.adaptive`` (with a detector). */
