@@ -206,9 +206,9 @@ class RobustnessResult:
                     "| attack | queries | " + " | ".join(f"ε={b}" for b in budgets) + " |",
                     "|---|---|" + "---|" * len(budgets),
                 ]
-                for curve in budgeted:
-                    values = " | ".join(f"{a:.3f}" for a in curve.accuracy)
-                    lines.append(f"| {curve.attack} | ≤ {curve.queries} | {values} |")
+                for budget in budgeted:
+                    values = " | ".join(f"{a:.3f}" for a in budget.accuracy)
+                    lines.append(f"| {budget.attack} | ≤ {budget.queries} | {values} |")
             sections.append("\n".join(lines))
         return "\n\n".join(sections)
 
