@@ -21,6 +21,7 @@ from advguard.attacks import (
     PGD,
     PGDL2,
     AttackError,
+    SquareL2,
     attack_defaults,
 )
 from advguard.attacks.apgd import dlr_loss, targeted_dlr_loss
@@ -33,8 +34,15 @@ FAST = {
     "apgd-l2": {"steps": 5},
     "apgd-t-l2": {"steps": 5, "n_target_classes": 2},
     "pgd-l2": {"steps": 5},
+    "square-l2": {"n_queries": 50},
 }
-BALL_NORM = {"apgd-t": "linf", "apgd-l2": "l2", "apgd-t-l2": "l2", "pgd-l2": "l2"}
+BALL_NORM = {
+    "apgd-t": "linf",
+    "apgd-l2": "l2",
+    "apgd-t-l2": "l2",
+    "pgd-l2": "l2",
+    "square-l2": "l2",
+}
 
 
 def batch(trained, n=16):
@@ -49,8 +57,8 @@ def distance(x_adv: torch.Tensor, x: torch.Tensor, norm: str) -> torch.Tensor:
 def test_registered_with_their_norms_and_defaults():
     assert ATTACKS["apgd-t"] is APGDT and APGDT.norm == "linf"
     assert ATTACKS["apgd-l2"] is APGDL2 and ATTACKS["apgd-t-l2"] is APGDTL2
-    assert ATTACKS["pgd-l2"] is PGDL2
-    assert {APGDL2.norm, APGDTL2.norm, PGDL2.norm} == {"l2"}
+    assert ATTACKS["pgd-l2"] is PGDL2 and ATTACKS["square-l2"] is SquareL2
+    assert {APGDL2.norm, APGDTL2.norm, PGDL2.norm, SquareL2.norm} == {"l2"}
     # An L2 variant's default budget is an L2 radius; its other defaults are its parent's.
     assert attack_defaults(APGDL2) == {**attack_defaults(APGD), "eps": L2_EPS}
     assert attack_defaults(APGDTL2)["eps"] == L2_EPS
@@ -154,6 +162,9 @@ class LabelOnlyModel(nn.Module):
         super().__init__()
         self.inner = model
         self.images = 0
+        # Take the model's mode: the attack restores the wrapper's mode when it ends, and
+        # a fresh module's (training) would leave the shared model with dropout on.
+        self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() or x.requires_grad:
@@ -197,12 +208,21 @@ def test_autoattack_runs_each_component_on_what_the_previous_left(trained_small)
     assert robust[-1] == round(robust_accuracy(trained_small.model, x_adv, y) * len(x))
     assert float(distance(x_adv, x, "linf").max()) <= 2 / 255 + 1e-6
     assert "AutoAttack standard" in str(attack.params()["version"])
-    l2 = ATTACKS["autoattack-l2"](trained_small.model, eps=0.2, steps=5)
+    l2 = ATTACKS["autoattack-l2"](trained_small.model, eps=0.2, steps=5, n_queries=50)
     l2(x, y)
-    assert [c.attack for c in l2.components] == ["apgd-l2", "apgd-t-l2", "fab-t-l2"]
+    assert [c.attack for c in l2.components] == ["apgd-l2", "apgd-t-l2", "fab-t-l2", "square-l2"]
 
 
 BASELINE_SITE = Path(__file__).resolve().parents[1] / ".cache" / "bench-site"
+
+
+@pytest.fixture(autouse=True)
+def global_random_state_untouched():
+    """torchattacks seeds the global generator (FAB, Square): put it back afterwards, so
+    that the tests after these run as they would without them."""
+    state = torch.random.get_rng_state()
+    yield
+    torch.random.set_rng_state(state)
 
 
 @pytest.fixture(scope="module")
@@ -236,22 +256,15 @@ SQUARE_QUERIES = 1000
 
 def reference_attacks(torchattacks, model: nn.Module, norm: str, eps: float) -> dict:
     """torchattacks' AutoAttack and its components as it builds them (10 steps, one
-    restart), for a 4-class model. In L2, advguard has no Square yet: its AutoAttack is
-    compared with torchattacks' same three gradient attacks chained the same way."""
+    restart), for a 4-class model."""
     common = {"eps": eps, "norm": norm, "seed": 0}
-    attacks = {
+    return {
         "apgd": torchattacks.APGD(model, loss="ce", n_restarts=1, **common),
         "apgd-t": torchattacks.APGDT(model, n_classes=4, n_restarts=1, **common),
         "fab-t": torchattacks.FAB(model, multi_targeted=True, n_classes=4, n_restarts=1, **common),
+        "square": torchattacks.Square(model, n_queries=SQUARE_QUERIES, **common),
+        "autoattack": torchattacks.AutoAttack(model, n_classes=4, version="standard", **common),
     }
-    if norm == "Linf":
-        attacks["square"] = torchattacks.Square(model, n_queries=SQUARE_QUERIES, **common)
-        attacks["autoattack"] = torchattacks.AutoAttack(
-            model, n_classes=4, version="standard", **common
-        )
-    else:
-        attacks["autoattack"] = torchattacks.MultiAttack(list(attacks.values()))
-    return attacks
 
 
 def our_attacks(model: nn.Module, norm: str, eps: float) -> dict:
@@ -263,13 +276,12 @@ def our_attacks(model: nn.Module, norm: str, eps: float) -> dict:
         "apgd-t": ATTACKS["apgd-t" + suffix](model, n_target_classes=3, **gradient),
         "fab-t": ATTACKS["fab-t" + suffix](model, n_target_classes=3, **gradient),
         "autoattack": ATTACKS["autoattack" + suffix](model, n_target_classes=3, **gradient),
+        "square": ATTACKS["square" + suffix](model, eps=eps, n_queries=SQUARE_QUERIES),
     }
-    if norm == "Linf":
-        attacks["square"] = ATTACKS["square"](model, eps=eps, n_queries=SQUARE_QUERIES)
     return attacks
 
 
-@pytest.mark.parametrize(("norm", "eps"), [("Linf", 3 / 255), ("L2", 0.15)])
+@pytest.mark.parametrize(("norm", "eps"), [("Linf", 3 / 255), ("L2", 0.4)])
 def test_autoattack_and_its_components_against_torchattacks(trained_small, torchattacks, norm, eps):
     """On the same model and images, each attack leaves at most 1 point more images robust
     than its torchattacks 3.5.1 counterpart, AutoAttack included (ours at least as strong),
@@ -293,8 +305,6 @@ def test_autoattack_and_its_components_against_torchattacks(trained_small, torch
     )
     for name, ours, reference in rows:
         assert ours <= reference + 0.01, (name, ours, reference)
-    # The composite is the worst case of its parts.
+    # Its first part runs on the same images with the same seed: it can only add to it.
     robust = {name: ours for name, ours, _ in rows}
-    assert robust["autoattack"] <= min(
-        value for key, value in robust.items() if key != "autoattack"
-    )
+    assert robust["autoattack"] <= robust["apgd"]

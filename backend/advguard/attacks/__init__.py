@@ -29,7 +29,7 @@ from advguard.attacks.run import (
     run_attack,
     save_adversarial_set,
 )
-from advguard.attacks.square import Square
+from advguard.attacks.square import Square, SquareL2
 
 __all__ = [
     "APGD",
@@ -55,6 +55,7 @@ __all__ = [
     "LinfGradientAttack",
     "ProgressCallback",
     "Square",
+    "SquareL2",
     "attack_class",
     "attack_defaults",
     "attack_mode",

@@ -92,9 +92,8 @@ class AutoAttack(Attack):
             create_attack("apgd-t" + suffix, self.model, **gradient, **targets),
             create_attack("fab-t" + suffix, self.model, **gradient, **targets),
         ]
-        if self.norm == "linf":
-            square = {"eps": self.eps, "n_queries": self.n_queries, "seed": self.seed}
-            components.append(create_attack("square", self.model, **square))
+        square = {"eps": self.eps, "n_queries": self.n_queries, "seed": self.seed}
+        components.append(create_attack("square" + suffix, self.model, **square))
         return components
 
     def _run(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
@@ -117,8 +116,8 @@ class AutoAttack(Attack):
 
 @register("autoattack-l2")
 class AutoAttackL2(AutoAttack):
-    """AutoAttack on the L2 ball (``eps`` an L2 radius in pixel scale): APGD-CE, APGD-T and
-    FAB-T on the L2 ball; the L2 Square attack is not part of advguard yet."""
+    """AutoAttack on the L2 ball (``eps`` an L2 radius in pixel scale): APGD-CE, APGD-T,
+    FAB-T and Square, all on the L2 ball."""
 
     norm = "l2"
 
