@@ -18,6 +18,7 @@ from advguard.attacks.base import (
     l2_direction,
     likeliest_wrong_classes,
     project_l2,
+    random_ball_direction,
     refuse_targeted,
     register,
 )
@@ -112,12 +113,7 @@ class APGD(Attack):
 
     def _random_start(self, x: Tensor, generator: torch.Generator) -> Tensor:
         """A random point on the surface of the ball around ``x`` (then clipped to [0, 1])."""
-        if self.norm == "l2":
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            return (x + self.eps * l2_direction(noise)).clamp(0, 1)
-        noise = 2 * torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) - 1
-        scale = noise.flatten(1).abs().amax(1).clamp(min=_TINY)
-        return (x + self.eps * noise / scale.view((-1,) + (1,) * (x.ndim - 1))).clamp(0, 1)
+        return (x + self.eps * random_ball_direction(x, self.norm, generator)).clamp(0, 1)
 
     def _project(self, x: Tensor, point: Tensor) -> Tensor:
         """``point`` moved into the ball around ``x`` and into [0, 1]."""

@@ -231,6 +231,19 @@ def project_l2(x: Tensor, point: Tensor, eps: float) -> Tensor:
     return (x + delta * torch.clamp(eps / (per_image_l2(delta) + _TINY), max=1.0)).clamp(0, 1)
 
 
+def random_ball_direction(like: Tensor, norm: str, generator: torch.Generator) -> Tensor:
+    """Per image of ``like``'s shape, a random direction of unit length in ``norm``
+    (``"linf"``: uniform noise over its largest entry; ``"l2"``: normalised Gaussian), the
+    random starts of APGD and FAB."""
+    device, dtype = like.device, like.dtype
+    if norm == "l2":
+        noise = torch.randn(like.shape, generator=generator, device=device, dtype=dtype)
+        return l2_direction(noise)
+    noise = 2 * torch.rand(like.shape, generator=generator, device=device, dtype=dtype) - 1
+    scale = noise.flatten(1).abs().amax(1).clamp(min=_TINY)
+    return noise / scale.view((-1,) + (1,) * (like.ndim - 1))
+
+
 def l2_direction(values: Tensor) -> Tensor:
     """Each image of ``values`` scaled to unit L2 norm (zero stays zero)."""
     return values / (per_image_l2(values) + _TINY)

@@ -22,8 +22,8 @@ from advguard.attacks.base import (
     AttackError,
     check_count,
     check_positive,
-    l2_direction,
     likeliest_wrong_classes,
+    random_ball_direction,
     refuse_targeted,
     register,
 )
@@ -170,13 +170,8 @@ class FABT(Attack):
         current = x.clone()
         if random_start:
             # A random point at half the budget, as the reference does for later restarts.
-            if self.norm == "linf":
-                noise = 2 * torch.rand(shape, generator=generator, device=x.device) - 1
-                scale = noise.flatten(1).abs().amax(1).clamp_min(_TINY)
-                direction = noise / scale.view((-1,) + (1,) * (x.ndim - 1))
-            else:
-                direction = l2_direction(torch.randn(shape, generator=generator, device=x.device))
-            current = (x + 0.5 * self.eps * direction.to(x.dtype)).clamp(0, 1)
+            direction = random_ball_direction(x, self.norm, generator)
+            current = (x + 0.5 * self.eps * direction).clamp(0, 1)
         for _ in range(self.steps):
             value, gradient = self._boundary(current, y, target)
             weight = gradient.flatten(1)
