@@ -43,26 +43,29 @@ def test_linf_stays_in_ball(name, trained_small):
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_every_attack_is_set_to_a_budget_by_its_own_rule(name, trained_small):
-    """The one rule every entry point uses: an L∞ attack gets the budget (and, if it takes a
-    step, 2.5·ε/steps: ε/4 at 10 steps); an L2 attack ignores it; parameters the caller
-    sets win."""
-    for eps in (2 / 255, EPS):
-        params = create_budget_attack(name, trained_small.model, eps).params()
-        defaults = attack_defaults(ATTACKS[name])
-        if ATTACKS[name].norm != "linf":
-            assert params == create_budget_attack(name, trained_small.model, None).params()
-            continue
-        assert params["eps"] == eps
-        if "alpha" in defaults:
-            assert params["alpha"] == eps / 4
-            doubled = create_budget_attack(name, trained_small.model, eps, steps=20).params()
-            assert doubled["alpha"] == eps / 8 and doubled["steps"] == 20
-            given = create_budget_attack(name, trained_small.model, eps, alpha=1 / 255).params()
-            assert given["alpha"] == 1 / 255
-        else:
-            assert "alpha" not in params
+    """The one rule every entry point uses: an attack bounded in the budget's norm gets the
+    budget (and, if it takes a step, 2.5·ε/steps: ε/4 at 10 steps); one bounded in the
+    other norm, or a minimal-perturbation attack, ignores it; parameters the caller set win."""
+    kind, model = ATTACKS[name], trained_small.model
+    unset = create_budget_attack(name, model, None).params()
+    for norm, budgets in (("linf", (2 / 255, EPS)), ("l2", (0.25, 1.0))):
+        for eps in budgets:
+            params = create_budget_attack(name, model, eps, norm).params()
+            if kind.minimal or kind.norm != norm:
+                assert params == unset
+                continue
+            assert params["eps"] == eps
+            if "alpha" in attack_defaults(kind):
+                assert params["alpha"] == pytest.approx(eps / 4)
+                doubled = create_budget_attack(name, model, eps, norm, steps=20).params()
+                assert doubled["alpha"] == pytest.approx(eps / 8) and doubled["steps"] == 20
+                given = create_budget_attack(name, model, eps, norm, alpha=1 / 255).params()
+                assert given["alpha"] == 1 / 255
+            else:
+                assert "alpha" not in params
+    assert kind.minimal == (name in ("cw", "deepfool", "hopskipjump"))
     with pytest.raises(AttackError, match="unknown attack"):
-        create_budget_attack("nope", trained_small.model, EPS)
+        create_budget_attack("nope", model, EPS)
 
 
 @pytest.mark.parametrize("name", LINF_ATTACKS)

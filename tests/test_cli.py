@@ -183,6 +183,18 @@ def test_targeted_attack_uses_the_named_class(trained_model_dir, folder_dataset,
             ["attack", "--model", "MODEL", "--attack", "pgd", "--eps", "abc", "--out", "x"],
             "not a number",
         ),
+        (
+            ["attack", "--model", "MODEL", "--attack", "cw", "--eps", "0.5", "--out", "x"],
+            "cw is a minimal-perturbation attack",
+        ),
+        (
+            ["attack", "--model", "MODEL", "--attack", "pgd-l2", "--eps", "-1", "--out", "x"],
+            "an L2 budget must be between 0 and 100",
+        ),
+        (
+            ["robustness", "--model", "MODEL", "--l2-eps", "0,5e3", "--out", "x"],
+            "an L2 budget must be between 0 and 100",
+        ),
         (["train", "--data", "/no/such/folder"], "does not exist"),
     ],
 )

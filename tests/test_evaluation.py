@@ -9,6 +9,7 @@ import torch
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 
+from advguard.attacks import ATTACKS, run_attack
 from advguard.evaluation import (
     DefenseSetting,
     RobustnessRow,
@@ -103,7 +104,9 @@ def test_robustness_report_files(robustness, tmp_path):
     saved = json.loads((tmp_path / files["json"]).read_text())
     assert saved["worst_case"] == robustness.worst_case
     markdown = (tmp_path / files["markdown"]).read_text()
-    assert markdown.count("| **worst case** |") == 3
+    # An L∞ and an L2 table (CW is judged on both grids) for each of the three settings.
+    assert markdown.count("| **worst case** |") == 6
+    assert "| cw |" in markdown and "ε₂=0.5" in markdown
     assert (tmp_path / files["plot"]).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -113,11 +116,45 @@ def test_robustness_report_files(robustness, tmp_path):
         ({"attacks": ("nope",)}, "unknown attack"),
         ({"attacks": ()}, "at least one attack"),
         ({"epsilons": (-1 / 255,)}, "between 0 and 1"),
+        ({"l2_epsilons": (-0.5,)}, "L2 budgets must be between 0"),
+        ({"attacks": ("pgd-l2",), "l2_epsilons": (0,)}, "pgd-l2 need a non-zero L2 budget"),
     ],
 )
 def test_robustness_refuses_bad_requests(trained_small, kwargs, message):
     with pytest.raises(ValueError, match=message):
         evaluate_robustness(trained_small.model, trained_small.test, **kwargs)
+
+
+def test_l2_attacks_are_measured_on_the_l2_grid(trained_small):
+    """An L2-ball attack runs at each L2 radius, an L∞ one at each L∞ budget, and a
+    minimal-perturbation attack once, judged on both grids by its own perturbation sizes."""
+    model, data = trained_small.model, trained_small.test.sample(32, seed=3)
+    result = evaluate_robustness(
+        model, data, ("pgd", "pgd-l2", "deepfool"), (0, 8 / 255),
+        l2_epsilons=(0, 0.25, 1.0), show_progress=False,
+    )  # fmt: skip
+    assert result.l2_epsilons == [0, 0.25, 1.0]
+    assert result.attacks_on("linf") == ["pgd", "deepfool"]
+    assert result.attacks_on("l2") == ["pgd-l2", "deepfool"]
+    with pytest.raises(KeyError):
+        result.curve("none", "pgd-l2")  # never judged by an L∞ budget
+    clean = result.clean_accuracy["none"]
+    pgd_l2 = result.curve("none", "pgd-l2", "l2").accuracy
+    assert pgd_l2[0] == clean and pgd_l2[2] <= pgd_l2[1] < clean
+    assert pgd_l2[2] < 0.2 * clean  # an L2 radius of 1 breaks the small model
+    # DeepFool on the L2 grid: broken where its own L2 perturbation fits the radius.
+    outcome = run_attack(model, ATTACKS["deepfool"](model), data, show_progress=False)
+    correct = outcome.predicted_before == data.labels
+    for radius, accuracy in zip(
+        result.l2_epsilons, result.curve("none", "deepfool", "l2").accuracy, strict=True
+    ):
+        fooled = (outcome.predicted_after != data.labels) & (outcome.l2 <= radius + 1e-6)
+        assert accuracy == pytest.approx(float((correct & ~fooled).float().mean()))
+    for i in range(3):
+        assert result.worst_case_l2["none"][i] <= min(
+            result.curve("none", attack, "l2").accuracy[i] for attack in ("pgd-l2", "deepfool")
+        )
+    assert "ε₂=0.25" in result.markdown() and "ε∞=8/255" in result.markdown()
 
 
 def test_defense_settings_refuse_unknown_names():

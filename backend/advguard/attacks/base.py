@@ -49,11 +49,14 @@ def create_attack(name: str, model: nn.Module, **params: Any) -> Attack:
         raise AttackError(f"bad parameter for {name}: {error}") from error
 
 
-def create_budget_attack(name: str, model: nn.Module, eps: float | None, **params: Any) -> Attack:
-    """:func:`create_attack` set to the L∞ budget ``eps`` by the attack's own rule
-    (:meth:`Attack.budget_params`), with ``params`` on top: the one way the set builder,
-    the live test and the robustness curves configure an attack for a budget."""
-    budget = attack_class(name).budget_params(eps, **params)
+def create_budget_attack(
+    name: str, model: nn.Module, eps: float | None, norm: str = "linf", **params: Any
+) -> Attack:
+    """:func:`create_attack` set to the budget ``eps`` in ``norm`` (L∞ unless told) by the
+    attack's own rule (:meth:`Attack.budget_params`), with ``params`` on top: the one way
+    the set builder, the live test and the robustness curves configure an attack for a
+    budget."""
+    budget = attack_class(name).budget_params(eps, norm, **params)
     return create_attack(name, model, **{**budget, **params})
 
 
@@ -110,6 +113,10 @@ def attack_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+STEP_FACTOR = 2.5
+"""Step size for a budget: ``STEP_FACTOR·ε/steps`` (Madry et al. 2018)."""
+
+
 class Attack(ABC):
     """Base class: ``attack = Attack(model, **params)``; ``x_adv = attack(x, y)``.
 
@@ -120,6 +127,11 @@ class Attack(ABC):
 
     name: ClassVar[str] = "attack"
     norm: ClassVar[str] = "linf"
+    """The norm the perturbation is measured (and, unless :attr:`minimal`, bounded) in."""
+    minimal: ClassVar[bool] = False
+    """Whether the attack looks for the smallest perturbation that fools the model (CW,
+    DeepFool, HopSkipJump) instead of the strongest within a given budget: it runs once,
+    and an image counts as broken at every budget its perturbation fits in."""
 
     def __init__(self, model: nn.Module, *, targeted: bool = False, seed: int = 0) -> None:
         if not isinstance(model, nn.Module):
@@ -129,12 +141,24 @@ class Attack(ABC):
         self.seed = int(seed)
 
     @classmethod
-    def budget_params(cls, eps: float | None, **params: Any) -> dict[str, object]:
-        """The parameters that set this attack to the L∞ budget ``eps``, given the other
-        ``params`` the caller sets: ``{"eps": eps}`` for an L∞ attack, nothing for an L2
-        one (its perturbation size is found, not given) or when ``eps`` is ``None``.
-        Step-size attacks add their step (:meth:`LinfGradientAttack.budget_params`)."""
-        return {} if eps is None or cls.norm != "linf" else {"eps": eps}
+    def budget_params(
+        cls, eps: float | None, norm: str = "linf", **params: Any
+    ) -> dict[str, object]:
+        """The parameters that set this attack to the budget ``eps`` measured in ``norm``
+        (``"linf"`` or ``"l2"``), given the other ``params`` the caller sets: ``{"eps": eps}``
+        for an attack bounded in that norm and, where it takes a step, Madry et al.'s
+        ``2.5·ε/steps`` (ε/4 at the default 10 steps), so that every budget gets a step
+        scaled to it. Nothing when ``eps`` is ``None``, for an attack bounded in the other
+        norm, or for a :attr:`minimal` one (its perturbation size is found, not given)."""
+        if eps is None or cls.minimal or cls.norm != norm:
+            return {}
+        budget: dict[str, object] = {"eps": eps}
+        defaults = attack_defaults(cls)
+        steps = params.get("steps", defaults.get("steps"))
+        # Bad steps are left for the attack itself to refuse, with its own message.
+        if "alpha" in defaults and isinstance(steps, int) and steps >= 1:
+            budget["alpha"] = eps * (STEP_FACTOR / steps)  # 2.5/10 is exactly 1/4
+        return budget
 
     def params(self) -> dict[str, object]:
         """The attack's parameters, as recorded in manifests and reports."""

@@ -37,6 +37,7 @@ class CW(Attack):
     """
 
     norm = "l2"
+    minimal = True
 
     def __init__(
         self,

@@ -43,6 +43,7 @@ class DeepFool(Attack):
     """
 
     norm = "l2"
+    minimal = True
 
     def __init__(
         self,

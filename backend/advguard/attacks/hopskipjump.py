@@ -46,6 +46,7 @@ class HopSkipJump(Attack):
     """
 
     norm = "l2"
+    minimal = True
 
     def __init__(
         self,

@@ -7,22 +7,16 @@ References: FGSM, Goodfellow et al. 2015 (arXiv:1412.6572); BIM, Kurakin et al. 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
 from advguard.attacks.base import (
     Attack,
-    attack_defaults,
     check_count,
     check_positive,
     input_gradient,
     register,
 )
-
-STEP_FACTOR = 2.5
-"""Step size for a budget: ``STEP_FACTOR·ε/steps`` (Madry et al. 2018)."""
 
 
 class LinfGradientAttack(Attack):
@@ -54,18 +48,6 @@ class LinfGradientAttack(Attack):
         self.steps = check_count("steps", steps)
         self.random_start = bool(random_start)
         self.decay = check_positive("decay", decay, allow_zero=True)
-
-    @classmethod
-    def budget_params(cls, eps: float | None, **params: Any) -> dict[str, object]:
-        """``eps`` and, where the attack takes a step, Madry et al.'s ``2.5·ε/steps`` (ε/4 at
-        the default 10 steps), so that every budget gets a step scaled to it."""
-        budget = super().budget_params(eps, **params)
-        defaults = attack_defaults(cls)
-        steps = params.get("steps", defaults.get("steps"))
-        # Bad steps are left for the attack itself to refuse, with its own message.
-        if eps is not None and "alpha" in defaults and isinstance(steps, int) and steps >= 1:
-            budget["alpha"] = eps * (STEP_FACTOR / steps)  # 2.5/10 is exactly 1/4
-        return budget
 
     def params(self) -> dict[str, object]:
         return {

@@ -13,12 +13,13 @@ from advguard.attacks import (
     attack_defaults,
     attack_summary,
     create_budget_attack,
+    parse_budget,
 )
 from advguard.cli.common import (
     CommandError,
     Subcommands,
     load_split,
-    parse_budget_option,
+    parse_l2_budget,
     parse_param,
 )
 from advguard.evaluation import (
@@ -32,15 +33,25 @@ from advguard.models import load_classifier
 
 def command_attack(args: argparse.Namespace) -> None:
     model, spec = load_classifier(args.model)
-    if args.eps is not None and ATTACKS[args.attack].norm != "linf":
-        raise CommandError(
-            f"{args.attack} is an L2 attack: it finds its own perturbation size; leave out --eps"
-        )
+    kind = ATTACKS[args.attack]
+    eps = None
+    if args.eps is not None:
+        if kind.minimal:
+            raise CommandError(
+                f"{args.attack} is a minimal-perturbation attack: it finds its own "
+                "perturbation size; leave out --eps"
+            )
+        try:
+            # An L2 radius is a plain number; an L∞ budget of 8 means 8/255.
+            eps = parse_l2_budget(args.eps) if kind.norm == "l2" else parse_budget(args.eps)
+        except (argparse.ArgumentTypeError, ValueError) as error:
+            raise CommandError(f"--eps: {error}") from error
     # Check the attack's parameters before the (slower) dataset import.
     attack = create_budget_attack(
         args.attack,
         model,
-        args.eps,
+        eps,
+        kind.norm,
         targeted=args.targeted,
         seed=args.seed,
         **dict(args.param or []),
@@ -86,7 +97,9 @@ def add_attack(commands: Subcommands) -> None:
     attack.add_argument("--data", default="bundled")
     attack.add_argument("--split", default="test")
     attack.add_argument("--attack", required=True, choices=sorted(ATTACKS))
-    attack.add_argument("--eps", type=parse_budget_option, default=None, help="budget, e.g. 8/255")
+    attack.add_argument(
+        "--eps", default=None, help="budget: L∞ (8/255), or the radius of an L2 attack (0.5)"
+    )
     attack.add_argument(
         "--param",
         type=parse_param,

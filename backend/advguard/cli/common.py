@@ -22,9 +22,10 @@ from advguard.evaluation import (
     DEMO_EPSILONS,
     ROBUSTNESS_ATTACKS,
     ROBUSTNESS_EPSILONS,
+    ROBUSTNESS_L2_EPSILONS,
 )
 from advguard.evaluation.detection_report import UNSEEN_ATTACKS
-from advguard.evaluation.robustness import ProgressCallback
+from advguard.evaluation.robustness import MAX_L2_EPS, ProgressCallback
 from advguard.models import (
     ModelSpec,
     TrainConfig,
@@ -79,6 +80,22 @@ def parse_budget_option(text: str) -> float:
         return parse_budget(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def parse_l2_budget(text: str) -> float:
+    """An L2 radius in pixel scale: ``0.5`` or ``1`` (never read as /255)."""
+    radius = parse_number(text)
+    if not 0 <= radius <= MAX_L2_EPS:
+        raise argparse.ArgumentTypeError(
+            f"an L2 budget must be between 0 and {MAX_L2_EPS:g} (pixel scale, e.g. 0.5), "
+            f"got {text!r}"
+        )
+    return radius
+
+
+def parse_l2_budgets(text: str) -> list[float]:
+    """``0,0.25,0.5`` as a list of L2 radii."""
+    return [parse_l2_budget(item) for item in parse_list(text)]
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -173,6 +190,12 @@ def add_robustness_options(sub: argparse.ArgumentParser, limit: int | None = Non
         type=parse_budgets,
         default=list(ROBUSTNESS_EPSILONS),
         help="comma-separated L∞ budgets (default: 0,1/255,2/255,4/255,8/255,16/255)",
+    )
+    sub.add_argument(
+        "--l2-eps",
+        type=parse_l2_budgets,
+        default=list(ROBUSTNESS_L2_EPSILONS),
+        help="comma-separated L2 radii of the L2 attacks (default: 0,0.25,0.5,1)",
     )
     sub.add_argument(
         "--defenses",

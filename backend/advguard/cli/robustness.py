@@ -25,6 +25,7 @@ from advguard.defenses import AdversarialTrainConfig
 from advguard.detection import Detector
 from advguard.evaluation import (
     DEMO_EPSILONS,
+    ROBUSTNESS_L2_EPSILONS,
     ProtectedAccuracy,
     RobustnessResult,
     format_eps,
@@ -46,7 +47,7 @@ from advguard.models import ModelSpec, load_classifier, new_model
 def check_robustness_options(args: argparse.Namespace) -> None:
     """Refuse unknown attacks or defenses and bad budgets before any data is loaded."""
     try:
-        check_robustness_request(args.attacks, args.eps)
+        check_robustness_request(args.attacks, args.eps, args.l2_eps)
         defense_settings(args.defenses)
     except ValueError as error:
         raise CommandError(str(error)) from error
@@ -59,13 +60,16 @@ def robustness_report(
     epsilons: Sequence[float],
     defenses: Sequence[str],
     out: Path,
+    *,
+    l2_epsilons: Sequence[float] = ROBUSTNESS_L2_EPSILONS,
     batch_size: int = 128,
 ) -> RobustnessResult:
     """Run the robustness step into ``out`` with a progress bar and print its table."""
     with progress_bar("robustness", unit="img") as progress:
         result, _ = measure_robustness(
-            model, dataset, attacks, epsilons, defenses, out, progress, batch_size=batch_size
-        )
+            model, dataset, attacks, epsilons, defenses, out, progress,
+            l2_epsilons=l2_epsilons, batch_size=batch_size,
+        )  # fmt: skip
     print(result.markdown())
     print(f"robustness measured on {len(dataset)} images in {result.seconds:.0f} s → {out}")
     return result
@@ -76,8 +80,9 @@ def command_robustness(args: argparse.Namespace) -> None:
     check_robustness_options(args)
     dataset = load_split(args.data, spec, args.seed, args.split).sample(args.limit, args.seed)
     robustness_report(
-        model, dataset, args.attacks, args.eps, args.defenses, Path(args.out), args.batch_size
-    )
+        model, dataset, args.attacks, args.eps, args.defenses, Path(args.out),
+        l2_epsilons=args.l2_eps, batch_size=args.batch_size,
+    )  # fmt: skip
 
 
 def adaptive_report(

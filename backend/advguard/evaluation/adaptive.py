@@ -113,11 +113,13 @@ class AdaptiveAttack(Attack):
     name = "adaptive"
 
     @classmethod
-    def budget_params(cls, eps: float | None, **params: Any) -> dict[str, object]:
+    def budget_params(
+        cls, eps: float | None, norm: str = "linf", **params: Any
+    ) -> dict[str, object]:
         """``eps`` and a step of ε/4 whatever ``steps`` (not the registered attacks'
         2.5·ε/steps): the many steps serve the detector's margin, and a step under a grey
         level would vanish in the 8-bit rounding at small budgets."""
-        return quarter_step_budget(eps)
+        return quarter_step_budget(eps) if norm == "linf" else {}
 
     def __init__(
         self,
@@ -272,8 +274,10 @@ class _EightBitPGD(PGD):
     in what the attacker knows."""
 
     @classmethod
-    def budget_params(cls, eps: float | None, **params: Any) -> dict[str, object]:
-        return quarter_step_budget(eps)
+    def budget_params(
+        cls, eps: float | None, norm: str = "linf", **params: Any
+    ) -> dict[str, object]:
+        return quarter_step_budget(eps) if norm == "linf" else {}
 
     def _run(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
         return round_into(super()._run(x, y, generator), *grid_ball(x, self.eps))

@@ -36,6 +36,16 @@ ROBUSTNESS_ATTACKS = ("fgsm", "bim", "pgd", "mim", "apgd", "cw", "deepfool")
 """Square is left out by default: as a query-only attack it needs ~1000 forward passes per
 image and budget, which is minutes per budget on a CPU. Name it to include it."""
 ROBUSTNESS_EPSILONS = tuple(level / 255 for level in (0, 1, 2, 4, 8, 16))
+ROBUSTNESS_L2_EPSILONS = (0.0, 0.25, 0.5, 1.0)
+"""The L2 radii (pixel scale) L2 attacks are judged at: RobustBench's 0.5 and around it."""
+NORMS = ("linf", "l2")
+ROBUSTNESS_METHOD = (
+    "Step-size attacks use α = 2.5·ε/steps. L∞ attacks run at each ε∞, L2 attacks "
+    "(pgd-l2, apgd-l2, autoattack-l2, …) at each L2 radius ε₂. Minimal-perturbation "
+    "attacks (CW, DeepFool, HopSkipJump) run once: an image counts as broken at a budget "
+    "when they fooled the model within it (on both grids). The worst case is per image: "
+    "correct under every attack of that grid."
+)
 NO_DEFENSE = "none"
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -126,12 +136,15 @@ def defense_settings(names: Sequence[str]) -> list[DefenseSetting]:
 
 @dataclass
 class RobustnessCurve:
-    """Accuracy of one model (defense setting) under one attack, one value per ε."""
+    """Accuracy of one model (defense setting) under one attack, one value per ε of the
+    grid of ``norm`` (``"linf"``: :attr:`RobustnessResult.epsilons`; ``"l2"``:
+    :attr:`RobustnessResult.l2_epsilons`)."""
 
     defense: str
     attack: str
     accuracy: list[float]
     seconds: Finite
+    norm: str = "linf"
 
 
 @dataclass
@@ -152,10 +165,12 @@ QUERY_BUDGETS = (100, 250, 500, 1000, 2500, 5000, 10000)
 
 @dataclass
 class RobustnessResult:
-    """Accuracy under attack over an ε grid, per defense setting and attack.
+    """Accuracy under attack over an L∞ and an L2 grid, per defense setting and attack.
 
-    ``worst_case[defense][i]`` is the share of images that every attack left correctly
-    classified at ``epsilons[i]`` (per image, not the minimum of the averages).
+    ``worst_case[defense][i]`` is the share of images that every L∞ attack (and every
+    minimal-perturbation one) left correctly classified at ``epsilons[i]`` (per image, not
+    the minimum of the averages); ``worst_case_l2`` is the same over the L2 attacks at
+    ``l2_epsilons``. The L2 grid is empty when no L2 attack was named.
     """
 
     epsilons: list[Finite]
@@ -169,41 +184,60 @@ class RobustnessResult:
     attack_params: dict[str, dict[str, object]] = field(default_factory=dict)
     query_budgets: list[QueryBudgetCurve] = field(default_factory=list)
     """Accuracy under each decision-based attack against its query budget."""
+    l2_epsilons: list[Finite] = field(default_factory=list)
+    worst_case_l2: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
-    def curve(self, defense: str, attack: str) -> RobustnessCurve:
-        """The curve for one defense setting (by label) and attack."""
+    def curve(self, defense: str, attack: str, norm: str = "linf") -> RobustnessCurve:
+        """The curve for one defense setting (by label) and attack on the ``norm`` grid."""
         for curve in self.curves:
-            if curve.defense == defense and curve.attack == attack:
+            if curve.defense == defense and curve.attack == attack and curve.norm == norm:
                 return curve
-        raise KeyError((defense, attack))
+        raise KeyError((defense, attack, norm))
+
+    def attacks_on(self, norm: str) -> list[str]:
+        """The attacks with a curve on the ``norm`` grid, in the order they were named."""
+        measured = {curve.attack for curve in self.curves if curve.norm == norm}
+        return [attack for attack in self.attacks if attack in measured]
+
+    def grid(self, norm: str) -> tuple[list[Finite], dict[str, list[float]]]:
+        """The budgets and the per-defense worst case of the ``norm`` grid."""
+        if norm == "l2":
+            return self.l2_epsilons, self.worst_case_l2
+        return self.epsilons, self.worst_case
 
     def markdown(self) -> str:
-        """One table per defense setting: attacks as rows, budgets as columns."""
-        budgets = [format_eps(eps) for eps in self.epsilons]
+        """Per defense setting, a table per norm: attacks as rows, budgets as columns."""
         sections = []
         for defense in self.defenses:
-            lines = [
-                f"### {defense} (clean accuracy {self.clean_accuracy[defense]:.3f})",
-                "",
-                "| attack | " + " | ".join(f"ε={b}" for b in budgets) + " | seconds |",
-                "|---|" + "---|" * (len(budgets) + 1),
-            ]
-            for attack in self.attacks:
-                curve = self.curve(defense, attack)
-                values = " | ".join(f"{a:.3f}" for a in curve.accuracy)
-                lines.append(f"| {attack} | {values} | {curve.seconds:.0f} |")
-            worst = " | ".join(f"**{a:.3f}**" for a in self.worst_case[defense])
-            lines.append(f"| **worst case** | {worst} | |")
+            lines = [f"### {defense} (clean accuracy {self.clean_accuracy[defense]:.3f})"]
+            for norm in NORMS:
+                epsilons, worst_case = self.grid(norm)
+                attacks = self.attacks_on(norm)
+                if not attacks:
+                    continue
+                budgets = [format_budget(eps, norm) for eps in epsilons]
+                lines += [
+                    "",
+                    "| attack | " + " | ".join(budgets) + " | seconds |",
+                    "|---|" + "---|" * (len(budgets) + 1),
+                ]
+                for attack in attacks:
+                    curve = self.curve(defense, attack, norm)
+                    values = " | ".join(f"{a:.3f}" for a in curve.accuracy)
+                    lines.append(f"| {attack} | {values} | {curve.seconds:.0f} |")
+                worst = " | ".join(f"**{a:.3f}**" for a in worst_case[defense])
+                lines.append(f"| **worst case** | {worst} | |")
+            budgets = [format_budget(eps, "linf") for eps in self.epsilons]
             budgeted = [c for c in self.query_budgets if c.defense == defense]
             if budgeted:
                 lines += [
                     "",
                     "Decision-based attacks (top-1 labels only) by query budget per image:",
                     "",
-                    "| attack | queries | " + " | ".join(f"ε={b}" for b in budgets) + " |",
+                    "| attack | queries | " + " | ".join(budgets) + " |",
                     "|---|---|" + "---|" * len(budgets),
                 ]
                 for budget in budgeted:
@@ -213,7 +247,19 @@ class RobustnessResult:
         return "\n\n".join(sections)
 
 
-def check_robustness_request(attacks: Sequence[str], epsilons: Sequence[float]) -> None:
+def format_budget(eps: float, norm: str) -> str:
+    """A budget as a column heading: ``ε∞=8/255`` or ``ε₂=0.5``."""
+    return f"ε∞={format_eps(eps)}" if norm == "linf" else f"ε₂={eps:g}"
+
+
+MAX_L2_EPS = 100.0
+"""The largest L2 radius accepted (pixel scale); one larger was almost surely meant in
+0-255 units."""
+
+
+def check_robustness_request(
+    attacks: Sequence[str], epsilons: Sequence[float], l2_epsilons: Sequence[float] = ()
+) -> None:
     """Raise ``ValueError`` naming what is wrong with these attacks or budgets (callers
     check before loading data)."""
     if not attacks:
@@ -223,6 +269,11 @@ def check_robustness_request(attacks: Sequence[str], epsilons: Sequence[float]) 
         raise ValueError(f"unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
     if not epsilons or any(not 0 <= eps <= 1 for eps in epsilons):
         raise ValueError("budgets must be between 0 and 1 (pixel scale, e.g. 8/255)")
+    if any(not 0 <= eps <= MAX_L2_EPS for eps in l2_epsilons):
+        raise ValueError(f"L2 budgets must be between 0 and {MAX_L2_EPS:g} (pixel scale, e.g. 0.5)")
+    bounded = [name for name in attacks if ATTACKS[name].norm == "l2" and not ATTACKS[name].minimal]
+    if bounded and not any(eps > 0 for eps in l2_epsilons):
+        raise ValueError(f"{', '.join(bounded)} need a non-zero L2 budget (e.g. 0.5)")
 
 
 def evaluate_robustness(
@@ -232,22 +283,27 @@ def evaluate_robustness(
     epsilons: Sequence[float] = ROBUSTNESS_EPSILONS,
     defenses: Sequence[DefenseSetting] = (DefenseSetting(),),
     *,
+    l2_epsilons: Sequence[float] = ROBUSTNESS_L2_EPSILONS,
     batch_size: int = 128,
     progress: ProgressCallback | None = None,
     show_progress: bool = True,
 ) -> RobustnessResult:
     """Accuracy of ``classifier`` (behind each defense setting) under each attack at each ε.
 
-    L∞ attacks run once per non-zero ε. Minimal-perturbation L2 attacks (CW, DeepFool) run
-    once: an image counts as broken at ε when the attack fooled the model with an L∞
-    change of at most ε, the same budget the L∞ attacks get. ``progress(stage, done,
-    total)`` counts attacked images.
+    An attack bounded in L∞ runs once per non-zero ε of ``epsilons``; one bounded in L2
+    (``pgd-l2``, ``autoattack-l2``, …) once per non-zero radius of ``l2_epsilons``. A
+    minimal-perturbation attack (CW, DeepFool, HopSkipJump) runs once: an image counts as
+    broken at a budget when the attack fooled the model within it, on both grids. The L2
+    grid is reported only when an L2 attack is named. ``progress(stage, done, total)``
+    counts attacked images.
     """
-    check_robustness_request(attacks, epsilons)
-    grid = sorted(set(float(eps) for eps in epsilons))
-    linf_budgets = [eps for eps in grid if eps > 0]
+    check_robustness_request(attacks, epsilons, l2_epsilons)
+    kinds = {name: ATTACKS[name] for name in attacks}
+    grids = {"linf": sorted(set(float(eps) for eps in epsilons)), "l2": []}
+    if any(kind.norm == "l2" for kind in kinds.values()):
+        grids["l2"] = sorted(set(float(eps) for eps in l2_epsilons))
     runs_per_defense = sum(
-        1 if ATTACKS[name].norm == "l2" else len(linf_budgets) for name in attacks
+        1 if kind.minimal else sum(eps > 0 for eps in grids[kind.norm]) for kind in kinds.values()
     )
     total = len(defenses) * runs_per_defense * len(dataset)
     done = 0
@@ -256,22 +312,24 @@ def evaluate_robustness(
     curves: list[RobustnessCurve] = []
     query_budgets: list[QueryBudgetCurve] = []
     clean_accuracy: dict[str, float] = {}
-    worst_case: dict[str, list[float]] = {}
+    worst_cases: dict[str, dict[str, list[float]]] = {"linf": {}, "l2": {}}
     for setting in defenses:
         model = setting.wrap(classifier)
         clean_predictions = predict_logits(model, dataset.images).argmax(1)
         clean_correct = clean_predictions == labels
         clean_accuracy[setting.label] = float(clean_correct.float().mean())
-        survived_all = clean_correct.repeat(len(grid), 1)  # budgets × images
-        for name in attacks:
+        # Per grid, budgets × images: correct under every attack so far.
+        survived_all = {norm: clean_correct.repeat(len(grid), 1) for norm, grid in grids.items()}
+        for name, kind in kinds.items():
             attack_started = time.perf_counter()
-            correct = clean_correct.repeat(len(grid), 1)
-            budgets = [None] if ATTACKS[name].norm == "l2" else linf_budgets
+            judged = list(NORMS) if kind.minimal else [kind.norm]
+            correct = {norm: clean_correct.repeat(len(grids[norm]), 1) for norm in judged}
+            budgets = [None] if kind.minimal else [eps for eps in grids[kind.norm] if eps > 0]
             for eps in budgets:
                 stage = f"{setting.label}: {name}" + (
-                    "" if eps is None else f" ε={format_eps(eps)}"
+                    "" if eps is None else f" {format_budget(eps, kind.norm)}"
                 )
-                attack = create_budget_attack(name, model, eps)
+                attack = create_budget_attack(name, model, eps, kind.norm)
                 offset = done
 
                 def report(
@@ -292,38 +350,49 @@ def evaluate_robustness(
                 fooled = outcome.predicted_after != labels
                 done += len(dataset)
                 if eps is None:
-                    # Broken at ε when fooled within that L∞ budget (8-bit tolerance).
-                    for row, budget in enumerate(grid):
-                        within = outcome.linf <= budget + 1e-6
-                        correct[row] &= ~(fooled & within)
+                    # Broken at a budget when fooled within it (8-bit tolerance).
+                    sizes = {"linf": outcome.linf, "l2": outcome.l2}
+                    for norm in judged:
+                        for row, budget in enumerate(grids[norm]):
+                            correct[norm][row] &= ~(fooled & (sizes[norm] <= budget + 1e-6))
                 else:
-                    correct[grid.index(eps)] &= ~fooled
+                    correct[kind.norm][grids[kind.norm].index(eps)] &= ~fooled
                 if isinstance(attack, HopSkipJump):
-                    query_budgets += query_budget_curves(attack, setting.label, grid, clean_correct)
-            curves.append(
-                RobustnessCurve(
-                    defense=setting.label,
-                    attack=name,
-                    accuracy=[float(row.float().mean()) for row in correct],
-                    seconds=time.perf_counter() - attack_started,
+                    query_budgets += query_budget_curves(
+                        attack, setting.label, grids["linf"], clean_correct
+                    )
+            for norm in judged:
+                if not grids[norm]:
+                    continue
+                curves.append(
+                    RobustnessCurve(
+                        defense=setting.label,
+                        attack=name,
+                        accuracy=[float(row.float().mean()) for row in correct[norm]],
+                        seconds=time.perf_counter() - attack_started,
+                        norm=norm,
+                    )
                 )
-            )
-            survived_all &= correct
-        worst_case[setting.label] = [float(row.float().mean()) for row in survived_all]
+                survived_all[norm] &= correct[norm]
+        for norm, survived in survived_all.items():
+            if grids[norm]:
+                worst_cases[norm][setting.label] = [float(row.float().mean()) for row in survived]
     return RobustnessResult(
-        epsilons=grid,
+        epsilons=grids["linf"],
         images=len(dataset),
         attacks=list(attacks),
         defenses=[setting.label for setting in defenses],
         clean_accuracy=clean_accuracy,
         curves=curves,
-        worst_case=worst_case,
+        worst_case=worst_cases["linf"],
         seconds=time.perf_counter() - started,
         attack_params={
-            name: {"alpha": "2.5·ε/steps"} if "alpha" in attack_defaults(ATTACKS[name]) else {}
-            for name in attacks
+            name: {"alpha": "2.5·ε/steps"} if "alpha" in attack_defaults(kind) else {}
+            for name, kind in kinds.items()
         },
         query_budgets=query_budgets,
+        l2_epsilons=grids["l2"],
+        worst_case_l2=worst_cases["l2"],
     )
 
 
@@ -347,37 +416,43 @@ def query_budget_curves(
 
 
 def plot_robustness(result: RobustnessResult, path: str | Path) -> Path:
-    """Accuracy against ε: one panel per defense setting (a line per attack, the worst
-    case in black), and a last panel with every setting's worst case side by side."""
-    panels = len(result.defenses) + (1 if len(result.defenses) > 1 else 0)
-    columns = min(panels, 3)
-    rows = -(-panels // columns)
+    """Accuracy against ε: a row of panels per norm measured, one panel per defense setting
+    (a line per attack, the worst case in black), and, with several settings, a last panel
+    with every setting's worst case side by side."""
+    norms = [norm for norm in NORMS if result.attacks_on(norm)]
+    columns = len(result.defenses) + (1 if len(result.defenses) > 1 else 0)
     figure, axes = plt.subplots(
-        rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False, sharey=True
+        len(norms), columns, figsize=(4.2 * columns, 3.4 * len(norms)), squeeze=False
     )
-    x = [eps * 255 for eps in result.epsilons]
-    for axis, defense in zip(axes.flat, result.defenses, strict=False):
-        for attack in result.attacks:
-            axis.plot(x, result.curve(defense, attack).accuracy, marker="o", ms=3, label=attack)
-        axis.plot(x, result.worst_case[defense], color="black", lw=2.2, label="worst case")
-        axis.set_title(f"{defense} (clean {result.clean_accuracy[defense]:.2f})", fontsize=10)
-    if len(result.defenses) > 1:
-        summary = axes.flat[len(result.defenses)]
-        for defense in result.defenses:
-            style = "--" if defense.endswith("BPDA") else "-"
-            summary.plot(x, result.worst_case[defense], style, marker="o", ms=3, label=defense)
-        summary.set_title("worst case per defense", fontsize=10)
-        summary.legend(fontsize=7)
-    for axis in axes.flat[:panels]:
-        axis.set_xscale("symlog", linthresh=1)
-        axis.set_xticks(x, [format_eps(eps) for eps in result.epsilons], fontsize=7)
-        axis.set_ylim(-0.02, 1.02)
-        axis.set_xlabel("ε (L∞)")
-        axis.grid(alpha=0.3)
-    for axis in axes.flat[panels:]:
-        axis.set_visible(False)
-    axes.flat[0].set_ylabel("accuracy under attack")
-    axes.flat[0].legend(fontsize=7)
+    for row, norm in zip(axes, norms, strict=True):
+        epsilons, worst_case = result.grid(norm)
+        x = [eps * 255 if norm == "linf" else eps for eps in epsilons]
+        for axis, defense in zip(row, result.defenses, strict=False):
+            for attack in result.attacks_on(norm):
+                accuracy = result.curve(defense, attack, norm).accuracy
+                axis.plot(x, accuracy, marker="o", ms=3, label=attack)
+            axis.plot(x, worst_case[defense], color="black", lw=2.2, label="worst case")
+            clean = result.clean_accuracy[defense]
+            axis.set_title(f"{defense} (clean {clean:.2f})", fontsize=10)
+            axis.legend(fontsize=7)
+        if len(result.defenses) > 1:
+            summary = row[-1]
+            for defense in result.defenses:
+                style = "--" if defense.endswith("BPDA") else "-"
+                summary.plot(x, worst_case[defense], style, marker="o", ms=3, label=defense)
+            summary.set_title("worst case per defense", fontsize=10)
+            summary.legend(fontsize=7)
+        for axis in row:
+            if norm == "linf":
+                axis.set_xscale("symlog", linthresh=1)
+            axis.set_xticks(
+                x, [f"{eps:g}" if norm == "l2" else format_eps(eps) for eps in epsilons]
+            )
+            axis.tick_params(axis="x", labelsize=7)
+            axis.set_ylim(-0.02, 1.02)
+            axis.set_xlabel("ε (L∞)" if norm == "linf" else "ε (L2)")
+            axis.grid(alpha=0.3)
+        row[0].set_ylabel("accuracy under attack")
     figure.suptitle(f"Robustness on {result.images} images")
     figure.tight_layout()
     path = Path(path)
@@ -394,9 +469,7 @@ def write_robustness_report(result: RobustnessResult, out: str | Path) -> dict[s
     (out / "robustness.json").write_text(json.dumps(json_ready(result.to_dict()), indent=2))
     (out / "robustness.md").write_text(
         f"# Robustness: accuracy under attack over ε\n\n{result.images} images; "
-        f"{result.seconds:.0f} s. Step-size attacks use α = 2.5·ε/steps. L2 attacks (CW, "
-        "DeepFool) count an image as broken at ε when they fooled the model with an L∞ "
-        "change ≤ ε. The worst case is per image: correct under every attack.\n\n"
+        f"{result.seconds:.0f} s. {ROBUSTNESS_METHOD}\n\n"
         + result.markdown()
         + "\n\n![robustness](robustness.png)\n"
     )

@@ -39,13 +39,14 @@ from advguard.detection.detector import DETECTOR_STAGES
 from advguard.evaluation import (
     ROBUSTNESS_ATTACKS,
     ROBUSTNESS_EPSILONS,
+    ROBUSTNESS_L2_EPSILONS,
     adaptive_summary,
     format_eps,
     json_ready,
 )
 from advguard.evaluation.adaptive import DEFAULT_STEPS as ADAPTIVE_STEPS
 from advguard.evaluation.detection_report import REPORT_STAGES
-from advguard.evaluation.robustness import check_robustness_request
+from advguard.evaluation.robustness import MAX_L2_EPS, check_robustness_request
 from advguard.guard import Guard
 from advguard.jobs.results import (
     AdversarialTrainingResult,
@@ -202,6 +203,11 @@ class EvaluateRobustnessParams(_Params):
     eps: list[Annotated[Budget, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: list(ROBUSTNESS_EPSILONS), min_length=1, max_length=32
     )
+    """L∞ budgets (pixel scale) of the L∞ attacks."""
+    l2_eps: list[Annotated[float, Field(ge=0, le=MAX_L2_EPS)]] = Field(
+        default_factory=lambda: list(ROBUSTNESS_L2_EPSILONS), max_length=32
+    )
+    """L2 radii (pixel scale) of the L2 attacks (reported only when one is named)."""
     defenses: list[Literal["bit_depth", "median", "jpeg", "gaussian_blur"]] = Field(
         default_factory=list, max_length=4
     )
@@ -380,7 +386,7 @@ def check_same_classes(model_classes: list[str], dataset_classes: list[str]) -> 
 def check_robustness_params(params: EvaluateRobustnessParams) -> None:
     """Refuse unknown attacks or bad budgets (:class:`JobInputError`)."""
     try:
-        check_robustness_request(params.attacks, params.eps)
+        check_robustness_request(params.attacks, params.eps, params.l2_eps)
     except ValueError as error:
         raise JobInputError(str(error)) from error
 
@@ -637,6 +643,7 @@ def evaluate_robustness_job(
         params.defenses,
         context.folder / "robustness",
         context.progress,
+        l2_epsilons=params.l2_eps,
     )
     artifacts = {name: f"robustness/{file}" for name, file in files.items()}
     outcome: dict[str, Any] = {"robustness": json_ready(result.to_dict())}

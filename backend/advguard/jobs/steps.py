@@ -59,6 +59,7 @@ from advguard.evaluation.detection_report import (
     write_detection_report,
 )
 from advguard.evaluation.robustness import (
+    ROBUSTNESS_L2_EPSILONS,
     ProgressCallback,
     check_robustness_request,
     defense_settings,
@@ -226,18 +227,21 @@ def measure_robustness(
     out: Path,
     progress: ProgressCallback,
     *,
+    l2_epsilons: Sequence[float] = ROBUSTNESS_L2_EPSILONS,
     batch_size: int = 128,
 ) -> tuple[RobustnessResult, dict[str, str]]:
-    """Accuracy of ``model`` under each attack over the ε grid, without and with each of
-    ``defenses``; write the report into ``out`` and return it with its files by kind.
-    Unknown attacks, defenses or bad budgets raise ``ValueError`` before any attack."""
-    check_robustness_request(attacks, epsilons)
+    """Accuracy of ``model`` under each attack over the L∞ grid ``epsilons`` (and the L2
+    grid ``l2_epsilons`` for L2 attacks), without and with each of ``defenses``; write the
+    report into ``out`` and return it with its files by kind. Unknown attacks, defenses or
+    bad budgets raise ``ValueError`` before any attack."""
+    check_robustness_request(attacks, epsilons, l2_epsilons)
     result = evaluate_robustness(
         model,
         dataset,
         attacks,
         epsilons,
         defense_settings(defenses),
+        l2_epsilons=l2_epsilons,
         batch_size=batch_size,
         progress=lambda stage, done, total: progress(f"attacking: {stage}", done, total),
         show_progress=False,

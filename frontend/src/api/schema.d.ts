@@ -1182,6 +1182,8 @@ export interface components {
             attacks?: string[];
             /** Eps */
             eps?: (number | string)[];
+            /** L2 Eps */
+            l2_eps?: number[];
             /** Defenses */
             defenses?: ("bit_depth" | "median" | "jpeg" | "gaussian_blur")[];
             /**
@@ -1225,6 +1227,8 @@ export interface components {
             attacks?: string[];
             /** Eps */
             eps?: number[];
+            /** L2 Eps */
+            l2_eps?: number[];
             /** Defenses */
             defenses?: ("bit_depth" | "median" | "jpeg" | "gaussian_blur")[];
             /**
@@ -1527,7 +1531,9 @@ export interface components {
         };
         /**
          * RobustnessCurve
-         * @description Accuracy of one model (defense setting) under one attack, one value per ε.
+         * @description Accuracy of one model (defense setting) under one attack, one value per ε of the
+         *     grid of ``norm`` (``"linf"``: :attr:`RobustnessResult.epsilons`; ``"l2"``:
+         *     :attr:`RobustnessResult.l2_epsilons`).
          */
         RobustnessCurve: {
             /** Defense */
@@ -1538,15 +1544,22 @@ export interface components {
             accuracy: (number | null)[];
             /** Seconds */
             seconds: number;
+            /**
+             * Norm
+             * @default linf
+             */
+            norm: string;
         } & {
             [key: string]: unknown;
         };
         /**
          * RobustnessResult
-         * @description Accuracy under attack over an ε grid, per defense setting and attack.
+         * @description Accuracy under attack over an L∞ and an L2 grid, per defense setting and attack.
          *
-         *     ``worst_case[defense][i]`` is the share of images that every attack left correctly
-         *     classified at ``epsilons[i]`` (per image, not the minimum of the averages).
+         *     ``worst_case[defense][i]`` is the share of images that every L∞ attack (and every
+         *     minimal-perturbation one) left correctly classified at ``epsilons[i]`` (per image, not
+         *     the minimum of the averages); ``worst_case_l2`` is the same over the L2 attacks at
+         *     ``l2_epsilons``. The L2 grid is empty when no L2 attack was named.
          */
         RobustnessResult: {
             /** Epsilons */
@@ -1583,6 +1596,18 @@ export interface components {
              * @default []
              */
             query_budgets: components["schemas"]["QueryBudgetCurve"][];
+            /**
+             * L2 Epsilons
+             * @default []
+             */
+            l2_epsilons: number[];
+            /**
+             * Worst Case L2
+             * @default {}
+             */
+            worst_case_l2: {
+                [key: string]: (number | null)[];
+            };
         } & {
             [key: string]: unknown;
         };

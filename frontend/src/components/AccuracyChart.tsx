@@ -1,5 +1,5 @@
-import { percent } from "../lib/format";
-import { budgetLabel } from "../lib/robustness";
+import { percent, type Norm } from "../lib/format";
+import { budgetLabel, NORM_LABEL } from "../lib/robustness";
 import { finitePairs } from "../lib/shape";
 import { LineChart, type LineStyle, type Tick } from "./LineChart";
 
@@ -14,12 +14,12 @@ export function budgetPositions(count: number): number[] {
 }
 
 /** A tick per budget; with many budgets some are left unlabelled, never the last. */
-export function budgetTicks(epsilons: number[]): Tick[] {
+export function budgetTicks(epsilons: number[], norm: Norm = "linf"): Tick[] {
   const positions = budgetPositions(epsilons.length);
   const every = Math.ceil(epsilons.length / LABELLED_TICKS);
   return epsilons.map((eps, i) => ({
     at: positions[i]!,
-    label: i % every === 0 || i === epsilons.length - 1 ? budgetLabel(eps) : "",
+    label: i % every === 0 || i === epsilons.length - 1 ? budgetLabel(eps, norm) : "",
   }));
 }
 
@@ -34,7 +34,7 @@ export interface AccuracyLine {
   emphasis?: boolean;
 }
 
-/** Accuracy against the L∞ budget ε: a line per series, each value also in the tooltip
+/** Accuracy against the budget ε (L∞ unless told): a line per series, each value also in the tooltip
  * and the description (and in the tables beside every chart). */
 export function AccuracyChart({
   title,
@@ -42,6 +42,7 @@ export function AccuracyChart({
   epsilons,
   lines,
   legendLabel,
+  norm = "linf",
 }: {
   /** The chart's accessible name. */
   title: string;
@@ -50,6 +51,7 @@ export function AccuracyChart({
   epsilons: number[];
   lines: AccuracyLine[];
   legendLabel: string;
+  norm?: Norm;
 }) {
   const xs = budgetPositions(epsilons.length);
   const values = (line: AccuracyLine) => line.values.map((value) => percent(value)).join(", ");
@@ -59,10 +61,10 @@ export function AccuracyChart({
       <figcaption className="chart-title">{caption}</figcaption>
       <LineChart
         title={title}
-        description={`Accuracy against the L∞ budget ε (${epsilons.map(budgetLabel).join(", ")}; evenly spaced): ${described}.`}
-        xLabel="budget ε (L∞)"
+        description={`Accuracy against the ${NORM_LABEL[norm]} budget ε (${epsilons.map((eps) => budgetLabel(eps, norm)).join(", ")}; evenly spaced): ${described}.`}
+        xLabel={`budget ε (${NORM_LABEL[norm]})`}
         yLabel="accuracy"
-        xTicks={budgetTicks(epsilons)}
+        xTicks={budgetTicks(epsilons, norm)}
         yTicks={PERCENT_TICKS}
         markers
         legendLabel={legendLabel}

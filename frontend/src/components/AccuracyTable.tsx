@@ -1,4 +1,4 @@
-import { percent } from "../lib/format";
+import { percent, type Norm } from "../lib/format";
 import { budgetLabel } from "../lib/robustness";
 
 export interface AccuracyRow {
@@ -17,11 +17,14 @@ export function AccuracyTable({
   rowHeader,
   epsilons,
   rows,
+  norm = "linf",
 }: {
   caption: string;
   rowHeader: string;
   epsilons: number[];
   rows: AccuracyRow[];
+  /** The norm the budgets are measured in (L∞ unless told). */
+  norm?: Norm;
 }) {
   const clean = rows.some((row) => row.clean !== undefined);
   // ε = 0 is the clean accuracy: one column for it, called clean, never two.
@@ -42,7 +45,7 @@ export function AccuracyTable({
             ) : null}
             {columns.map(({ eps }) => (
               <th scope="col" className="num" key={eps}>
-                {eps === 0 ? "clean" : `ε ${budgetLabel(eps)}`}
+                {eps === 0 ? "clean" : `ε${norm === "l2" ? "₂" : ""} ${budgetLabel(eps, norm)}`}
               </th>
             ))}
           </tr>

@@ -134,14 +134,20 @@ describe("RobustnessView", () => {
       attacks: ["fgsm", "autoattack"],
       curves: [
         ...ROBUSTNESS.curves.filter((curve) => curve.attack === "fgsm"),
-        { defense: "none", attack: "autoattack", accuracy: [0.9375, 0.25, 0.0625], seconds: 9 },
-        { defense: "jpeg", attack: "autoattack", accuracy: [0.875, 0.5, 0.375], seconds: 9 },
-        { defense: "jpeg + BPDA", attack: "autoattack", accuracy: [0.875, 0.125, 0], seconds: 9 },
+        { defense: "none", attack: "autoattack", accuracy: [0.9375, 0.25, 0.0625], seconds: 9, norm: "linf" },
+        { defense: "jpeg", attack: "autoattack", accuracy: [0.875, 0.5, 0.375], seconds: 9, norm: "linf" },
+        {
+          defense: "jpeg + BPDA",
+          attack: "autoattack",
+          accuracy: [0.875, 0.125, 0],
+          seconds: 9,
+          norm: "linf",
+        },
       ],
     };
     render(<RobustnessView report={withAutoAttack} artifacts={{}} />);
     expect(
-      screen.getByText("AutoAttack (standard) robust accuracy at the largest ε").nextSibling,
+      screen.getByText("AutoAttack (standard) robust accuracy at ε = 8/255").nextSibling,
     ).toHaveTextContent("6.3 %");
     const table = screen.getByRole("table", { name: "none (clean accuracy 93.8 %)" });
     const rows = within(table).getAllByRole("row").slice(1);
@@ -151,6 +157,45 @@ describe("RobustnessView", () => {
       "worst case",
     ]);
     expect(rows[0]).toHaveClass("emphasis-row");
+  });
+
+  it("gives the L2 attacks their own grid: radii as columns, AutoAttack L2 first, CW on both grids", () => {
+    const none = { defense: "none", seconds: 5 };
+    const withL2 = {
+      ...ROBUSTNESS,
+      attacks: ["pgd", "autoattack-l2", "cw"],
+      defenses: ["none"],
+      curves: [
+        { ...none, attack: "pgd", accuracy: [0.9375, 0.375, 0.0625], norm: "linf" },
+        { ...none, attack: "autoattack-l2", accuracy: [0.9375, 0.5, 0.125], norm: "l2" },
+        { ...none, attack: "cw", accuracy: [0.9375, 0.625, 0.5], norm: "linf" },
+        { ...none, attack: "cw", accuracy: [0.9375, 0.75, 0.25], norm: "l2" },
+      ],
+      worst_case: { none: [0.9375, 0.3125, 0.0625] },
+      l2_epsilons: [0, 0.5, 1],
+      worst_case_l2: { none: [0.9375, 0.5, 0.125] },
+    };
+    render(<RobustnessView report={withL2} artifacts={{}} />);
+    expect(
+      screen.getByText("AutoAttack L2 (standard) robust accuracy at ε₂ = 1").nextSibling,
+    ).toHaveTextContent("12.5 %");
+    const linf = screen.getByRole("img", { name: "Accuracy against ε: none" });
+    expect(series(linf)).toEqual(["pgd", "cw", "worst case"]);
+    const l2 = screen.getByRole("img", { name: "Accuracy against the L2 radius: none" });
+    expect(series(l2)).toEqual(["autoattack-l2", "cw", "worst case"]);
+    expect(l2).toHaveTextContent("budget ε (L2)");
+    const table = screen.getByRole("table", { name: "none, L2 radii (clean accuracy 93.8 %)" });
+    expect(
+      within(table)
+        .getAllByRole("columnheader")
+        .map((cell) => cell.textContent),
+    ).toEqual(["attack", "clean", "ε₂ 0.5", "ε₂ 1"]);
+    const rows = within(table).getAllByRole("row").slice(1);
+    expect(rows.map((row) => row.textContent)).toEqual([
+      "AutoAttack L2 (standard)93.8 %50.0 %12.5 %",
+      "cw93.8 %75.0 %25.0 %",
+      "worst case93.8 %50.0 %12.5 %",
+    ]);
   });
 
   it("gives a decision-based attack's accuracy per query budget", () => {

@@ -1,9 +1,14 @@
-import { formatSeconds, percent } from "../lib/format";
+import { formatSeconds, percent, type Norm } from "../lib/format";
 import {
+  attacksOn,
   baseDefense,
+  budgetLabel,
   curveOf,
+  gridOf,
   isBpda,
   NO_DEFENSE,
+  NORM_LABEL,
+  NORMS,
   type AdaptiveReport,
   type ModelComparison,
   type RobustnessReport,
@@ -13,49 +18,54 @@ import { AccuracyTable } from "./AccuracyTable";
 import { EMPHASIS, lineStyles, type LineStyle } from "./LineChart";
 
 export const WORST_CASE = "worst case";
-/** The field's standard number (RobustBench's): when the result has it, it leads. */
-export const AUTOATTACK = "autoattack";
-const AUTOATTACK_LABEL = "AutoAttack (standard)";
-
-/** The attacks in the order the tables give them: AutoAttack first, then as evaluated. */
-function headlineFirst(attacks: string[]): string[] {
-  return [...attacks.filter((name) => name === AUTOATTACK), ...attacks.filter((name) => name !== AUTOATTACK)];
-}
+/** The field's standard number (RobustBench's) per grid: when the result has it, it leads. */
+export const AUTOATTACK: Record<Norm, string> = { linf: "autoattack", l2: "autoattack-l2" };
+const AUTOATTACK_LABEL: Record<Norm, string> = {
+  linf: "AutoAttack (standard)",
+  l2: "AutoAttack L2 (standard)",
+};
 const BPDA_DASH = "6 3";
 
-/** One chart per defense setting: a line per attack, and the per-image worst case over
- * all attacks in bold black. */
+/** One chart per defense setting and grid: a line per attack, and the per-image worst case
+ * over all attacks of that grid in bold black. */
 export function DefenseChart({
   report,
   defense,
   styles,
+  norm = "linf",
 }: {
   report: RobustnessReport;
   defense: string;
   styles: Map<string, LineStyle>;
+  norm?: Norm;
 }) {
-  const lines: AccuracyLine[] = report.attacks.map((attack) => ({
+  const { epsilons, worstCase } = gridOf(report, norm);
+  const lines: AccuracyLine[] = attacksOn(report, norm).map((attack) => ({
     name: attack,
-    values: curveOf(report, defense, attack)?.accuracy ?? [],
+    values: curveOf(report, defense, attack, norm)?.accuracy ?? [],
     style: styles.get(attack)!,
   }));
   lines.push({
     name: WORST_CASE,
     legend: `${WORST_CASE} (every attack)`,
-    values: report.worst_case[defense] ?? [],
+    values: worstCase[defense] ?? [],
     style: EMPHASIS,
     emphasis: true,
   });
   return (
     <AccuracyChart
-      title={`Accuracy against ε: ${defense}`}
+      title={`Accuracy against ${BUDGET_NAME[norm]}: ${defense}`}
       caption={`${defense} — clean accuracy ${percent(report.clean_accuracy[defense])}`}
-      epsilons={report.epsilons}
+      epsilons={epsilons}
       lines={lines}
-      legendLabel={`${defense}: attacks`}
+      legendLabel={`${defense}: ${norm === "linf" ? "" : "L2 "}attacks`}
+      norm={norm}
     />
   );
 }
+
+/** How a grid's budget is named in chart titles. */
+const BUDGET_NAME: Record<Norm, string> = { linf: "ε", l2: "the L2 radius" };
 
 /** The style of each defense setting when they are compared: a colour per preprocessing
  * (the undefended model in black), solid when attacked plainly, dashed with BPDA. */
@@ -71,26 +81,99 @@ export function defenseStyles(defenses: string[]): Map<string, LineStyle> {
   );
 }
 
-/** Every defense setting's worst case in one chart. */
-export function WorstCaseChart({ report }: { report: RobustnessReport }) {
+/** Every defense setting's worst case on one grid in one chart. */
+export function WorstCaseChart({ report, norm = "linf" }: { report: RobustnessReport; norm?: Norm }) {
   const styles = defenseStyles(report.defenses);
+  const { epsilons, worstCase } = gridOf(report, norm);
   return (
     <AccuracyChart
-      title="Worst-case accuracy against ε per defense"
-      caption="Worst case per defense (dashed: attacked with BPDA)"
-      epsilons={report.epsilons}
+      title={`Worst-case accuracy against ${BUDGET_NAME[norm]} per defense`}
+      caption={`Worst case per defense${norm === "linf" ? "" : ", L2"} (dashed: attacked with BPDA)`}
+      epsilons={epsilons}
       lines={report.defenses.map((defense) => ({
         name: defense,
         legend: isBpda(defense) ? `${defense} (dashed)` : defense,
-        values: report.worst_case[defense] ?? [],
+        values: worstCase[defense] ?? [],
         style: styles.get(defense)!,
       }))}
-      legendLabel="Worst case per defense"
+      legendLabel={`Worst case per defense${norm === "linf" ? "" : ", L2"}`}
+      norm={norm}
     />
   );
 }
 
-/** The whole robustness result: charts, then the numbers as tables. */
+/** The headline numbers: AutoAttack at the largest budget of each grid it ran on. */
+function autoAttackHeadlines(report: RobustnessReport): { label: string; value: number | null }[] {
+  return NORMS.flatMap((norm) => {
+    const { epsilons } = gridOf(report, norm);
+    const value = curveOf(report, NO_DEFENSE, AUTOATTACK[norm], norm)?.accuracy.at(-1);
+    const largest = epsilons.at(-1);
+    return value === undefined || largest === undefined
+      ? []
+      : [
+          {
+            label: `${AUTOATTACK_LABEL[norm]} robust accuracy at ε${norm === "l2" ? "₂" : ""} = ${budgetLabel(largest, norm)}`,
+            value,
+          },
+        ];
+  });
+}
+
+/** One grid's charts and tables (L∞: ε in 1/255 steps; L2: radii). */
+function GridView({ report, norm }: { report: RobustnessReport; norm: Norm }) {
+  const attacks = attacksOn(report, norm);
+  const styles = lineStyles(report.attacks);
+  const { epsilons, worstCase } = gridOf(report, norm);
+  const headline = AUTOATTACK[norm];
+  const grid = norm === "linf" ? "" : ", L2 radii";
+  return (
+    <section aria-label={`${NORM_LABEL[norm]} budgets`}>
+      <h3>{norm === "linf" ? "Accuracy against ε (L∞)" : "Accuracy against the L2 radius ε₂"}</h3>
+      <div className="chart-panels">
+        {report.defenses.map((defense) => (
+          <DefenseChart key={defense} report={report} defense={defense} styles={styles} norm={norm} />
+        ))}
+        {report.defenses.length > 1 ? <WorstCaseChart report={report} norm={norm} /> : null}
+      </div>
+      {report.defenses.map((defense) => (
+        <AccuracyTable
+          key={defense}
+          caption={`${defense}${grid} (clean accuracy ${percent(report.clean_accuracy[defense])})`}
+          rowHeader="attack"
+          epsilons={epsilons}
+          norm={norm}
+          rows={[
+            ...[
+              ...attacks.filter((name) => name === headline),
+              ...attacks.filter((name) => name !== headline),
+            ].map((attack) => ({
+              name: attack === headline ? AUTOATTACK_LABEL[norm] : attack,
+              values: curveOf(report, defense, attack, norm)?.accuracy ?? [],
+              emphasis: attack === headline,
+            })),
+            { name: WORST_CASE, values: worstCase[defense] ?? [], emphasis: true },
+          ]}
+        />
+      ))}
+      {report.defenses.length > 1 ? (
+        <AccuracyTable
+          caption={`Worst case per defense${grid}`}
+          rowHeader="defense"
+          epsilons={epsilons}
+          norm={norm}
+          rows={report.defenses.map((defense) => ({
+            name: defense,
+            clean: report.clean_accuracy[defense] ?? null,
+            values: worstCase[defense] ?? [],
+          }))}
+        />
+      ) : null}
+    </section>
+  );
+}
+
+/** The whole robustness result: per grid (L∞, then L2 when an L2 attack ran) charts, then
+ * the numbers as tables; the decision-based attack against its query budget. */
 export function RobustnessView({
   report,
   artifacts,
@@ -101,19 +184,16 @@ export function RobustnessView({
   /** How long the job took, start to end (the curves' own time leaves out the rest). */
   took?: string;
 }) {
-  const styles = lineStyles(report.attacks);
-  const autoattack = report.attacks.includes(AUTOATTACK)
-    ? curveOf(report, NO_DEFENSE, AUTOATTACK)?.accuracy.at(-1)
-    : undefined;
+  const norms = NORMS.filter((norm) => attacksOn(report, norm).length > 0);
   return (
     <div className="report" data-testid="robustness-report">
       <dl className="stats">
-        {autoattack !== undefined ? (
-          <div className="headline">
-            <dt>{AUTOATTACK_LABEL} robust accuracy at the largest ε</dt>
-            <dd>{percent(autoattack)}</dd>
+        {autoAttackHeadlines(report).map(({ label, value }) => (
+          <div className="headline" key={label}>
+            <dt>{label}</dt>
+            <dd>{percent(value)}</dd>
           </div>
-        ) : null}
+        ))}
         <div>
           <dt>Test images</dt>
           <dd>{report.images}</dd>
@@ -132,34 +212,14 @@ export function RobustnessView({
         </div>
       </dl>
       <p className="muted small">
-        Step-size attacks use α = 2.5·ε/steps. L2 attacks (CW, DeepFool, HopSkipJump, and the L2-ball attacks
-        at their own radius) run once: an image counts as broken at ε when they fooled the model with an L∞
-        change of at most ε. The worst case is per image: correct under every attack. {AUTOATTACK_LABEL} is
-        APGD-CE, APGD-T, FAB-T and Square, each on what the previous left robust.
+        Step-size attacks use α = 2.5·ε/steps. L∞ attacks run at each ε, L2 attacks (pgd-l2, apgd-l2,
+        autoattack-l2, …) at each L2 radius ε₂. Minimal-perturbation attacks (CW, DeepFool, HopSkipJump) run
+        once: an image counts as broken at a budget when they fooled the model within it, on both grids. The
+        worst case is per image: correct under every attack of the grid. {AUTOATTACK_LABEL.linf} is APGD-CE,
+        APGD-T, FAB-T and Square, each on what the previous left robust.
       </p>
-      <h3>Accuracy against ε</h3>
-      <div className="chart-panels">
-        {report.defenses.map((defense) => (
-          <DefenseChart key={defense} report={report} defense={defense} styles={styles} />
-        ))}
-        {report.defenses.length > 1 ? <WorstCaseChart report={report} /> : null}
-      </div>
-      <h3>Accuracy per attack and budget</h3>
-      {report.defenses.map((defense) => (
-        <AccuracyTable
-          key={defense}
-          caption={`${defense} (clean accuracy ${percent(report.clean_accuracy[defense])})`}
-          rowHeader="attack"
-          epsilons={report.epsilons}
-          rows={[
-            ...headlineFirst(report.attacks).map((attack) => ({
-              name: attack === AUTOATTACK ? AUTOATTACK_LABEL : attack,
-              values: curveOf(report, defense, attack)?.accuracy ?? [],
-              emphasis: attack === AUTOATTACK,
-            })),
-            { name: WORST_CASE, values: report.worst_case[defense] ?? [], emphasis: true },
-          ]}
-        />
+      {norms.map((norm) => (
+        <GridView key={norm} report={report} norm={norm} />
       ))}
       {report.defenses.map((defense) => {
         const budgeted = report.query_budgets.filter((curve) => curve.defense === defense);
@@ -176,18 +236,6 @@ export function RobustnessView({
           />
         ) : null;
       })}
-      {report.defenses.length > 1 ? (
-        <AccuracyTable
-          caption="Worst case per defense"
-          rowHeader="defense"
-          epsilons={report.epsilons}
-          rows={report.defenses.map((defense) => ({
-            name: defense,
-            clean: report.clean_accuracy[defense] ?? null,
-            values: report.worst_case[defense] ?? [],
-          }))}
-        />
-      ) : null}
       <p className="small">
         {artifacts.plot ? (
           <a href={artifacts.plot} download>

@@ -25,24 +25,48 @@ export const MAX_BUDGETS = 16;
 /** How every budget field is written (the API takes the same). */
 export const BUDGET_SYNTAX = "8/255, 0.031 or 8 (= 8/255)";
 
-/** One L∞ budget in the syntax every budget field takes, as the API does: "8/255", "0.031",
- * or a bare "8" meaning 8/255 (a number of at least 1 counts 1/255 steps; a fraction is
- * taken as written). Throws an error that says what is wrong. */
-export function parseBudget(text: string, { allowZero = false, max = 1 } = {}): number {
+/** The norm a budget is measured in: L∞ (a pixel's largest change) or L2 (the whole
+ * perturbation's length), both in pixel scale [0, 1]. */
+export type Norm = "linf" | "l2";
+/** How the L2 radii field is written: plain numbers (never /255). */
+export const L2_BUDGET_SYNTAX = "0.5 or 1 (pixel scale)";
+/** The API's largest L2 radius (``MAX_L2_EPS``). */
+export const MAX_L2_BUDGET = 100;
+
+/** A budget as the tables write it: "8/255" for L∞, "0.5" for an L2 radius. */
+export function formatBudget(eps: number, norm: Norm = "linf"): string {
+  return norm === "linf" ? formatEps(eps) : String(Number(eps.toPrecision(4)));
+}
+
+/** One budget in the syntax every budget field takes, as the API does. L∞: "8/255",
+ * "0.031", or a bare "8" meaning 8/255 (a number of at least 1 counts 1/255 steps; a
+ * fraction is taken as written). L2: a radius as written ("0.5", "1"). Throws an error that
+ * says what is wrong. */
+export function parseBudget(
+  text: string,
+  { allowZero = false, max, norm = "linf" }: { allowZero?: boolean; max?: number; norm?: Norm } = {},
+): number {
+  const limit = max ?? (norm === "linf" ? 1 : MAX_L2_BUDGET);
   const written = text.replace(/\s+/g, "");
   const fraction = /^(\d*\.?\d+)\/(\d*\.?\d+)$/.exec(written);
   const number = Number(written);
-  const value = fraction ? Number(fraction[1]) / Number(fraction[2]) : number >= 1 ? number / 255 : number;
+  const perStep = norm === "linf" && number >= 1;
+  const value = fraction ? Number(fraction[1]) / Number(fraction[2]) : perStep ? number / 255 : number;
+  const syntax = norm === "linf" ? BUDGET_SYNTAX : L2_BUDGET_SYNTAX;
   if (written === "" || !Number.isFinite(value))
-    throw new Error(`budget ${JSON.stringify(text)} is not a number: write ${BUDGET_SYNTAX}`);
+    throw new Error(`budget ${JSON.stringify(text)} is not a number: write ${syntax}`);
   if (value < 0 || (value === 0 && !allowZero))
     throw new Error(`budget ${JSON.stringify(text)} must be ${allowZero ? "0 or more" : "more than 0"}`);
-  if (value > max) throw new Error(`budget ${JSON.stringify(text)} is over the limit of ${formatEps(max)}`);
+  if (value > limit)
+    throw new Error(`budget ${JSON.stringify(text)} is over the limit of ${formatBudget(limit, norm)}`);
   return value;
 }
 
 /** A comma-separated list of budgets (see ``parseBudget``), each given once. */
-export function parseBudgets(text: string, { allowZero = false } = {}): number[] {
+export function parseBudgets(
+  text: string,
+  { allowZero = false, norm = "linf" }: { allowZero?: boolean; norm?: Norm } = {},
+): number[] {
   const parts = text
     .replace(/\s*\/\s*/g, "/")
     .split(/[\s,;]+/)
@@ -54,23 +78,26 @@ export function parseBudgets(text: string, { allowZero = false } = {}): number[]
     throw new Error(`give at most ${MAX_BUDGETS} budgets (there are ${parts.length})`);
   const seen = new Map<string, string>();
   return parts.map((part) => {
-    const value = parseBudget(part, { allowZero });
-    const twin = seen.get(formatEps(value));
+    const value = parseBudget(part, { allowZero, norm });
+    const twin = seen.get(formatBudget(value, norm));
     if (twin !== undefined)
       throw new Error(
         `budget ${JSON.stringify(part)} is the same as ${JSON.stringify(twin)}: give each once`,
       );
-    seen.set(formatEps(value), part);
+    seen.set(formatBudget(value, norm), part);
     return value;
   });
 }
 
 /** The budgets as understood, to show under the field ("ε = 2/255, 4/255"), or "" while
  * the text is not a valid list. */
-export function budgetEcho(text: string, { allowZero = false } = {}): string {
+export function budgetEcho(
+  text: string,
+  { allowZero = false, norm = "linf" }: { allowZero?: boolean; norm?: Norm } = {},
+): string {
   try {
-    return `ε = ${parseBudgets(text, { allowZero })
-      .map((eps) => (eps === 0 ? "0" : formatEps(eps)))
+    return `ε = ${parseBudgets(text, { allowZero, norm })
+      .map((eps) => (eps === 0 ? "0" : formatBudget(eps, norm)))
       .join(", ")}`;
   } catch {
     return "";

@@ -9,6 +9,11 @@ const HEADER =
 describe("budgets", () => {
   it("are written one way everywhere: 8/255, 0.031, or a bare 8 for 8/255", () => {
     expect(parseBudgets("2, 4 8/255")).toEqual([2 / 255, 4 / 255, 8 / 255]);
+    // An L2 radius is taken as written: 1 is a radius of 1, not 1/255.
+    expect(parseBudgets("0, 0.25, 1", { allowZero: true, norm: "l2" })).toEqual([0, 0.25, 1]);
+    expect(() => parseBudget("150", { norm: "l2" })).toThrow('budget "150" is over the limit of 100');
+    expect(() => parseBudgets("0.5, .5", { norm: "l2" })).toThrow("give each once");
+    expect(budgetEcho("0, 0.5", { allowZero: true, norm: "l2" })).toBe("ε = 0, 0.5");
     expect(parseBudget("0.031")).toBe(0.031);
     expect(parseBudget("8")).toBe(8 / 255);
     expect(parseBudget("1")).toBe(1 / 255);

@@ -2,7 +2,7 @@
 // result models): evaluate_robustness's ``result.robustness`` and ``result.adaptive``,
 // adversarial_training's ``result.comparison``. Undefined numbers (NaN) arrive as null.
 import type { components } from "../api/schema";
-import { formatEps } from "./format";
+import { formatBudget, type Norm } from "./format";
 
 type Schemas = components["schemas"];
 
@@ -11,6 +11,12 @@ type Schemas = components["schemas"];
 export const ROBUSTNESS_ATTACKS = ["fgsm", "bim", "pgd", "mim", "apgd", "cw", "deepfool"];
 /** Its default budgets (``ROBUSTNESS_EPSILONS``), as the form writes them. */
 export const ROBUSTNESS_BUDGETS = "0, 1/255, 2/255, 4/255, 8/255, 16/255";
+/** Its default L2 radii (``ROBUSTNESS_L2_EPSILONS``). */
+export const ROBUSTNESS_L2_BUDGETS = "0, 0.25, 0.5, 1";
+/** The grids of a result, L∞ first. */
+export const NORMS: Norm[] = ["linf", "l2"];
+/** How a grid is named in headings. */
+export const NORM_LABEL: Record<Norm, string> = { linf: "L∞", l2: "L2" };
 /** The label of the undefended model. */
 export const NO_DEFENSE = "none";
 const BPDA_SUFFIX = " + BPDA";
@@ -27,13 +33,31 @@ export type AdaptiveReport = Schemas["AdaptiveSummary"];
 /** The start model and the adversarially trained one under PGD, per ε. */
 export type ModelComparison = Schemas["ModelComparison"];
 
-/** One attack's curve under one defense setting. */
+/** One attack's curve under one defense setting, on the L∞ grid unless told. */
 export function curveOf(
   report: RobustnessReport,
   defense: string,
   attack: string,
+  norm: Norm = "linf",
 ): RobustnessCurve | undefined {
-  return report.curves.find((curve) => curve.defense === defense && curve.attack === attack);
+  return report.curves.find(
+    (curve) => curve.defense === defense && curve.attack === attack && (curve.norm ?? "linf") === norm,
+  );
+}
+
+/** The attacks measured on a grid, in the order they were named. */
+export function attacksOn(report: RobustnessReport, norm: Norm): string[] {
+  return report.attacks.filter((attack) => curveOf(report, report.defenses[0] ?? NO_DEFENSE, attack, norm));
+}
+
+/** A grid's budgets and per-defense worst case. */
+export function gridOf(
+  report: RobustnessReport,
+  norm: Norm,
+): { epsilons: number[]; worstCase: Record<string, (number | null)[]> } {
+  return norm === "linf"
+    ? { epsilons: report.epsilons, worstCase: report.worst_case }
+    : { epsilons: report.l2_epsilons ?? [], worstCase: report.worst_case_l2 ?? {} };
 }
 
 /** Whether a defense setting is attacked with BPDA ("jpeg + BPDA"). */
@@ -46,7 +70,7 @@ export function baseDefense(label: string): string {
   return isBpda(label) ? label.slice(0, -BPDA_SUFFIX.length) : label;
 }
 
-/** A budget as a column or tick label: "0" for none, else "8/255". */
-export function budgetLabel(eps: number): string {
-  return eps === 0 ? "0" : formatEps(eps);
+/** A budget as a column or tick label: "0" for none, else "8/255" (L∞) or "0.5" (L2). */
+export function budgetLabel(eps: number, norm: Norm = "linf"): string {
+  return eps === 0 ? "0" : formatBudget(eps, norm);
 }

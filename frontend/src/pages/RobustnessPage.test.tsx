@@ -173,6 +173,9 @@ describe("RobustnessPage: evaluate form", () => {
     const budgets = within(form).getByLabelText("Budgets ε (comma-separated)");
     await userEvent.clear(budgets);
     await userEvent.type(budgets, "0, 8/255");
+    const radii = within(form).getByLabelText("L2 radii ε₂ (comma-separated)");
+    await userEvent.clear(radii);
+    await userEvent.type(radii, "0, 1");
     await userEvent.click(within(form).getByRole("checkbox", { name: "JPEG compression" }));
     await userEvent.click(within(form).getByRole("checkbox", { name: "bit-depth reduction" }));
     const limit = within(form).getByLabelText("Test images (a random sample)");
@@ -189,6 +192,7 @@ describe("RobustnessPage: evaluate form", () => {
       dataset_id: "ds1",
       attacks: ["fgsm", "pgd"],
       eps: [0, 8 / 255],
+      l2_eps: [0, 1],
       defenses: ["bit_depth", "jpeg"],
       limit: 16,
       detector_id: "d1",
@@ -210,6 +214,7 @@ describe("RobustnessPage: evaluate form", () => {
       limit: 200,
     });
     expect(body.eps).toEqual([0, 1, 2, 4, 8, 16].map((steps) => steps / 255));
+    expect(body.l2_eps).toEqual([0, 0.25, 0.5, 1]);
     expect(body).not.toHaveProperty("detector_id");
   });
 

@@ -16,13 +16,14 @@ import {
   duration,
   formatEps,
   formatTime,
+  L2_BUDGET_SYNTAX,
   parseBudget,
   parseBudgets,
   percent,
   rangeProblem,
   shortId,
 } from "../lib/format";
-import { ROBUSTNESS_ATTACKS, ROBUSTNESS_BUDGETS } from "../lib/robustness";
+import { ROBUSTNESS_ATTACKS, ROBUSTNESS_BUDGETS, ROBUSTNESS_L2_BUDGETS } from "../lib/robustness";
 import { useSearchState } from "../lib/search";
 
 /** The preprocessing defenses, in the order the API lists them. */
@@ -48,6 +49,7 @@ function EvaluateForm({
   const detectors = useDetectors();
   const create = useCreateJob();
   const [budgets, setBudgets] = useState(ROBUSTNESS_BUDGETS);
+  const [l2Budgets, setL2Budgets] = useState(ROBUSTNESS_L2_BUDGETS);
   const [defenses, setDefenses] = useState<DefenseName[]>([]);
   const [limit, setLimit] = useState(200);
   const [detectorId, setDetectorId] = useState("");
@@ -64,8 +66,10 @@ function EvaluateForm({
     if (!model) return setProblem("upload or train a model first");
     if (attacks.chosen.length === 0) return setProblem("choose at least one attack");
     let eps: number[];
+    let l2Eps: number[];
     try {
       eps = parseBudgets(budgets, { allowZero: true });
+      l2Eps = parseBudgets(l2Budgets, { allowZero: true, norm: "l2" });
     } catch (error) {
       return setProblem((error as Error).message);
     }
@@ -78,6 +82,7 @@ function EvaluateForm({
         dataset_id: choice.datasetId,
         attacks: attacks.chosen,
         eps,
+        l2_eps: l2Eps,
         defenses: DEFENSES.filter(({ name }) => defenses.includes(name)).map(({ name }) => name),
         limit,
         ...(detector ? { detector_id: detector.id } : {}),
@@ -91,7 +96,7 @@ function EvaluateForm({
       <ModelDatasetFields choice={choice} />
       <AttackChecks
         choice={attacks}
-        hint="L2 attacks (CW, DeepFool) run once: an image counts as broken at ε when they fooled the model with an L∞ change of at most ε."
+        hint="L∞ attacks run at each budget ε, L2 attacks at each L2 radius. CW, DeepFool and HopSkipJump find their own perturbation and run once: an image counts as broken at a budget when they fooled the model within it."
       />
       <Field
         label="Budgets ε (comma-separated)"
@@ -103,6 +108,17 @@ function EvaluateForm({
           .join(". ")}
       >
         <input value={budgets} onChange={(event) => setBudgets(event.target.value)} required />
+      </Field>
+      <Field
+        label="L2 radii ε₂ (comma-separated)"
+        hint={[
+          `For the L2 attacks (pgd-l2, apgd-l2, autoattack-l2, …): write ${L2_BUDGET_SYNTAX}`,
+          budgetEcho(l2Budgets, { allowZero: true, norm: "l2" }),
+        ]
+          .filter(Boolean)
+          .join(". ")}
+      >
+        <input value={l2Budgets} onChange={(event) => setL2Budgets(event.target.value)} />
       </Field>
       <fieldset>
         <legend>Defenses</legend>

@@ -209,12 +209,12 @@ export const ROBUSTNESS: RobustnessReport = {
   defenses: ["none", "jpeg", "jpeg + BPDA"],
   clean_accuracy: { none: 0.9375, jpeg: 0.875, "jpeg + BPDA": 0.875 },
   curves: [
-    { defense: "none", attack: "fgsm", accuracy: [0.9375, 0.5, 0.25], seconds: 1.2 },
-    { defense: "none", attack: "pgd", accuracy: [0.9375, 0.375, 0.0625], seconds: 3.4 },
-    { defense: "jpeg", attack: "fgsm", accuracy: [0.875, 0.75, 0.625], seconds: 1.1 },
-    { defense: "jpeg", attack: "pgd", accuracy: [0.875, 0.8125, 0.75], seconds: 3.1 },
-    { defense: "jpeg + BPDA", attack: "fgsm", accuracy: [0.875, 0.5, 0.3125], seconds: 1.3 },
-    { defense: "jpeg + BPDA", attack: "pgd", accuracy: [0.875, 0.25, 0], seconds: 3.3 },
+    { defense: "none", attack: "fgsm", accuracy: [0.9375, 0.5, 0.25], seconds: 1.2, norm: "linf" },
+    { defense: "none", attack: "pgd", accuracy: [0.9375, 0.375, 0.0625], seconds: 3.4, norm: "linf" },
+    { defense: "jpeg", attack: "fgsm", accuracy: [0.875, 0.75, 0.625], seconds: 1.1, norm: "linf" },
+    { defense: "jpeg", attack: "pgd", accuracy: [0.875, 0.8125, 0.75], seconds: 3.1, norm: "linf" },
+    { defense: "jpeg + BPDA", attack: "fgsm", accuracy: [0.875, 0.5, 0.3125], seconds: 1.3, norm: "linf" },
+    { defense: "jpeg + BPDA", attack: "pgd", accuracy: [0.875, 0.25, 0], seconds: 3.3, norm: "linf" },
   ],
   worst_case: {
     none: [0.9375, 0.3125, 0],
@@ -224,6 +224,8 @@ export const ROBUSTNESS: RobustnessReport = {
   seconds: 42,
   attack_params: { fgsm: {}, pgd: { alpha: "2.5·ε/steps" } },
   query_budgets: [],
+  l2_epsilons: [],
+  worst_case_l2: {},
 };
 
 /** An evaluate_robustness job's ``result.adaptive`` (with a detector). */
