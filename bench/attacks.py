@@ -218,6 +218,9 @@ def attack_rows(model: nn.Module, x: Tensor, y: Tensor, repeats: int, quick: boo
             70,
             ta and ta.AutoAttack(model, eps=EPS, n_classes=4, version="standard", seed=0),
         ),
+        # Decision-based: forward passes only (labels), so "steps" counts queries; torchattacks
+        # has no HopSkipJump.
+        ("hopskipjump, 250 queries", "hopskipjump", {"max_queries": 250}, 250, None),
     ]
     rows = []
 

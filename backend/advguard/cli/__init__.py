@@ -1,6 +1,6 @@
 """The ``advguard`` command line: a module per command group (``models``, ``attacks``,
-``robustness``, ``detection``, ``demo``, ``service``), each adding its sub-commands to the
-parser in :mod:`advguard.cli.app`.
+``robustness``, ``detection``, ``report``, ``demo``, ``service``), each adding its
+sub-commands to the parser in :mod:`advguard.cli.app`.
 
 This module stays light on purpose: the console script restarts itself with jemalloc
 before torch and the rest load, so that the libraries are imported once, not twice.

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from advguard import __version__
 from advguard.attacks import AttackError
-from advguard.cli import attacks, demo, detection, models, robustness, service
+from advguard.cli import attacks, demo, detection, models, report, robustness, service
 from advguard.cli.common import CommandError
 from advguard.config import get_settings
 from advguard.data import DatasetImportError
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     detection.add_build_set(commands)
     detection.add_train_detector(commands)
     detection.add_evaluate(commands)
+    report.add_report(commands)
     demo.add_demo(commands, settings)
     service.add_serve(commands)
     service.add_worker(commands)

@@ -177,13 +177,20 @@ def add_training_options(sub: argparse.ArgumentParser, settings: Settings) -> No
     sub.add_argument("--seed", type=int, default=0)
 
 
-def add_robustness_options(sub: argparse.ArgumentParser, limit: int | None = None) -> None:
-    """Attacks, budgets, defenses and sample size of a robustness evaluation."""
+def add_robustness_options(
+    sub: argparse.ArgumentParser,
+    limit: int | None = None,
+    *,
+    attacks: Sequence[str] = ROBUSTNESS_ATTACKS,
+    defenses: Sequence[str] = (),
+) -> None:
+    """Attacks, budgets, defenses and sample size of a robustness evaluation (with the
+    given default attacks and defenses)."""
     sub.add_argument(
         "--attacks",
         type=parse_list,
-        default=list(ROBUSTNESS_ATTACKS),
-        help=f"comma-separated attacks (default: {','.join(ROBUSTNESS_ATTACKS)})",
+        default=list(attacks),
+        help=f"comma-separated attacks (default: {','.join(attacks)})",
     )
     sub.add_argument(
         "--eps",
@@ -200,9 +207,9 @@ def add_robustness_options(sub: argparse.ArgumentParser, limit: int | None = Non
     sub.add_argument(
         "--defenses",
         type=parse_list,
-        default=[],
+        default=list(defenses),
         help="preprocessing defenses to compare, each attacked plainly and with BPDA: "
-        "bit_depth,median,jpeg,gaussian_blur (default: none)",
+        f"bit_depth,median,jpeg,gaussian_blur (default: {','.join(defenses) or 'none'})",
     )
     sub.add_argument(
         "--limit",

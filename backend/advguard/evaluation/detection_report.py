@@ -35,7 +35,7 @@ from advguard.detection.builder import (
     silent_if_none,
 )
 from advguard.detection.detector import Detector, extract_features, train_detector
-from advguard.evaluation.metrics import Finite
+from advguard.evaluation.metrics import Finite, plot_confusion
 from advguard.evaluation.robustness import RobustnessRow, json_ready
 
 REPORT_STAGES = ("detector features", "baselines", "leave-one-out", "unseen attacks")
@@ -589,24 +589,14 @@ def _plot_roc(report: DetectionReport, path: Path) -> None:
 
 
 def _plot_confusion(report: DetectionReport, path: Path) -> None:
-    matrix = np.array(report.guard_confusion)
-    size = 1.2 + 1.1 * len(report.confusion_labels)
-    figure, axis = plt.subplots(figsize=(size + 0.8, size))
-    axis.imshow(matrix, cmap="Blues")
-    names = report.confusion_labels
-    axis.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    axis.set_yticks(range(len(names)), names)
-    axis.set(
+    plot_confusion(
+        report.guard_confusion,
+        report.confusion_labels,
+        path,
+        title="Guard: accepted as clean or attack named",
         xlabel="the guard's answer",
         ylabel="true (clean, or successful attack)",
-        title="Guard: accepted as clean or attack named",
     )
-    for (i, j), count in np.ndenumerate(matrix):
-        colour = "white" if count > matrix.max() / 2 else "black"
-        axis.text(j, i, str(count), ha="center", va="center", color=colour)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def _plot_examples(adversarial: AdversarialSet, view: ScoredTestSplit, path: Path) -> None:

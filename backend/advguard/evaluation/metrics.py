@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -44,6 +51,33 @@ def evaluate_classifier(model: nn.Module, dataset: ImageDataset) -> ClassifierMe
         confusion_matrix=confusion_matrix(dataset.labels, predictions, dataset.num_classes),
         class_names=dataset.class_names,
     )
+
+
+def plot_confusion(
+    matrix: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    path: str | Path,
+    *,
+    title: str,
+    xlabel: str = "predicted",
+    ylabel: str = "true",
+) -> Path:
+    """A confusion matrix as a heat map with its counts written in, saved as a PNG."""
+    counts = np.array(matrix)
+    size = 1.2 + 1.1 * len(labels)
+    figure, axis = plt.subplots(figsize=(size + 0.8, size))
+    axis.imshow(counts, cmap="Blues")
+    axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    for (i, j), count in np.ndenumerate(counts):
+        colour = "white" if count > counts.max() / 2 else "black"
+        axis.text(j, i, str(count), ha="center", va="center", color=colour)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
 def format_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str]) -> str:

@@ -247,9 +247,16 @@ class RobustnessResult:
         return "\n\n".join(sections)
 
 
+def budget_value(eps: float, norm: str) -> str:
+    """A budget's value as written: ``8/255`` (L∞) or ``0.5`` (an L2 radius)."""
+    if eps == 0:
+        return "0"
+    return format_eps(eps) if norm == "linf" else f"{eps:g}"
+
+
 def format_budget(eps: float, norm: str) -> str:
     """A budget as a column heading: ``ε∞=8/255`` or ``ε₂=0.5``."""
-    return f"ε∞={format_eps(eps)}" if norm == "linf" else f"ε₂={eps:g}"
+    return f"ε{'∞' if norm == 'linf' else '₂'}={budget_value(eps, norm)}"
 
 
 MAX_L2_EPS = 100.0

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, Union, get_args
 
 import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -53,15 +53,21 @@ from advguard.jobs.results import (
     BuildSetResult,
     EvaluateResult,
     EvaluateRobustnessResult,
+    ModelReportResult,
     TrainClassifierResult,
     TrainDetectorResult,
 )
 from advguard.jobs.steps import (
     MODEL_FOLDER,
+    MODEL_REPORT_STAGES,
+    REPORT_ATTACKS,
+    REPORT_FILE,
+    ReportInputs,
     adversarial_label,
     describe_set,
     fit_guard,
     measure_adaptive,
+    measure_report,
     measure_robustness,
     report_detector,
     set_config,
@@ -190,11 +196,13 @@ class EvaluateParams(_Params):
     DeepFool, APGD and Square it was not trained on)."""
 
 
-class EvaluateRobustnessParams(_Params):
-    """Accuracy under each attack over an ε grid, without and with preprocessing defenses
-    (each attacked plainly and through BPDA), on a random sample of a test split."""
+DefenseName = Literal["bit_depth", "median", "jpeg", "gaussian_blur"]
 
-    type: Literal["evaluate_robustness"] = "evaluate_robustness"
+
+class _RobustnessRequest(_Params):
+    """What a robustness evaluation and a handover report both take: a model, a test
+    sample, attacks over an L∞ and an L2 grid, defenses, and optionally a detector."""
+
     model_id: str
     dataset_id: str = "bundled"
     attacks: list[str] = Field(
@@ -208,9 +216,7 @@ class EvaluateRobustnessParams(_Params):
         default_factory=lambda: list(ROBUSTNESS_L2_EPSILONS), max_length=32
     )
     """L2 radii (pixel scale) of the L2 attacks (reported only when one is named)."""
-    defenses: list[Literal["bit_depth", "median", "jpeg", "gaussian_blur"]] = Field(
-        default_factory=list, max_length=4
-    )
+    defenses: list[DefenseName] = Field(default_factory=list, max_length=4)
     limit: int | None = Field(200, ge=1, le=100_000)
     """Evaluate a random ``limit`` test images (``None``: all of them)."""
     detector_id: str | None = None
@@ -218,6 +224,35 @@ class EvaluateRobustnessParams(_Params):
     detector) and report protected accuracy (rejected or correct) at the non-zero budgets."""
     adaptive_steps: int = Field(ADAPTIVE_STEPS, ge=1, le=200)
     seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class EvaluateRobustnessParams(_RobustnessRequest):
+    """Accuracy under each attack over an ε grid, without and with preprocessing defenses
+    (each attacked plainly and through BPDA), on a random sample of a test split."""
+
+    type: Literal["evaluate_robustness"] = "evaluate_robustness"
+
+
+class ModelReportParams(_RobustnessRequest):
+    """One self-contained HTML report to hand over with a model: clean accuracy,
+    AutoAttack (L∞ and L2) and per-attack robustness, PGD behind each preprocessing
+    defense with and without BPDA, and, with a detector, its report on the set it trained
+    on (unseen attacks included) and the adaptive attack."""
+
+    type: Literal["model_report"] = "model_report"
+    attacks: list[str] = Field(
+        default_factory=lambda: list(REPORT_ATTACKS), min_length=1, max_length=32
+    )
+    defenses: list[DefenseName] = Field(
+        default_factory=lambda: list(get_args(DefenseName)), max_length=4
+    )
+    """The preprocessing defenses PGD is measured behind (default: all four)."""
+    detector_id: str | None = None
+    """Also report this detector (on the set it trained on, with unseen attacks) and the
+    adaptive attack on the guard it makes with the model."""
+    unseen_attacks: list[str] | None = Field(None, max_length=16)
+    """Attacks the detector never trained on, to report it on (default: those of
+    DeepFool, APGD and Square it was not trained on)."""
 
 
 class AdversarialTrainingParams(_Params):
@@ -367,6 +402,8 @@ def default_job_name(storage: Storage, params: Any) -> str:
             return f"detector on {_name_of(storage, JobRecord, params.set_job_id)}"
         case EvaluateParams():
             return f"report on {_name_of(storage, DetectorRecord, params.detector_id)}"
+        case ModelReportParams():
+            return f"report on {_name_of(storage, ModelRecord, params.model_id)}"
         case EvaluateRobustnessParams():
             return f"robustness of {_name_of(storage, ModelRecord, params.model_id)}"
         case AdversarialTrainingParams():
@@ -383,7 +420,7 @@ def check_same_classes(model_classes: list[str], dataset_classes: list[str]) -> 
         )
 
 
-def check_robustness_params(params: EvaluateRobustnessParams) -> None:
+def check_robustness_params(params: _RobustnessRequest) -> None:
     """Refuse unknown attacks or bad budgets (:class:`JobInputError`)."""
     try:
         check_robustness_request(params.attacks, params.eps, params.l2_eps)
@@ -572,7 +609,7 @@ def train_detector_job(context: JobContext, params: TrainDetectorParams) -> dict
     return {"detector_id": detector_id, "threshold": guard.detector.threshold}
 
 
-def unseen_attacks(params: EvaluateParams, trained_on: list[str]) -> list[str]:
+def unseen_attacks(params: EvaluateParams | ModelReportParams, trained_on: list[str]) -> list[str]:
     """The attacks to report the detector on that it never trained on (checked)."""
     try:
         return pick_unseen_attacks(params.unseen_attacks, trained_on)
@@ -611,7 +648,7 @@ def evaluate_job(context: JobContext, params: EvaluateParams) -> dict[str, Any]:
     }
 
 
-def robustness_detector(storage: Storage, params: EvaluateRobustnessParams) -> Detector:
+def robustness_detector(storage: Storage, params: _RobustnessRequest) -> Detector:
     """The detector of an adaptive robustness test, refused (:class:`JobInputError`) when
     its classes differ from the model's. Its features keep the classifier it was trained
     with, so it can stand in front of another model (an adversarially trained one, say)."""
@@ -630,11 +667,7 @@ def evaluate_robustness_job(
     check_robustness_params(params)
     model, _, record = _model(context.storage, params.model_id)
     detector = None if params.detector_id is None else robustness_detector(context.storage, params)
-    data = _dataset(context, params.dataset_id, record.image_size)
-    check_same_classes(record.class_names, data["class_names"])
-    if "test" not in data["splits"]:
-        raise JobInputError(f"dataset {params.dataset_id} has no test split")
-    dataset = data["splits"]["test"].sample(params.limit, params.seed)
+    dataset, _ = _test_sample(context, params, record)
     result, files = measure_robustness(
         model,
         dataset,
@@ -663,6 +696,47 @@ def evaluate_robustness_job(
         }
         outcome["adaptive"] = adaptive_summary(rows)
     return {**outcome, "artifacts": artifacts}
+
+
+def _test_sample(
+    context: JobContext, params: _RobustnessRequest, record: ModelRecord
+) -> tuple[ImageDataset, str]:
+    """The seeded random sample of the dataset's test split a robustness job measures on,
+    and the dataset's name."""
+    data = _dataset(context, params.dataset_id, record.image_size)
+    check_same_classes(record.class_names, data["class_names"])
+    if "test" not in data["splits"]:
+        raise JobInputError(f"dataset {params.dataset_id} has no test split")
+    return data["splits"]["test"].sample(params.limit, params.seed), data["name"]
+
+
+def model_report_job(context: JobContext, params: ModelReportParams) -> dict[str, Any]:
+    """The handover report (``report/report.html``, self-contained) and its parts."""
+    check_robustness_params(params)
+    model, _, record = _model(context.storage, params.model_id)
+    dataset, dataset_name = _test_sample(context, params, record)
+    inputs = ReportInputs(model, record.name, dataset, dataset_name, seed=params.seed)
+    if params.detector_id is not None:
+        detector_record = find_record(
+            context.storage, DetectorRecord, params.detector_id, "detector"
+        )
+        inputs.detector = robustness_detector(context.storage, params)
+        inputs.detector_name = detector_record.name
+        inputs.adversarial = load_adversarial_set(
+            _set_folder(context.storage, detector_record.set_job_id)
+        )
+    out = context.folder / "report"
+    report = measure_report(
+        inputs, out, context.progress, attacks=params.attacks, epsilons=params.eps,
+        l2_epsilons=params.l2_eps, defenses=params.defenses,
+        adaptive_steps=params.adaptive_steps, unseen=params.unseen_attacks,
+    )  # fmt: skip
+    return {
+        "clean_accuracy": report.clean.accuracy,
+        "robustness": json_ready(report.robustness.to_dict()),
+        "adaptive": adaptive_summary(report.adaptive) if report.adaptive else None,
+        "artifacts": {"report": f"report/{REPORT_FILE}"},
+    }
 
 
 def adversarial_training_job(
@@ -732,11 +806,19 @@ def check_evaluate(storage: Storage, params: EvaluateParams) -> None:
         succeeded_set_job(storage, params.set_job_id)
 
 
-def check_evaluate_robustness(storage: Storage, params: EvaluateRobustnessParams) -> None:
+def check_evaluate_robustness(storage: Storage, params: _RobustnessRequest) -> None:
     matching_model_and_dataset(storage, params.model_id, params.dataset_id)
     check_robustness_params(params)
     if params.detector_id is not None:
         robustness_detector(storage, params)
+
+
+def check_model_report(storage: Storage, params: ModelReportParams) -> None:
+    check_evaluate_robustness(storage, params)
+    if params.detector_id is not None:
+        record = find_record(storage, DetectorRecord, params.detector_id, "detector")
+        unseen_attacks(params, record.attack_names)
+        succeeded_set_job(storage, record.set_job_id)
 
 
 def check_adversarial_training(storage: Storage, params: AdversarialTrainingParams) -> None:
@@ -815,6 +897,14 @@ JOB_KINDS: dict[str, JobKind[Any]] = {
             check_evaluate_robustness,
             evaluate_robustness_job,
             ("attacking", "adaptive attack"),
+        ),
+        JobKind(
+            ModelReportParams,
+            ModelReportResult,
+            "evaluation",
+            check_model_report,
+            model_report_job,
+            MODEL_REPORT_STAGES,
         ),
         JobKind(
             AdversarialTrainingParams,

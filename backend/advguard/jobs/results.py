@@ -125,6 +125,15 @@ EvaluateRobustnessResult = result_model(
     adaptive=AdaptiveSummary | None,
     artifacts=Artifacts,
 )
+ModelReportResult = result_model(
+    "ModelReportResult",
+    "The handover report (artifact ``report``: one self-contained HTML file) and its "
+    "headline numbers: clean accuracy, robustness (AutoAttack included), the adaptive table.",
+    clean_accuracy=float,
+    robustness=RobustnessResult,
+    adaptive=AdaptiveSummary | None,
+    artifacts=Artifacts,
+)
 AdversarialTrainingResult = dataclass_model(
     TrainingSummary,
     "AdversarialTrainingResult",

@@ -58,7 +58,10 @@ from advguard.evaluation.detection_report import (
     robustness_from_set,
     write_detection_report,
 )
+from advguard.evaluation.html_report import ModelReport, write_html_report
+from advguard.evaluation.metrics import plot_confusion
 from advguard.evaluation.robustness import (
+    ROBUSTNESS_EPSILONS,
     ROBUSTNESS_L2_EPSILONS,
     ProgressCallback,
     check_robustness_request,
@@ -273,6 +276,110 @@ def measure_adaptive(
         show_progress=False,
     )
     return rows, write_adaptive_report(rows, out)
+
+
+REPORT_ATTACKS = ("fgsm", "pgd", "apgd", "cw", "deepfool", "autoattack", "autoattack-l2")
+"""What the handover report attacks by default: AutoAttack (L∞ and L2), the field's
+standard number, beside the attacks a reader knows by name."""
+REPORT_DEFENSES = ("bit_depth", "median", "jpeg", "gaussian_blur")
+REPORT_DEFENSE_ATTACK = "pgd"
+"""The attack each preprocessing defense is measured under, plainly and through BPDA."""
+MODEL_REPORT_STAGES = ("attacking", "defenses", "detector features", "unseen attacks", "adaptive")
+"""What :func:`measure_report` goes through, in order, as its progress says."""
+REPORT_FILE = "report.html"
+
+
+@dataclass
+class ReportInputs:
+    """What a handover report is about: a model, its test sample, and optionally the
+    detector in front of it with the adversarial set it was trained on."""
+
+    model: nn.Module
+    model_name: str
+    dataset: ImageDataset
+    dataset_name: str
+    seed: int = 0
+    detector: Detector | None = None
+    detector_name: str | None = None
+    adversarial: AdversarialSet | None = None
+
+
+def measure_report(
+    inputs: ReportInputs,
+    out: Path,
+    progress: ProgressCallback,
+    *,
+    attacks: Sequence[str] = REPORT_ATTACKS,
+    epsilons: Sequence[float] = ROBUSTNESS_EPSILONS,
+    l2_epsilons: Sequence[float] = ROBUSTNESS_L2_EPSILONS,
+    defenses: Sequence[str] = REPORT_DEFENSES,
+    adaptive_steps: int = 50,
+    unseen: Sequence[str] | None = None,
+    batch_size: int = 128,
+) -> ModelReport:
+    """Measure everything the handover report says into ``out`` (each part's own files
+    in a subfolder) and write ``out/report.html``: clean accuracy, robustness under each
+    attack (AutoAttack included by default), :data:`REPORT_DEFENSE_ATTACK` behind each
+    preprocessing defense with and without BPDA, and with a detector, its report (the
+    ``unseen`` attacks included: see :func:`unseen_attacks`) and the adaptive attack. Bad
+    attacks or budgets raise ``ValueError`` before any attack."""
+    check_robustness_request(attacks, epsilons, l2_epsilons)
+    defense_settings(defenses)
+    if (inputs.detector is None) != (inputs.adversarial is None):
+        raise ValueError("a detector's report needs both the detector and its adversarial set")
+    model, dataset = inputs.model, inputs.dataset
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Path] = {}
+    clean = evaluate_classifier(model, dataset)
+    figures["confusion"] = plot_confusion(
+        clean.confusion_matrix, clean.class_names, out / "confusion.png",
+        title="Clean test images",
+    )  # fmt: skip
+    robustness, files = measure_robustness(
+        model, dataset, attacks, epsilons, [], out / "robustness", progress,
+        l2_epsilons=l2_epsilons, batch_size=batch_size,
+    )  # fmt: skip
+    figures["robustness"] = out / "robustness" / files["plot"]
+    defended = None
+    if defenses:
+        # Its own stage: "defenses: …" follows "attacking: …" in the job's progress.
+        relabelled: ProgressCallback = lambda stage, done, total: progress(  # noqa: E731
+            stage.replace("attacking", "defenses", 1), done, total
+        )
+        defended, files = measure_robustness(
+            model, dataset, [REPORT_DEFENSE_ATTACK], epsilons, defenses, out / "defenses",
+            relabelled, batch_size=batch_size,
+        )  # fmt: skip
+        figures["defenses"] = out / "defenses" / files["plot"]
+    detection: DetectionReport | None = None
+    adaptive: list[ProtectedAccuracy] = []
+    if inputs.detector is not None and inputs.adversarial is not None:
+        detection = report_detector(
+            inputs.detector, inputs.adversarial, out / "detection", progress,
+            unseen=unseen, baselines=False, leave_one_out=False,
+        )  # fmt: skip
+        for key, name in (("roc", "roc"), ("confusion", "confusion"), ("examples", "examples")):
+            figures[f"detector_{key}"] = out / "detection" / f"{name}.png"
+        adaptive, files = measure_adaptive(
+            {"classifier": model}, dataset, inputs.detector,
+            [eps for eps in epsilons if eps > 0], adaptive_steps, inputs.seed,
+            out / "adaptive", progress,
+        )  # fmt: skip
+        figures["adaptive"] = out / "adaptive" / files["plot"]
+    report = ModelReport(
+        model=inputs.model_name,
+        dataset=inputs.dataset_name,
+        seed=inputs.seed,
+        clean=clean,
+        robustness=robustness,
+        defenses=defended,
+        detector=inputs.detector_name,
+        detection=detection,
+        adaptive=adaptive,
+        figures=figures,
+    )
+    write_html_report(report, out / REPORT_FILE)
+    return report
 
 
 def write_comparison(comparison: ModelComparison, out: Path) -> None:

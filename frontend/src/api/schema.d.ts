@@ -1290,7 +1290,7 @@ export interface components {
         /** JobListOut */
         JobListOut: {
             /** Items */
-            items: (components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["AdversarialTrainingJob"])[];
+            items: (components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["ModelReportJob"] | components["schemas"]["AdversarialTrainingJob"])[];
             /** Total */
             total: number;
         };
@@ -1360,6 +1360,168 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /**
+         * ModelReportJob
+         * @description One self-contained HTML report to hand over with a model: clean accuracy,
+         *     AutoAttack (L∞ and L2) and per-attack robustness, PGD behind each preprocessing
+         *     defense with and without BPDA, and, with a detector, its report on the set it trained
+         *     on (unseen attacks included) and the adaptive attack.
+         */
+        ModelReportJob: {
+            /** Id */
+            id: string;
+            /**
+             * Name
+             * @description What the user calls it; renamed with PATCH /jobs/{id}
+             */
+            name: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            progress: components["schemas"]["ProgressOut"];
+            /** Error */
+            error: string | null;
+            /**
+             * Artifacts
+             * @description Artifact name → download URL
+             */
+            artifacts: {
+                [key: string]: string;
+            };
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "model_report";
+            params: components["schemas"]["ModelReportParams-Output"];
+            result: components["schemas"]["ModelReportResult"] | null;
+        };
+        /**
+         * ModelReportParams
+         * @description One self-contained HTML report to hand over with a model: clean accuracy,
+         *     AutoAttack (L∞ and L2) and per-attack robustness, PGD behind each preprocessing
+         *     defense with and without BPDA, and, with a detector, its report on the set it trained
+         *     on (unseen attacks included) and the adaptive attack.
+         */
+        "ModelReportParams-Input": {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "model_report";
+            /** Model Id */
+            model_id: string;
+            /**
+             * Dataset Id
+             * @default bundled
+             */
+            dataset_id?: string;
+            /** Attacks */
+            attacks?: string[];
+            /** Eps */
+            eps?: (number | string)[];
+            /** L2 Eps */
+            l2_eps?: number[];
+            /** Defenses */
+            defenses?: ("bit_depth" | "median" | "jpeg" | "gaussian_blur")[];
+            /**
+             * Limit
+             * @default 200
+             */
+            limit?: number | null;
+            /** Detector Id */
+            detector_id?: string | null;
+            /**
+             * Adaptive Steps
+             * @default 100
+             */
+            adaptive_steps?: number;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number;
+            /** Unseen Attacks */
+            unseen_attacks?: string[] | null;
+        };
+        /**
+         * ModelReportParams
+         * @description One self-contained HTML report to hand over with a model: clean accuracy,
+         *     AutoAttack (L∞ and L2) and per-attack robustness, PGD behind each preprocessing
+         *     defense with and without BPDA, and, with a detector, its report on the set it trained
+         *     on (unseen attacks included) and the adaptive attack.
+         */
+        "ModelReportParams-Output": {
+            /**
+             * Type
+             * @default model_report
+             * @constant
+             */
+            type?: "model_report";
+            /** Model Id */
+            model_id: string;
+            /**
+             * Dataset Id
+             * @default bundled
+             */
+            dataset_id?: string;
+            /** Attacks */
+            attacks?: string[];
+            /** Eps */
+            eps?: number[];
+            /** L2 Eps */
+            l2_eps?: number[];
+            /** Defenses */
+            defenses?: ("bit_depth" | "median" | "jpeg" | "gaussian_blur")[];
+            /**
+             * Limit
+             * @default 200
+             */
+            limit?: number | null;
+            /** Detector Id */
+            detector_id?: string | null;
+            /**
+             * Adaptive Steps
+             * @default 100
+             */
+            adaptive_steps?: number;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number;
+            /** Unseen Attacks */
+            unseen_attacks?: string[] | null;
+        };
+        /**
+         * ModelReportResult
+         * @description The handover report (artifact ``report``: one self-contained HTML file) and its headline numbers: clean accuracy, robustness (AutoAttack included), the adaptive table.
+         */
+        ModelReportResult: {
+            /** Clean Accuracy */
+            clean_accuracy: number | null;
+            robustness: components["schemas"]["RobustnessResult"];
+            adaptive: components["schemas"]["AdaptiveSummary"] | null;
+            /** Artifacts */
+            artifacts: {
+                [key: string]: string;
+            };
+        } & {
+            [key: string]: unknown;
         };
         /**
          * ModelRobustness
@@ -2444,7 +2606,7 @@ export interface operations {
     list_jobs_api_v1_jobs_get: {
         parameters: {
             query?: {
-                type?: ("train_classifier" | "build_adversarial_set" | "train_detector" | "evaluate" | "evaluate_robustness" | "adversarial_training") | null;
+                type?: ("train_classifier" | "build_adversarial_set" | "train_detector" | "evaluate" | "evaluate_robustness" | "model_report" | "adversarial_training") | null;
                 state?: ("queued" | "running" | "succeeded" | "failed" | "cancelled") | null;
                 limit?: number;
                 offset?: number;
@@ -2488,7 +2650,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TrainClassifierParams"] | components["schemas"]["BuildSetParams-Input"] | components["schemas"]["TrainDetectorParams"] | components["schemas"]["EvaluateParams"] | components["schemas"]["EvaluateRobustnessParams-Input"] | components["schemas"]["AdversarialTrainingParams-Input"];
+                "application/json": components["schemas"]["TrainClassifierParams"] | components["schemas"]["BuildSetParams-Input"] | components["schemas"]["TrainDetectorParams"] | components["schemas"]["EvaluateParams"] | components["schemas"]["EvaluateRobustnessParams-Input"] | components["schemas"]["ModelReportParams-Input"] | components["schemas"]["AdversarialTrainingParams-Input"];
             };
         };
         responses: {
@@ -2498,7 +2660,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["AdversarialTrainingJob"];
+                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["ModelReportJob"] | components["schemas"]["AdversarialTrainingJob"];
                 };
             };
             /** @description Invalid parameters or unusable upload */
@@ -2540,7 +2702,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["AdversarialTrainingJob"];
+                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["ModelReportJob"] | components["schemas"]["AdversarialTrainingJob"];
                 };
             };
             /** @description No such record */
@@ -2586,7 +2748,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["AdversarialTrainingJob"];
+                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["ModelReportJob"] | components["schemas"]["AdversarialTrainingJob"];
                 };
             };
             /** @description No such record */
@@ -2628,7 +2790,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["AdversarialTrainingJob"];
+                    "application/json": components["schemas"]["TrainClassifierJob"] | components["schemas"]["BuildAdversarialSetJob"] | components["schemas"]["TrainDetectorJob"] | components["schemas"]["EvaluateJob"] | components["schemas"]["EvaluateRobustnessJob"] | components["schemas"]["ModelReportJob"] | components["schemas"]["AdversarialTrainingJob"];
                 };
             };
             /** @description No such record */

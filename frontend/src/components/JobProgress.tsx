@@ -12,6 +12,7 @@ export const JOB_TYPE_NAMES: Record<JobType, string> = {
   train_detector: "Train detector",
   evaluate: "Evaluate detector",
   evaluate_robustness: "Evaluate robustness",
+  model_report: "Report to hand over",
   adversarial_training: "Adversarial training",
 };
 

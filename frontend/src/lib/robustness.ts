@@ -9,6 +9,8 @@ type Schemas = components["schemas"];
 /** The attacks an evaluate_robustness job runs when none are named
  * (``advguard.evaluation.robustness.ROBUSTNESS_ATTACKS``). */
 export const ROBUSTNESS_ATTACKS = ["fgsm", "bim", "pgd", "mim", "apgd", "cw", "deepfool"];
+/** The attacks of a handover report (``advguard.jobs.steps.REPORT_ATTACKS``). */
+export const REPORT_ATTACKS = ["fgsm", "pgd", "apgd", "cw", "deepfool", "autoattack", "autoattack-l2"];
 /** Its default budgets (``ROBUSTNESS_EPSILONS``), as the form writes them. */
 export const ROBUSTNESS_BUDGETS = "0, 1/255, 2/255, 4/255, 8/255, 16/255";
 /** Its default L2 radii (``ROBUSTNESS_L2_EPSILONS``). */

@@ -47,6 +47,8 @@ function jobLink(job: Job): { to: string; text: string } | null {
       return { to: `/detector?id=${job.params.detector_id}`, text: "report" };
     case "evaluate_robustness":
       return { to: `/robustness?job=${job.id}`, text: "curves" };
+    case "model_report":
+      return { to: `/robustness?report=${job.id}`, text: "report" };
     case "adversarial_training":
       return { to: `/robustness?training=${job.id}`, text: "comparison" };
     default:
@@ -74,6 +76,8 @@ function summary(job: Job): string {
         ? ""
         : `worst case ${percent(worst_case[NO_DEFENSE]?.at(-1))} at ε ${budgetLabel(last)}`;
     }
+    case "model_report":
+      return `clean accuracy ${percent(job.result.clean_accuracy)}`;
     default:
       return unhandled(job);
   }

@@ -50,6 +50,32 @@ const training: JobOf<"adversarial_training"> = {
   result: { ...TRAINING_SUMMARY, model_id: "m9", comparison: COMPARISON, artifacts: {} },
 };
 
+const report: JobOf<"model_report"> = {
+  ...jobFields({
+    id: "rrrrrrrr00000003",
+    name: "report on net",
+    state: "succeeded",
+    progress: makeProgress("adaptive attack", 16, 16),
+    artifacts: { report: "/api/v1/artifacts/jobs/rrrrrrrr00000003/report/report.html" },
+    finished_at: "2026-01-02T10:09:00Z",
+  }),
+  type: "model_report",
+  params: { type: "model_report", model_id: "m1", detector_id: "d1" },
+  result: {
+    clean_accuracy: 0.9375,
+    robustness: {
+      ...ROBUSTNESS,
+      attacks: ["fgsm", "autoattack"],
+      curves: [
+        ...ROBUSTNESS.curves.filter((curve) => curve.attack === "fgsm"),
+        { defense: "none", attack: "autoattack", accuracy: [0.9375, 0.25, 0.0625], seconds: 9, norm: "linf" },
+      ],
+    },
+    adaptive: ADAPTIVE,
+    artifacts: {},
+  },
+};
+
 /** An evaluate_robustness job of model m1 under PGD, with no result yet. */
 function evaluationJob(fields: Partial<JobFields>): JobOf<"evaluate_robustness"> {
   return {
@@ -60,7 +86,7 @@ function evaluationJob(fields: Partial<JobFields>): JobOf<"evaluate_robustness">
   };
 }
 
-function setUp({ jobs = [evaluation, training] }: { jobs?: Job[] } = {}) {
+function setUp({ jobs = [evaluation, training, report] }: { jobs?: Job[] } = {}) {
   const queued = evaluationJob({ id: "ffffffff00000000", state: "queued" });
   const byId = new Map([...jobs, queued].map((job) => [job.id, job]));
   const routes: Record<string, (request: Request) => [number, unknown]> = {
@@ -305,5 +331,36 @@ describe("RobustnessPage: adversarial training form", () => {
     await userEvent.click(within(form).getByRole("button", { name: "Train adversarially" }));
     expect(within(form).getByRole("alert")).toHaveTextContent('budget "64" is over the limit of 0.2500');
     expect(calls.some((request) => request.method === "POST")).toBe(false);
+  });
+});
+
+describe("RobustnessPage: the report to hand over", () => {
+  it("shows the newest report's numbers and its download", async () => {
+    setUp();
+    const panel = screen.getByRole("region", { name: "Reports" });
+    const shown = await within(panel).findByTestId("model-report");
+    expect(within(shown).getByText("Clean accuracy").nextSibling).toHaveTextContent("93.8 %");
+    expect(within(shown).getByText("AutoAttack at ε = 8/255").nextSibling).toHaveTextContent("6.3 %");
+    const download = within(shown).getByRole("link", { name: "Download the report (report.html)" });
+    expect(download).toHaveAttribute("href", report.artifacts.report);
+    expect(download).toHaveAttribute("download");
+  });
+
+  it("sends the model, the dataset, the sample size and the model's detector", async () => {
+    const { calls } = setUp({ jobs: [] });
+    const form = screen.getByRole("form", { name: "Build the report" });
+    await within(form).findByRole("option", { name: "guard d1 (d1)" });
+    const limit = within(form).getByLabelText("Test images (a random sample)");
+    await userEvent.clear(limit);
+    await userEvent.type(limit, "50");
+    await userEvent.selectOptions(within(form).getByLabelText("Detector to include (optional)"), "d1");
+    await userEvent.click(within(form).getByRole("button", { name: "Build the report" }));
+    expect(await postedJson(calls)).toEqual({
+      type: "model_report",
+      model_id: "m1",
+      dataset_id: "ds1",
+      limit: 50,
+      detector_id: "d1",
+    });
   });
 });

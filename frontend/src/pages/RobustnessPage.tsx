@@ -8,7 +8,7 @@ import { Field, NumberInput } from "../components/Field";
 import { JobResult, JobTracker } from "../components/JobProgress";
 import { ModelDatasetFields, useModelDataset } from "../components/ModelDatasetFields";
 import { Page, Panel } from "../components/Page";
-import { AdaptiveView, ComparisonView, RobustnessView } from "../components/RobustnessReport";
+import { AdaptiveView, AUTOATTACK, ComparisonView, RobustnessView } from "../components/RobustnessReport";
 import { SubmitJob } from "../components/SubmitJob";
 import {
   BUDGET_SYNTAX,
@@ -23,7 +23,15 @@ import {
   rangeProblem,
   shortId,
 } from "../lib/format";
-import { ROBUSTNESS_ATTACKS, ROBUSTNESS_BUDGETS, ROBUSTNESS_L2_BUDGETS } from "../lib/robustness";
+import {
+  budgetLabel,
+  curveOf,
+  NO_DEFENSE,
+  REPORT_ATTACKS,
+  ROBUSTNESS_ATTACKS,
+  ROBUSTNESS_BUDGETS,
+  ROBUSTNESS_L2_BUDGETS,
+} from "../lib/robustness";
 import { useSearchState } from "../lib/search";
 
 /** The preprocessing defenses, in the order the API lists them. */
@@ -37,6 +45,38 @@ const MAX_IMAGES = 100_000;
 /** The API's bound on the adversarial-training budget. */
 const MAX_TRAINING_EPS = 0.25;
 
+/** The detectors that guard ``model`` (a detector guards the model it was trained with;
+ * only those can stand in front of it), and the one chosen among them. */
+function useGuardChoice(model: { id: string } | undefined) {
+  const detectors = useDetectors();
+  const [detectorId, setDetectorId] = useState("");
+  const guards = (detectors.data ?? []).filter((detector) => detector.model_id === model?.id);
+  const detector = guards.find((candidate) => candidate.id === detectorId);
+  return { guards, detector, setDetectorId, error: detectors.error };
+}
+
+type GuardChoice = ReturnType<typeof useGuardChoice>;
+
+function GuardSelect({ label, hint, choice }: { label: string; hint?: string; choice: GuardChoice }) {
+  return (
+    <Field label={label} hint={hint}>
+      <select
+        value={choice.detector?.id ?? ""}
+        onChange={(event) => choice.setDetectorId(event.target.value)}
+      >
+        <option value="">
+          {choice.guards.length === 0 ? "none (no detector guards this model)" : "none"}
+        </option>
+        {choice.guards.map((candidate) => (
+          <option key={candidate.id} value={candidate.id}>
+            {candidate.name} ({shortId(candidate.id)})
+          </option>
+        ))}
+      </select>
+    </Field>
+  );
+}
+
 function EvaluateForm({
   initialModelId,
   onStarted,
@@ -46,19 +86,15 @@ function EvaluateForm({
 }) {
   const choice = useModelDataset({ initialModelId });
   const attacks = useAttackChoice(ROBUSTNESS_ATTACKS);
-  const detectors = useDetectors();
   const create = useCreateJob();
   const [budgets, setBudgets] = useState(ROBUSTNESS_BUDGETS);
   const [l2Budgets, setL2Budgets] = useState(ROBUSTNESS_L2_BUDGETS);
   const [defenses, setDefenses] = useState<DefenseName[]>([]);
   const [limit, setLimit] = useState(200);
-  const [detectorId, setDetectorId] = useState("");
   const [problem, setProblem] = useState<string | null>(null);
-
   const { model } = choice;
-  // A detector guards the model it was trained with; only those can be tested adaptively.
-  const guards = (detectors.data ?? []).filter((detector) => detector.model_id === model?.id);
-  const detector = guards.find((candidate) => candidate.id === detectorId);
+  const guard = useGuardChoice(model);
+  const { detector } = guard;
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
@@ -149,26 +185,72 @@ function EvaluateForm({
         <Field label="Test images (a random sample)">
           <NumberInput min={1} max={MAX_IMAGES} value={limit} onChange={setLimit} />
         </Field>
-        <Field
+        <GuardSelect
           label="Detector for the adaptive test (optional)"
           hint="An attack that knows the detector: how many attacked images it rejects or the model still classifies correctly."
-        >
-          <select value={detector?.id ?? ""} onChange={(event) => setDetectorId(event.target.value)}>
-            <option value="">{guards.length === 0 ? "none (no detector guards this model)" : "none"}</option>
-            {guards.map((candidate) => (
-              <option key={candidate.id} value={candidate.id}>
-                {candidate.name} ({shortId(candidate.id)})
-              </option>
-            ))}
-          </select>
-        </Field>
+          choice={guard}
+        />
       </div>
       <SubmitJob
         label="Evaluate robustness"
         disabled={create.isPending || !model || attacks.known.length === 0}
         problem={problem}
         startError={create.error}
-        loadError={choice.error ?? detectors.error}
+        loadError={choice.error ?? guard.error}
+      />
+    </form>
+  );
+}
+
+/** The handover report: one self-contained HTML file, measured by a job. */
+function ReportForm({ onStarted }: { onStarted: (jobId: string) => void }) {
+  const choice = useModelDataset({});
+  const create = useCreateJob();
+  const [limit, setLimit] = useState(200);
+  const [problem, setProblem] = useState<string | null>(null);
+  const { model } = choice;
+  const guard = useGuardChoice(model);
+  const { detector } = guard;
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    setProblem(null);
+    if (!model) return setProblem("upload or train a model first");
+    const wrongLimit = rangeProblem("the number of images", limit, 1, MAX_IMAGES);
+    if (wrongLimit) return setProblem(wrongLimit);
+    create.mutate(
+      {
+        type: "model_report",
+        model_id: model.id,
+        dataset_id: choice.datasetId,
+        limit,
+        ...(detector ? { detector_id: detector.id } : {}),
+      },
+      { onSuccess: (job) => onStarted(job.id) },
+    );
+  };
+
+  return (
+    <form className="form" onSubmit={submit} aria-label="Build the report" noValidate>
+      <p className="muted small fieldset-hint">
+        One HTML file to attach to the model&apos;s records: clean accuracy, AutoAttack (L∞ and L2), accuracy
+        under {REPORT_ATTACKS.join(", ")} over the default budgets, PGD behind every preprocessing defense
+        with and without BPDA, and with a detector its report (attacks it never saw included) and the adaptive
+        attack. Every figure says how it was measured. It opens offline and prints to PDF.
+      </p>
+      <ModelDatasetFields choice={choice} />
+      <div className="field-row">
+        <Field label="Test images (a random sample)">
+          <NumberInput min={1} max={MAX_IMAGES} value={limit} onChange={setLimit} />
+        </Field>
+        <GuardSelect label="Detector to include (optional)" choice={guard} />
+      </div>
+      <SubmitJob
+        label="Build the report"
+        disabled={create.isPending || !model}
+        problem={problem}
+        startError={create.error}
+        loadError={choice.error ?? guard.error}
       />
     </form>
   );
@@ -349,6 +431,40 @@ function EvaluationResult({ job }: { job: JobOf<"evaluate_robustness"> }) {
   );
 }
 
+function ReportResult({ job }: { job: JobOf<"model_report"> }) {
+  if (!job.result) return null;
+  const { clean_accuracy: clean, robustness } = job.result;
+  const autoattack = curveOf(robustness, NO_DEFENSE, AUTOATTACK.linf)?.accuracy.at(-1);
+  const largest = robustness.epsilons.at(-1);
+  return (
+    <div className="report" data-testid="model-report">
+      <dl className="stats">
+        <div>
+          <dt>Clean accuracy</dt>
+          <dd>{percent(clean)}</dd>
+        </div>
+        {autoattack !== undefined && largest !== undefined ? (
+          <div className="headline">
+            <dt>AutoAttack at ε = {budgetLabel(largest)}</dt>
+            <dd>{percent(autoattack)}</dd>
+          </div>
+        ) : null}
+        <div>
+          <dt>Took</dt>
+          <dd>{duration(job.started_at, job.finished_at)}</dd>
+        </div>
+      </dl>
+      {job.artifacts.report ? (
+        <p>
+          <a className="button" href={job.artifacts.report} download>
+            Download the report (report.html)
+          </a>
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
 function TrainingResult({ job }: { job: JobOf<"adversarial_training"> }) {
   if (!job.result) return null;
   const { model_id: modelId, test_accuracy: accuracy, comparison } = job.result;
@@ -390,6 +506,22 @@ export function RobustnessPage() {
           {(job) => <EvaluationResult job={job} />}
         </JobChoice>
       </Panel>
+      <div className="columns">
+        <Panel title="Report to hand over">
+          <ReportForm onStarted={(report) => update({ report })} />
+        </Panel>
+        <Panel title="Reports">
+          <JobChoice
+            type="model_report"
+            label="Report"
+            chosen={search.get("report") ?? undefined}
+            onChoose={(report) => update({ report })}
+            describe={(job) => (job.params.detector_id ? "with its detector" : "classifier only")}
+          >
+            {(job) => <ReportResult job={job} />}
+          </JobChoice>
+        </Panel>
+      </div>
       <Panel title="Adversarially trained models">
         <JobChoice
           type="adversarial_training"
