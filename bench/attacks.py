@@ -232,6 +232,7 @@ def attack_rows(model: nn.Module, x: Tensor, y: Tensor, repeats: int, quick: boo
         reference: float | None = None,
     ) -> Row:
         seconds, passes, x_adv = counter.measure(run, repeats)
+        x_adv = x_adv.detach()  # torchattacks may hand back a tensor that requires grad
         with torch.no_grad():
             fooled = model(x_adv).argmax(1) != y
         l2 = (x_adv - x).flatten(1).norm(dim=1)

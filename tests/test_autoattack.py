@@ -198,6 +198,33 @@ def test_hopskipjump_refuses_targets_and_bad_budgets(trained_small):
         ATTACKS["hopskipjump"](trained_small.model, max_queries=0)
 
 
+@pytest.mark.parametrize(
+    ("name", "eps"), [("apgd", 2 / 255), ("apgd-t", 2 / 255), ("apgd-l2", 0.2)]
+)
+def test_stopping_at_success_breaks_the_same_images_with_fewer_gradients(name, eps, trained_small):
+    """Each image's APGD run is its own: stopping the broken ones early (AutoAttack's use)
+    leaves the others' runs as they were, so the same images break, for less work."""
+    model = trained_small.model
+    x, y = trained_small.correct.images[:64], trained_small.correct.labels[:64]
+    seen: list[int] = []
+    hook = model.register_forward_pre_hook(lambda _, inputs: seen.append(len(inputs[0])))
+    settings = {"eps": eps, "steps": 20, **({"n_target_classes": 3} if name == "apgd-t" else {})}
+    try:
+        full = ATTACKS[name](model, **settings)(x, y)
+        work_full, seen[:] = sum(seen), []
+        early = ATTACKS[name](model, stop_at_success=True, **settings)(x, y)
+        work_early = sum(seen)
+    finally:
+        hook.remove()
+    with torch.no_grad():
+        broken_full, broken_early = (model(adv).argmax(1) != y for adv in (full, early))
+    assert 0 < int(broken_full.sum()) < len(y)  # a budget where some but not all break
+    assert torch.equal(broken_full, broken_early)
+    assert work_early < 0.9 * work_full
+    norm = "l2" if name.endswith("l2") else "linf"
+    assert float(distance(early, x, norm).max()) <= eps * (1 + 1e-5)
+
+
 def test_autoattack_runs_each_component_on_what_the_previous_left(trained_small):
     x, y = batch(trained_small, 32)
     attack = ATTACKS["autoattack"](trained_small.model, eps=2 / 255, steps=5, n_queries=50)

@@ -59,15 +59,17 @@ class APGD(Attack):
     steps since the last checkpoint, or when neither the step size nor the best loss changed
     since then. Steps use momentum 0.75. Each restart begins at a random point of the ball;
     later restarts only run on images not yet broken. The result per image is the last
-    adversarial point found, or the point of highest loss when none was found.
+    adversarial point found, or the point of highest loss when none was found; with
+    ``stop_at_success=True`` an image stops at its first adversarial point (the same images
+    are broken, with fewer gradients: AutoAttack's use).
 
     ``loss="ce"`` (APGD-CE) ascends the cross-entropy of ``y`` (descends it towards the
     target with ``targeted=True``); ``loss="dlr"`` (APGD-DLR, untargeted only) ascends the
     difference of logits ratio, which does not saturate with overconfident logits.
 
     Arguments: ``eps`` (budget in pixel scale: L∞ here, L2 for ``apgd-l2``), ``steps``,
-    ``n_restarts``, ``rho``, ``loss``, ``targeted``, ``seed``. Shapes: ``x`` N×C×H×W in
-    [0, 1], ``y`` N; returns N×C×H×W.
+    ``n_restarts``, ``rho``, ``loss``, ``targeted``, ``stop_at_success``, ``seed``.
+    Shapes: ``x`` N×C×H×W in [0, 1], ``y`` N; returns N×C×H×W.
 
     >>> attack = ATTACKS["apgd"](model, eps=8 / 255, steps=10)
     >>> x_adv = attack(images, labels)
@@ -83,9 +85,11 @@ class APGD(Attack):
         rho: float = 0.75,
         loss: Loss = "ce",
         targeted: bool = False,
+        stop_at_success: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__(model, targeted=targeted, seed=seed)
+        self.stop_at_success = bool(stop_at_success)
         self.eps = check_positive("eps", eps, allow_zero=True)
         self.steps = check_count("steps", steps)
         self.n_restarts = check_count("n_restarts", n_restarts)
@@ -106,6 +110,7 @@ class APGD(Attack):
             "n_restarts": self.n_restarts,
             "rho": self.rho,
             "loss": self.loss,
+            "stop_at_success": self.stop_at_success,
             **super().params(),
         }
 
@@ -196,6 +201,9 @@ class APGD(Attack):
 
         loss, gradient, logits = self._loss_and_gradient(x_adv, y, target)
         success = self.is_successful(logits, y)
+        # Each image's run is its own (per-image step sizes), so one that stops changes no
+        # other: with stop_at_success the gradient is only taken for the others.
+        active = ~success if self.stop_at_success else torch.ones_like(success)
         x_best_adv = x_adv.clone()
         x_best, gradient_best, loss_best = x_adv.clone(), gradient.clone(), loss.clone()
         history = [loss]
@@ -210,16 +218,29 @@ class APGD(Attack):
         x_previous = x_adv.clone()
 
         for i in range(self.steps):
+            if not active.any():
+                break
             momentum = x_adv - x_previous
             x_previous = x_adv
             alpha = _MOMENTUM if i > 0 else 1.0
             z = self._project(x, x_adv + step_size * self._ascent(gradient))
             x_adv = self._project(x, x_adv + alpha * (z - x_adv) + (1 - alpha) * momentum)
 
-            loss, gradient, logits = self._loss_and_gradient(x_adv, y, target)
-            now = self.is_successful(logits, y)
+            if active.all():
+                loss, gradient, logits = self._loss_and_gradient(x_adv, y, target)
+                now = self.is_successful(logits, y)
+            else:
+                on = torch.nonzero(active).squeeze(1)
+                aimed = None if target is None else target[on]
+                loss_on, gradient_on, logits_on = self._loss_and_gradient(x_adv[on], y[on], aimed)
+                loss, gradient = loss.clone(), gradient.clone()
+                loss[on], gradient[on] = loss_on, gradient_on
+                now = torch.zeros_like(success)
+                now[on] = self.is_successful(logits_on, y[on])
             x_best_adv[now] = x_adv[now]
             success |= now
+            if self.stop_at_success:
+                active &= ~now
             history.append(loss)
             improved = loss > loss_best
             x_best[improved] = x_adv[improved]
@@ -275,12 +296,14 @@ class APGDT(APGD):
         n_target_classes: int = 9,
         rho: float = 0.75,
         targeted: bool = False,
+        stop_at_success: bool = False,
         seed: int = 0,
     ) -> None:
         refuse_targeted("apgd-t (it picks its own targets)", targeted)
         super().__init__(
-            model, eps=eps, steps=steps, n_restarts=n_restarts, rho=rho, loss="dlr", seed=seed
-        )
+            model, eps=eps, steps=steps, n_restarts=n_restarts, rho=rho, loss="dlr",
+            stop_at_success=stop_at_success, seed=seed,
+        )  # fmt: skip
         self.n_target_classes = check_count("n_target_classes", n_target_classes)
 
     def params(self) -> dict[str, object]:

@@ -87,9 +87,11 @@ class AutoAttack(Attack):
         gradient: dict[str, Any] = {"eps": self.eps, "steps": self.steps, "seed": self.seed}
         targets = {"n_target_classes": self.n_target_classes}
         suffix = "" if self.norm == "linf" else "-l2"
+        # Only whether an image breaks counts here: APGD stops each image at its first success.
+        apgd = {**gradient, "stop_at_success": True}
         components = [
-            create_attack("apgd" + suffix, self.model, **gradient, loss="ce"),
-            create_attack("apgd-t" + suffix, self.model, **gradient, **targets),
+            create_attack("apgd" + suffix, self.model, **apgd, loss="ce"),
+            create_attack("apgd-t" + suffix, self.model, **apgd, **targets),
             create_attack("fab-t" + suffix, self.model, **gradient, **targets),
         ]
         square = {"eps": self.eps, "n_queries": self.n_queries, "seed": self.seed}
