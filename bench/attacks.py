@@ -6,7 +6,7 @@ to the input, the cost no implementation avoids per step. torchattacks 3.5.1 run
 same model and batch when it is importable (``make bench`` installs it with --no-deps into
 .cache/bench-site, never into the runtime environment). A last table compares allocators.
 
-Usage: python bench/attacks.py [--batch-size 128] [--repeats 3] [--quick]
+Usage: python bench/attacks.py [--batch-size 128] [--repeats 3] [--quick] [--only a,b]
 """
 
 from __future__ import annotations
@@ -152,9 +152,17 @@ def load_torchattacks():  # type: ignore[no-untyped-def]
     return torchattacks
 
 
-def attack_rows(model: nn.Module, x: Tensor, y: Tensor, repeats: int, quick: bool) -> list[Row]:
+def attack_rows(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    repeats: int,
+    quick: bool,
+    only: set[str] | None = None,
+) -> list[Row]:
     frozen(model)
     floor = median_seconds(lambda: floor_step(model, x, y), max(repeats, 5))
+    print(f"floor (forward + input gradient, batch {x.shape[0]}): {floor:.3f} s\n")
     counter = PassCounter(model, x.shape[0])
     ta = load_torchattacks()
     cases: list[tuple[str, str, dict[str, object], int, Callable[[Tensor, Tensor], Tensor] | None]]
@@ -251,12 +259,16 @@ def attack_rows(model: nn.Module, x: Tensor, y: Tensor, repeats: int, quick: boo
         )
 
     for label, name, params, steps, reference_attack in cases:
+        if only is not None and name not in only:
+            continue
         reference = None
         if reference_attack is not None:
             rows.append(row(label, "torchattacks 3.5.1", steps, lambda a=reference_attack: a(x, y)))
             reference = rows[-1].seconds
         ours = create_attack(name, model, **params)
         rows.append(row(label, "advguard", steps, lambda a=ours: a(x, y), reference))
+    if only is not None:
+        return rows
     for mode, label in (("image", "per-image abort (default)"), ("never", "no early abort")):
         attack = create_attack("cw", model, steps=50, binary_search_steps=1, abort_early=mode)
         rows.append(
@@ -266,7 +278,6 @@ def attack_rows(model: nn.Module, x: Tensor, y: Tensor, repeats: int, quick: boo
         defaults = create_attack("cw", model)
         rows.append(row("cw defaults (5 searches × 50)", "advguard", 250, lambda: defaults(x, y)))
     rows += speedup_rows(model, x, y, floor, repeats, quick)
-    print(f"floor (forward + input gradient, batch {x.shape[0]}): {floor:.3f} s\n")
     return rows
 
 
@@ -360,6 +371,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="skip torch.compile and CW defaults")
+    parser.add_argument(
+        "--only", default=None, help="these attacks only (e.g. autoattack,apgd); no extra tables"
+    )
     parser.add_argument("--allocator-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tune-malloc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -374,13 +388,15 @@ def main() -> None:
         f"allocator: {'jemalloc' if 'jemalloc' in os.environ.get('LD_PRELOAD', '') else 'glibc'}"
     )
     model, x, y = bench_model(args.batch_size)
-    rows = attack_rows(model, x, y, args.repeats, args.quick)
+    only = None if args.only is None else set(args.only.split(","))
+    rows = attack_rows(model, x, y, args.repeats, args.quick, only)
     print_table(HEADER, [row.cells() for row in rows])
     print(
         "ratio (steps) = s/batch ÷ (steps × floor); ratio (passes) divides by the forward "
         "passes actually run instead (early stops and shrinking batches run fewer)."
     )
-    allocator_table(args.batch_size)
+    if only is None:
+        allocator_table(args.batch_size)
 
 
 if __name__ == "__main__":
