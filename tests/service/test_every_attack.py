@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from conftest import run_job
@@ -44,7 +45,9 @@ def scans(tmp_path_factory):
 def test_the_cli_attack_command(name, model_folder, scans, tmp_path, capsys):
     """``advguard attack``, parsed and run by the CLI's own entry point (in this process:
     a new interpreter per attack would cost more than the attacks)."""
-    budget = ["--eps", "8/255"] if ATTACKS[name].norm == "linf" else []
+    kind = ATTACKS[name]
+    # An L∞ budget, an L2 radius for an L2-ball attack, none for a minimal-perturbation one.
+    budget = [] if kind.minimal else ["--eps", "8/255" if kind.norm == "linf" else "0.25"]
     command = ["attack", "--model", str(model_folder), "--data", str(scans), "--attack", name]
     status = main([*command, *budget, "--limit", "4", "--out", str(tmp_path)])
     assert status == 0, capsys.readouterr().err
@@ -52,8 +55,10 @@ def test_the_cli_attack_command(name, model_folder, scans, tmp_path, capsys):
     with (tmp_path / "manifest.csv").open() as manifest:
         rows = list(csv.DictReader(manifest))
     assert [row["attack"] for row in rows] == [name] * 4
-    if ATTACKS[name].norm == "linf":
+    if kind.norm == "linf":
         assert max(float(row["linf"]) for row in rows) <= EPS + 1e-6
+    elif not kind.minimal:
+        assert all(json.loads(row["params"])["eps"] == 0.25 for row in rows)
 
 
 def test_an_adversarial_set_job_with_every_attack(client, pipeline):
@@ -108,7 +113,13 @@ def test_a_robustness_job_with_every_attack(client, pipeline):
             "limit": 4,
         },
     )["result"]["robustness"]
-    curves = {curve["attack"]: curve["accuracy"] for curve in result["curves"]}
-    assert sorted(curves) == sorted(ATTACKS)
-    for name, (clean, attacked) in curves.items():
-        assert 0 <= attacked <= clean <= 1, name
+    # Every attack on the L∞ grid but the L2-ball ones, which are on the L2 grid (both for
+    # the minimal-perturbation attacks: CW, DeepFool, HopSkipJump).
+    assert result["l2_epsilons"] == [0, 0.25, 0.5, 1]  # the default L2 grid
+    for norm, budgets in (("linf", [0, EPS]), ("l2", result["l2_epsilons"])):
+        curves = {c["attack"]: c["accuracy"] for c in result["curves"] if c["norm"] == norm}
+        expected = [name for name, kind in ATTACKS.items() if kind.minimal or kind.norm == norm]
+        assert sorted(curves) == sorted(expected), norm
+        for name, accuracy in curves.items():
+            assert len(accuracy) == len(budgets), name
+            assert all(0 <= attacked <= accuracy[0] <= 1 for attacked in accuracy), name
