@@ -12,7 +12,7 @@ from advguard.jobs import JOB_KINDS
 @pytest.fixture(scope="module")
 def every_job(client, pipeline) -> dict[str, str]:
     """One job of each type, run on the real worker: the pipeline's four, then a robustness
-    evaluation behind the detector and a short adversarial training."""
+    evaluation behind the detector, a short adversarial training and a small report."""
     robustness = run_job(
         client,
         {
@@ -34,10 +34,25 @@ def every_job(client, pipeline) -> dict[str, str]:
             "evaluation_limit": 24,
         },
     )
+    report = run_job(
+        client,
+        {
+            "type": "model_report",
+            "model_id": pipeline.model_id,
+            "detector_id": pipeline.detector_id,
+            "attacks": ["fgsm"],
+            "eps": ["0", "8/255"],
+            "defenses": ["jpeg"],
+            "limit": 8,
+            "adaptive_steps": 3,
+            "unseen_attacks": ["deepfool"],
+        },
+    )
     return {
         **pipeline.job_ids,
         robustness["type"]: robustness["id"],
         training["type"]: training["id"],
+        report["type"]: report["id"],
     }
 
 
