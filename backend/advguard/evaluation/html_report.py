@@ -23,7 +23,7 @@ from advguard import __version__
 from advguard.attacks import ATTACKS, attack_defaults, format_eps
 from advguard.attacks.autoattack import VERSION as AUTOATTACK_VERSION
 from advguard.evaluation.adaptive import ProtectedAccuracy
-from advguard.evaluation.detection_report import DetectionReport
+from advguard.evaluation.detection_report import DetectionReport, ReportRow, UnseenAttackRow
 from advguard.evaluation.metrics import ClassifierMetrics
 from advguard.evaluation.robustness import (
     NO_DEFENSE,
@@ -178,6 +178,19 @@ def _autoattack_section(report: ModelReport) -> str:
     return _table(caption, ["budget", "robust accuracy"], rows)
 
 
+def _attack_table(caption: str, rows: Sequence[ReportRow | UnseenAttackRow]) -> str:
+    """The detector on each attack: how many images, how many broke, AUROC, rejections."""
+    return _table(
+        caption,
+        ["attack", "ε", "images", "successful", "AUROC", "AUROC (successful)", "rejected"],
+        [
+            [row.attack, row.eps, str(row.images), str(row.successful), f"{row.auroc:.3f}",
+             f"{row.auroc_successful:.3f}", _percent(row.tpr)]
+            for row in rows
+        ],
+    )  # fmt: skip
+
+
 def _detection_section(report: ModelReport) -> str:
     detection = report.detection
     if detection is None:
@@ -193,24 +206,13 @@ def _detection_section(report: ModelReport) -> str:
              _percent(detection.guard_accuracy_clean)],
         ],
     )  # fmt: skip
-    seen = _table(
+    seen = _attack_table(
         f"Attacks it trained on, {detection.clean_images} clean test images against each",
-        ["attack", "ε", "images", "successful", "AUROC", "AUROC (successful)", "rejected"],
-        [
-            [row.attack, row.eps, str(row.images), str(row.successful), f"{row.auroc:.3f}",
-             f"{row.auroc_successful:.3f}", _percent(row.tpr)]
-            for row in detection.rows
-        ],
-    )  # fmt: skip
-    unseen = _table(
-        "Attacks it never trained on (run on clean test scans, 8-bit)",
-        ["attack", "ε", "images", "successful", "AUROC", "AUROC (successful)", "rejected"],
-        [
-            [row.attack, row.eps, str(row.images), str(row.successful), f"{row.auroc:.3f}",
-             f"{row.auroc_successful:.3f}", _percent(row.tpr)]
-            for row in detection.unseen
-        ],
-    )  # fmt: skip
+        detection.rows,
+    )
+    unseen = _attack_table(
+        "Attacks it never trained on (run on clean test scans, 8-bit)", detection.unseen
+    )
     how = (
         f"Detector scores on the test split of the adversarial set it trained on "
         f"({', '.join(detection.attack_names)} against {detection.clean_images} clean test "

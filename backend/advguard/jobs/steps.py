@@ -358,8 +358,8 @@ def measure_report(
             inputs.detector, inputs.adversarial, out / "detection", progress,
             unseen=unseen, baselines=False, leave_one_out=False,
         )  # fmt: skip
-        for key, name in (("roc", "roc"), ("confusion", "confusion"), ("examples", "examples")):
-            figures[f"detector_{key}"] = out / "detection" / f"{name}.png"
+        for name in ("roc", "confusion", "examples"):
+            figures[f"detector_{name}"] = out / "detection" / f"{name}.png"
         adaptive, files = measure_adaptive(
             {"classifier": model}, dataset, inputs.detector,
             [eps for eps in epsilons if eps > 0], adaptive_steps, inputs.seed,
