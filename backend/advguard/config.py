@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -92,6 +93,41 @@ class Settings(BaseSettings):
     """Threads for the API's torch work (predict, decoding, guard loading), and batches in
     flight at once. One suits a small machine: each thread brings its own torch threads,
     and more threads than cores make every op slower (see ``ComputeThreads``)."""
+
+    # --- query watch: black-box attacks noticed from each client's stream of queries ------
+    query_watch: bool = True
+    """Fingerprint every predict image and compare it with the client's recent queries
+    (``advguard.api.query_watch``); state in Redis."""
+
+    query_watch_url: str = ""
+    """Redis for the query watch; empty means the broker's."""
+
+    query_watch_window_s: int = 1800
+    """How long a client's queries are remembered, and how long a flag lasts."""
+
+    query_watch_policy: Literal["flag", "refuse"] = "flag"
+    """Past the threshold: ``flag`` marks the verdicts (``query_attack.suspected``);
+    ``refuse`` answers 429 with the reason until the window has passed."""
+
+    query_watch_flag_at: int = 8
+    """A query that nearly duplicates this many of the client's earlier ones flags it. A
+    clinic's re-exports, crops and contrast changes of one scan reached 2 on
+    brain-mri-4class; Square and HopSkipJump reach 8 within 13–29 queries
+    (``bench/query_watch.py``)."""
+
+    query_watch_match_hashes: int = 20
+    """Two queries nearly duplicate each other when they share this many of their 50
+    fingerprint hashes."""
+
+    query_watch_max_hashes: int = 4000
+    """Most fields kept per client and quarter window (about 80 distinct images)."""
+
+    query_watch_max_clients: int = 1000
+    """Most clients tracked at once; past it the least recently seen is forgotten."""
+
+    @property
+    def resolved_query_watch_url(self) -> str:
+        return self.query_watch_url or self.broker_url
 
     @property
     def resolved_database_url(self) -> str:

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from advguard import __version__
 from advguard.api.predictor import ComputeThreads, GuardPool
+from advguard.api.query_watch import QueryWatch
 from advguard.api.routers import (
     artifacts,
     attacks,
@@ -21,6 +22,7 @@ from advguard.api.routers import (
     jobs,
     models,
     predict,
+    query_attacks,
 )
 from advguard.config import Settings, get_settings
 from advguard.runtime import configure_threads
@@ -39,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_threads(settings.num_threads)
         yield
         app.state.guards.close()
+        if app.state.query_watch is not None:
+            await app.state.query_watch.close()
 
     app = FastAPI(
         title="advguard",
@@ -61,7 +65,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.predict_max_batch,
         settings.predict_max_wait_ms,
     )
-    for module in (datasets, models, jobs, detectors, predict, attacks, artifacts, health):
+    app.state.query_watch = (
+        QueryWatch(
+            settings.resolved_query_watch_url,
+            window_s=settings.query_watch_window_s,
+            policy=settings.query_watch_policy,
+            flag_at=settings.query_watch_flag_at,
+            match_hashes=settings.query_watch_match_hashes,
+            max_hashes=settings.query_watch_max_hashes,
+            max_clients=settings.query_watch_max_clients,
+        )
+        if settings.query_watch
+        else None
+    )
+    for module in (
+        datasets,
+        models,
+        jobs,
+        detectors,
+        predict,
+        query_attacks,
+        attacks,
+        artifacts,
+        health,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
 
     if (settings.frontend_dir / "index.html").is_file():

@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, HTTPException, Request, UploadFile
 
 from advguard.api.predictor import ComputeThreads, GuardPool
+from advguard.api.query_watch import QueryWatch, client_identity
 from advguard.config import Settings
 from advguard.storage import DatasetRecord, DetectorRecord, JobRecord, ModelRecord, Storage
 
@@ -32,7 +33,28 @@ def get_compute(request: Request) -> ComputeThreads:
     return get_guards(request).compute
 
 
+def get_query_watch(request: Request) -> QueryWatch | None:
+    """The query watch, or ``None`` when ``ADVGUARD_QUERY_WATCH`` is off."""
+    return request.app.state.query_watch  # type: ignore[no-any-return]
+
+
+def get_query_client(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> str:
+    """Who sends this query, for the query watch: the API key when it is the valid one
+    (any other value would let a client be someone new at every request), else the
+    address."""
+    settings = get_app_settings(request)
+    valid = (
+        bool(settings.api_key)
+        and x_api_key is not None
+        and hmac.compare_digest(x_api_key.encode(), settings.api_key.encode())
+    )
+    address = request.client.host if request.client is not None else None
+    return client_identity(x_api_key if valid else None, address)
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+QueryWatchDep = Annotated[QueryWatch | None, Depends(get_query_watch)]
+QueryClientDep = Annotated[str, Depends(get_query_client)]
 StorageDep = Annotated[Storage, Depends(get_app_storage)]
 GuardsDep = Annotated[GuardPool, Depends(get_guards)]
 ComputeDep = Annotated[ComputeThreads, Depends(get_compute)]

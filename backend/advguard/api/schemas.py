@@ -140,6 +140,21 @@ report_fields: dict[str, Any] = {
 DetectorDetailOut = create_model("DetectorDetailOut", __base__=DetectorOut, **report_fields)
 
 
+class QueryAttackOut(BaseModel):
+    """What the stream of this client's queries says (the query watch)."""
+
+    suspected: bool = Field(
+        description="The client is flagged: within the window one of its images nearly "
+        "duplicated the threshold's number of its earlier queries, as a query-based "
+        "black-box attack's images do"
+    )
+    matches: int = Field(
+        description="Earlier queries of this client, within the window, that this image "
+        "nearly duplicates (an identical image sent again counts as one query, not a match)"
+    )
+    window: int = Field(description="The window, in seconds")
+
+
 class VerdictOut(BaseModel):
     file: str
     is_adversarial: bool
@@ -153,12 +168,38 @@ class VerdictOut(BaseModel):
         "measure outside their range, in words); empty when it looks like them, null for a "
         "guard saved without those ranges"
     )
+    query_attack: QueryAttackOut | None = Field(
+        default=None,
+        description="The query watch's view of this client's stream; null when the watch "
+        "is off or its Redis unreachable (predict answers without it), and on the single-"
+        "image attack endpoint",
+    )
 
 
 class PredictOut(BaseModel):
     detector_id: str
     threshold: float
     verdicts: list[VerdictOut]
+
+
+class FlaggedClientOut(BaseModel):
+    client: str = Field(
+        description="``address:<ip>``, or ``key:<hash>`` for a client with the API key"
+    )
+    first_flagged: datetime
+    last_flagged: datetime
+    matches: int = Field(description="The most earlier queries one of its images duplicated")
+    queries: int = Field(description="Its queries within the window when last flagged")
+
+
+class QueryAttacksOut(BaseModel):
+    """Clients the query watch flagged within the window."""
+
+    enabled: bool
+    policy: Literal["flag", "refuse"]
+    window: int
+    flag_at: int = Field(description="Matches of one image that flag its client")
+    clients: list[FlaggedClientOut]
 
 
 class HealthOut(BaseModel):
@@ -199,6 +240,7 @@ _ERROR_MEANINGS = {
     413: "Upload over the size limit",
     415: "Not a readable image or model file",
     422: "Invalid parameters or unusable upload",
+    429: "Refused: this client's queries look like a black-box attack",
     503: "The job queue (Redis) is unreachable",
 }
 

@@ -254,7 +254,10 @@ export interface paths {
         /**
          * Predict
          * @description Detect, then classify: a clean image gets the classifier's class and probabilities;
-         *     an adversarial one is rejected (``label`` null) with the attack named.
+         *     an adversarial one is rejected (``label`` null) with the attack named. Each verdict
+         *     also says whether this client's stream of queries looks like a black-box attack
+         *     (``query_attack``); with ``ADVGUARD_QUERY_WATCH_POLICY=refuse`` a flagged client gets
+         *     429 instead.
          */
         post: operations["predict_api_v1_predict_post"];
         delete?: never;
@@ -281,6 +284,47 @@ export interface paths {
          */
         post: operations["attack_image_api_v1_attack_post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/query-attacks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Flagged
+         * @description Clients flagged within the window, most recently flagged first (empty when the
+         *     watch is off).
+         */
+        get: operations["list_flagged_api_v1_query_attacks_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/query-attacks/{client}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Clear Client
+         * @description Clear a client's flag and query history (a false alarm): it starts afresh.
+         */
+        delete: operations["clear_client_api_v1_query_attacks__client__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1263,6 +1307,34 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** FlaggedClientOut */
+        FlaggedClientOut: {
+            /**
+             * Client
+             * @description ``address:<ip>``, or ``key:<hash>`` for a client with the API key
+             */
+            client: string;
+            /**
+             * First Flagged
+             * Format: date-time
+             */
+            first_flagged: string;
+            /**
+             * Last Flagged
+             * Format: date-time
+             */
+            last_flagged: string;
+            /**
+             * Matches
+             * @description The most earlier queries one of its images duplicated
+             */
+            matches: number;
+            /**
+             * Queries
+             * @description Its queries within the window when last flagged
+             */
+            queries: number;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -1625,6 +1697,49 @@ export interface components {
             classifier: string;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * QueryAttackOut
+         * @description What the stream of this client's queries says (the query watch).
+         */
+        QueryAttackOut: {
+            /**
+             * Suspected
+             * @description The client is flagged: within the window one of its images nearly duplicated the threshold's number of its earlier queries, as a query-based black-box attack's images do
+             */
+            suspected: boolean;
+            /**
+             * Matches
+             * @description Earlier queries of this client, within the window, that this image nearly duplicates (an identical image sent again counts as one query, not a match)
+             */
+            matches: number;
+            /**
+             * Window
+             * @description The window, in seconds
+             */
+            window: number;
+        };
+        /**
+         * QueryAttacksOut
+         * @description Clients the query watch flagged within the window.
+         */
+        QueryAttacksOut: {
+            /** Enabled */
+            enabled: boolean;
+            /**
+             * Policy
+             * @enum {string}
+             */
+            policy: "flag" | "refuse";
+            /** Window */
+            window: number;
+            /**
+             * Flag At
+             * @description Matches of one image that flag its client
+             */
+            flag_at: number;
+            /** Clients */
+            clients: components["schemas"]["FlaggedClientOut"][];
         };
         /**
          * QueryBudgetCurve
@@ -2110,6 +2225,8 @@ export interface components {
              * @description How the image differs from the scans the guard was fitted on (each measure outside their range, in words); empty when it looks like them, null for a guard saved without those ranges
              */
             unlike_training: string[] | null;
+            /** @description The query watch's view of this client's stream; null when the watch is off or its Redis unreachable (predict answers without it), and on the single-image attack endpoint */
+            query_attack?: components["schemas"]["QueryAttackOut"] | null;
         };
     };
     responses: never;
@@ -3062,6 +3179,15 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description Refused: this client's queries look like a black-box attack */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     attack_image_api_v1_attack_post: {
@@ -3137,6 +3263,104 @@ export interface operations {
             };
             /** @description Invalid parameters or unusable upload */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_flagged_api_v1_query_attacks_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueryAttacksOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The job queue (Redis) is unreachable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    clear_client_api_v1_query_attacks__client__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-api-key"?: string | null;
+            };
+            path: {
+                client: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflicts with the record's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The job queue (Redis) is unreachable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

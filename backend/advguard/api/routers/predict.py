@@ -3,9 +3,12 @@ attacking one image to see the guard catch it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import functools
 import io
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 import torch
@@ -15,8 +18,23 @@ from PIL import Image
 from sqlalchemy import select
 from torch import Tensor
 
-from advguard.api.deps import GuardsDep, SettingsDep, StorageDep, read_upload, require_read
+from advguard.api.deps import (
+    GuardsDep,
+    QueryClientDep,
+    QueryWatchDep,
+    SettingsDep,
+    StorageDep,
+    read_upload,
+    require_read,
+)
 from advguard.api.predictor import GuardPool, ServedDetector
+from advguard.api.query_watch import (
+    Fingerprints,
+    QueryAttackCheck,
+    QueryWatch,
+    observe_safely,
+    watch_key,
+)
 from advguard.api.schemas import AttackOut, PredictOut, VerdictOut, errors
 from advguard.attacks import AttackError, attack_class, create_budget_attack
 from advguard.config import Settings
@@ -98,40 +116,86 @@ async def _read_files(settings: Settings, files: list[UploadFile]) -> list[tuple
     "/predict",
     response_model=PredictOut,
     dependencies=[Depends(require_read)],
-    responses=errors(400, 404, 409, 413, 415),
+    responses=errors(400, 404, 409, 413, 415, 429),
 )
 async def predict(
     guards: GuardsDep,
     storage: StorageDep,
     settings: SettingsDep,
+    watch: QueryWatchDep,
+    client: QueryClientDep,
     files: Annotated[list[UploadFile], File(description="PNG, JPEG or DICOM images")],
     detector_id: Annotated[
         str | None, Query(description="Detector to use; the newest one when omitted")
     ] = None,
 ) -> PredictOut:
     """Detect, then classify: a clean image gets the classifier's class and probabilities;
-    an adversarial one is rejected (``label`` null) with the attack named."""
+    an adversarial one is rejected (``label`` null) with the attack named. Each verdict
+    also says whether this client's stream of queries looks like a black-box attack
+    (``query_attack``); with ``ADVGUARD_QUERY_WATCH_POLICY=refuse`` a flagged client gets
+    429 instead."""
     if len(files) > settings.max_predict_images:
         raise HTTPException(
             413, f"{len(files)} images in one request; the limit is {settings.max_predict_images}"
         )
     payloads = await _read_files(settings, files)
     served = await _served(guards, storage, settings, detector_id)
-    verdicts = await guards.predict(
-        served.id, served.path, functools.partial(_decode, served, settings, payloads), len(files)
-    )
+    decode = functools.partial(_decode, served, settings, payloads)
+    key = await watch_key(watch) if watch is not None else None
+    if watch is None or key is None:
+        verdicts = await guards.predict(served.id, served.path, decode, len(files))
+        checks: Sequence[QueryAttackCheck | None] = [None] * len(files)
+    else:
+        images, prints = await guards.compute.run(_decode_and_fingerprint, decode, watch, key)
+        if watch.policy == "refuse":  # refused before the model runs
+            checks = await observe_safely(watch, client, prints)
+            _refuse_if_suspected(watch, client, checks)
+            verdicts = await guards.predict(served.id, served.path, lambda: images, len(files))
+        else:  # flag only: Redis answers while the model computes
+            checks, verdicts = await asyncio.gather(
+                observe_safely(watch, client, prints),
+                guards.predict(served.id, served.path, lambda: images, len(files)),
+            )
     return PredictOut(
         detector_id=served.id,
         threshold=served.threshold,
         verdicts=[
-            _verdict_out(upload.filename or f"image {k}", verdict)
-            for k, (upload, verdict) in enumerate(zip(files, verdicts, strict=True))
+            _verdict_out(upload.filename or f"image {k}", verdict, check)
+            for k, (upload, verdict, check) in enumerate(zip(files, verdicts, checks, strict=True))
         ],
     )
 
 
-def _verdict_out(file: str, verdict: Verdict) -> VerdictOut:
-    return VerdictOut.model_validate({"file": file, **verdict.to_dict()})
+def _decode_and_fingerprint(
+    decode: Callable[[], Tensor], watch: QueryWatch, key: bytes
+) -> tuple[Tensor, Fingerprints]:
+    images = decode()
+    return images, watch.fingerprints(images, key)
+
+
+def _refuse_if_suspected(
+    watch: QueryWatch, client: str, checks: Sequence[QueryAttackCheck | None]
+) -> None:
+    if any(check is not None and check.suspected for check in checks):
+        raise HTTPException(
+            429,
+            f"query attack suspected: within the last {watch.window_s} s, {client} sent an "
+            f"image that nearly duplicates {watch.flag_at} or more of its earlier queries, as "
+            "query-based black-box attacks do; predict is refused until "
+            f"{watch.window_s} s after the last such query (an operator can clear the flag "
+            "on the Live test page or with DELETE /api/v1/query-attacks/{client})",
+            headers={"Retry-After": str(watch.window_s)},
+        )
+
+
+def _verdict_out(file: str, verdict: Verdict, check: QueryAttackCheck | None = None) -> VerdictOut:
+    return VerdictOut.model_validate(
+        {
+            "file": file,
+            **verdict.to_dict(),
+            "query_attack": None if check is None else dataclasses.asdict(check),
+        }
+    )
 
 
 def _png_base64(image: Tensor) -> str:

@@ -1,0 +1,329 @@
+"""Noticing black-box attacks from each client's stream of predict queries, state in Redis.
+
+Every image a client sends to predict is fingerprinted
+(:mod:`advguard.detection.fingerprint`) and compared with that client's queries of the last
+``window`` seconds: its *matches* are how many of them it nearly duplicates (they share at
+least ``match_hashes`` of its hashes). A query with ``flag_at`` matches or more flags the
+client for ``window`` seconds; the policy then flags verdicts or refuses predict (429).
+An identical image sent again is one query: it is neither recorded twice nor a match.
+
+What Redis holds, all under ``advguard:qw:`` (one round trip per request, a Lua script):
+
+- ``c:<client>:<bucket>``: a hash per client and quarter-window bucket, sealed fingerprint
+  hash → how many of the client's queries in that bucket had it, plus one digest per image
+  (to know a re-sent one) and a query counter. Never pixels: every value stored is a keyed
+  8-byte BLAKE2b of a hash of quantised pixel runs. At most ``max_hashes`` fields per bucket,
+  and the key expires a window after its bucket ends.
+- ``clients``: the tracked clients by last query; past ``max_clients`` the oldest client's
+  state is dropped, so a flood of distinct clients cannot grow Redis without bound.
+- ``flagged`` and ``flag:<client>``: clients flagged in the last window, for the read
+  endpoint, bounded the same way.
+- ``key``: the random sealing key, made once by whichever API process comes first, so
+  that every replica's fingerprints agree and a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import redis.asyncio as aioredis
+import torch
+from redis.exceptions import RedisError
+from torch import Tensor
+
+from advguard.detection.fingerprint import (
+    DEFAULT_FINGERPRINT,
+    FingerprintConfig,
+    fingerprint,
+    seal,
+)
+
+logger = logging.getLogger("advguard.api.query_watch")
+
+PREFIX = "advguard:qw:"
+BUCKETS = 4
+"""The window is kept as this many buckets; a query is compared with the buckets of the
+last window (so a match can be between ¾ of a window and one window old before it goes)."""
+
+Policy = Literal["flag", "refuse"]
+
+# KEYS: none (the client's key names depend on the buckets; one Redis, not a cluster).
+# ARGV: prefix, client, now, bucket, window, ttl, match_hashes, flag_at, max_hashes,
+#       max_clients, images, then per image: digest, hash count, the hashes.
+# Returns: suspected (0/1), then per image: matches, repeated (0/1).
+_OBSERVE = """
+local prefix, client = ARGV[1], ARGV[2]
+local now, bucket = tonumber(ARGV[3]), tonumber(ARGV[4])
+local window, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+local need, flag_at = tonumber(ARGV[7]), tonumber(ARGV[8])
+local max_hashes, max_clients = tonumber(ARGV[9]), tonumber(ARGV[10])
+local images = tonumber(ARGV[11])
+local buckets = {}
+for b = 0, BUCKETS - 1 do buckets[b + 1] = prefix .. 'c:' .. client .. ':' .. (bucket - b) end
+local current = buckets[1]
+local flag_key = prefix .. 'flag:' .. client
+local replies = {0}
+local at = 12
+for i = 1, images do
+  local digest = '=' .. ARGV[at]
+  local count = tonumber(ARGV[at + 1])
+  local hashes = {}
+  for j = 1, count do hashes[j] = ARGV[at + 1 + j] end
+  at = at + 2 + count
+  local repeated = 0
+  for b = 1, BUCKETS do
+    if redis.call('HEXISTS', buckets[b], digest) == 1 then repeated = 1 break end
+  end
+  local matches = 0
+  if count >= need then
+    local totals = {}
+    for j = 1, count do totals[j] = 0 end
+    for b = 1, BUCKETS do
+      local values = redis.call('HMGET', buckets[b], unpack(hashes))
+      for j = 1, count do
+        if values[j] then totals[j] = totals[j] + tonumber(values[j]) end
+      end
+    end
+    table.sort(totals, function(a, b) return a > b end)
+    -- a re-sent image finds its own earlier copy in every one of its hashes
+    matches = math.max(totals[need] - repeated, 0)
+  end
+  if repeated == 0 then
+    -- room for the hashes, the digest and the counter within max_hashes
+    local room = redis.call('HLEN', current) + count + 2 <= max_hashes
+    for j = 1, count do
+      if room or redis.call('HEXISTS', current, hashes[j]) == 1 then
+        redis.call('HINCRBY', current, hashes[j], 1)
+      end
+    end
+    if room then redis.call('HSET', current, digest, 1) end
+    redis.call('HINCRBY', current, '#', 1)
+    redis.call('EXPIRE', current, ttl)
+  end
+  if matches >= flag_at then
+    redis.call('ZADD', prefix .. 'flagged', now, client)
+    redis.call('HSETNX', flag_key, 'first', now)
+    redis.call('HSET', flag_key, 'last', now)
+    local best = tonumber(redis.call('HGET', flag_key, 'matches') or '0')
+    if matches > best then redis.call('HSET', flag_key, 'matches', matches) end
+  end
+  replies[#replies + 1] = matches
+  replies[#replies + 1] = repeated
+end
+local flagged_at = redis.call('ZSCORE', prefix .. 'flagged', client)
+if flagged_at and tonumber(flagged_at) > now - window then
+  replies[1] = 1
+  local queries = 0
+  for b = 1, BUCKETS do queries = queries + tonumber(redis.call('HGET', buckets[b], '#') or '0') end
+  redis.call('HSET', flag_key, 'queries', queries)
+  redis.call('EXPIRE', flag_key, ttl)
+end
+-- bounded state: forget the least recently seen clients past max_clients
+redis.call('ZADD', prefix .. 'clients', now, client)
+local excess = redis.call('ZCARD', prefix .. 'clients') - max_clients
+if excess > 0 then
+  local dropped = redis.call('ZPOPMIN', prefix .. 'clients', excess)
+  for k = 1, #dropped, 2 do
+    for b = 0, BUCKETS - 1 do
+      redis.call('DEL', prefix .. 'c:' .. dropped[k] .. ':' .. (bucket - b))
+    end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', prefix .. 'flagged', '-inf', now - window)
+excess = redis.call('ZCARD', prefix .. 'flagged') - max_clients
+if excess > 0 then
+  local dropped = redis.call('ZPOPMIN', prefix .. 'flagged', excess)
+  for k = 1, #dropped, 2 do redis.call('DEL', prefix .. 'flag:' .. dropped[k]) end
+end
+return replies
+""".replace("BUCKETS", str(BUCKETS))
+
+
+@dataclass(frozen=True)
+class QueryAttackCheck:
+    """What one query's fingerprint says about its client's stream."""
+
+    suspected: bool
+    """The client is flagged: one of its queries of the last window matched ``flag_at`` or
+    more of its earlier ones."""
+    matches: int
+    """Earlier queries of the client, in the window, that this image nearly duplicates."""
+    window: int
+    """The window in seconds."""
+
+
+@dataclass(frozen=True)
+class FlaggedClient:
+    client: str
+    first_flagged: float
+    last_flagged: float
+    matches: int
+    """The most earlier queries one of its queries nearly duplicated."""
+    queries: int
+    """Its queries in the window when it was last flagged."""
+
+
+@dataclass(frozen=True)
+class Fingerprints:
+    """One request's images as the watch sees them: hashes only."""
+
+    digests: list[bytes]
+    """A keyed digest of each whole image, to know an image sent again."""
+    hashes: list[list[bytes]]
+
+
+class QueryWatch:
+    """Per-client query fingerprints in Redis (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        window_s: int,
+        policy: Policy,
+        flag_at: int,
+        match_hashes: int,
+        max_hashes: int,
+        max_clients: int,
+        config: FingerprintConfig = DEFAULT_FINGERPRINT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 1 <= match_hashes <= config.keep:
+            raise ValueError(f"match_hashes must be within 1..{config.keep}, got {match_hashes}")
+        self.redis = aioredis.Redis.from_url(redis_url, socket_timeout=1.0)
+        self.window_s = window_s
+        self.policy = policy
+        self.flag_at = flag_at
+        self.match_hashes = match_hashes
+        self.max_hashes = max_hashes
+        self.max_clients = max_clients
+        self.config = config
+        self.clock = clock
+        self._key: bytes | None = None
+        self._script = self.redis.register_script(_OBSERVE)
+
+    async def key(self) -> bytes:
+        """The sealing key shared by every API process (made on first use)."""
+        if self._key is None:
+            await self.redis.set(PREFIX + "key", os.urandom(32), nx=True)
+            stored = await self.redis.get(PREFIX + "key")
+            if stored is None:  # deleted between the two calls: try once more
+                return await self.key()
+            self._key = stored if isinstance(stored, bytes) else str(stored).encode()
+        return self._key
+
+    def fingerprints(self, images: Tensor, key: bytes) -> Fingerprints:
+        """Sealed fingerprints of ``N×C×H×W`` images (CPU work: run it off the event loop)."""
+        digests, hashes = [], []
+        for image in images:
+            pixels = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+            digests.append(hashlib.blake2b(pixels.tobytes(), key=key, digest_size=16).digest())
+            hashes.append(seal(fingerprint(image, self.config), key))
+        return Fingerprints(digests, hashes)
+
+    async def observe(self, client: str, fingerprints: Fingerprints) -> list[QueryAttackCheck]:
+        """Record one request's images for ``client`` and say, per image, how it matches
+        the client's recent queries."""
+        now = self.clock()
+        span = self.window_s / BUCKETS
+        arguments: list[bytes | str | int | float] = [
+            PREFIX,
+            client,
+            now,
+            int(now // span),
+            self.window_s,
+            self.window_s + int(span) + 1,
+            self.match_hashes,
+            self.flag_at,
+            self.max_hashes,
+            self.max_clients,
+            len(fingerprints.digests),
+        ]
+        for digest, hashes in zip(fingerprints.digests, fingerprints.hashes, strict=True):
+            arguments += [digest, len(hashes), *hashes]
+        replies = await self._script(args=arguments)
+        suspected = bool(replies[0])
+        return [
+            QueryAttackCheck(suspected, int(matches), self.window_s) for matches in replies[1::2]
+        ]
+
+    async def flagged(self) -> list[FlaggedClient]:
+        """Clients flagged in the last window, most recently flagged first."""
+        since = self.clock() - self.window_s
+        names = await self.redis.zrevrangebyscore(PREFIX + "flagged", "+inf", f"({since}")
+        clients = []
+        for raw in names:
+            name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            info = await self.redis.hgetall(PREFIX + "flag:" + name)
+            if not info:
+                continue
+            clients.append(
+                FlaggedClient(
+                    client=name,
+                    first_flagged=float(info[b"first"]),
+                    last_flagged=float(info[b"last"]),
+                    matches=int(info.get(b"matches", b"0")),
+                    queries=int(info.get(b"queries", b"0")),
+                )
+            )
+        return clients
+
+    async def forget(self, client: str) -> bool:
+        """Clear a client's flag and history (an operator's "this one is fine"); whether
+        there was anything to clear."""
+        bucket = int(self.clock() // (self.window_s / BUCKETS))
+        keys = [PREFIX + f"c:{client}:{bucket - b}" for b in range(BUCKETS)]
+        removed = await self.redis.zrem(PREFIX + "flagged", client)
+        removed += await self.redis.delete(PREFIX + "flag:" + client, *keys)
+        await self.redis.zrem(PREFIX + "clients", client)
+        return bool(removed)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def client_identity(api_key: str | None, address: str | None) -> str:
+    """Who a query comes from: its API key when it carries one (a hash of it: keys are
+    never stored), else its address (behind a proxy, uvicorn takes it from
+    ``X-Forwarded-For`` when the proxy is in ``--forwarded-allow-ips``)."""
+    if api_key:
+        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+    return f"address:{address or 'unknown'}"
+
+
+async def watch_key(watch: QueryWatch) -> bytes | None:
+    """:meth:`QueryWatch.key`, or ``None`` (and a logged warning) when Redis is unreachable."""
+    try:
+        return await watch.key()
+    except (RedisError, OSError) as error:
+        logger.warning("query watch unavailable (%s); predict goes on without it", error)
+        return None
+
+
+async def observe_safely(
+    watch: QueryWatch, client: str, fingerprints: Fingerprints
+) -> Sequence[QueryAttackCheck | None]:
+    """:meth:`QueryWatch.observe`, or no answer (and a logged warning) when Redis is
+    unreachable: predict keeps working without the watch rather than failing."""
+    try:
+        return await watch.observe(client, fingerprints)
+    except (RedisError, OSError) as error:
+        logger.warning("query watch unavailable (%s); predict goes on without it", error)
+        return [None] * len(fingerprints.digests)
+
+
+__all__ = [
+    "Fingerprints",
+    "FlaggedClient",
+    "QueryAttackCheck",
+    "QueryWatch",
+    "client_identity",
+    "observe_safely",
+    "watch_key",
+]

@@ -1,0 +1,39 @@
+"""Query fingerprints: the same image gives the same hashes, a few grey levels of change
+keep most of them, another scan shares almost none, and nothing of the image is kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from advguard.data.synthetic import make_bundled_dataset
+from advguard.detection.fingerprint import DEFAULT_FINGERPRINT, fingerprint, overlap, seal
+
+
+def _scans() -> torch.Tensor:
+    return make_bundled_dataset(image_size=128, per_class={"train": 1, "test": 3})["test"].images
+
+
+def test_fingerprints_tell_near_copies_from_other_scans():
+    scans = _scans()
+    prints = [fingerprint(scan) for scan in scans]
+    assert all(p.size == DEFAULT_FINGERPRINT.keep and np.all(np.diff(p) > 0) for p in prints)
+    assert np.array_equal(fingerprint(scans[0].clone()), prints[0])
+    # A Square-attack step: one 16×16 square of the image moved by 8/255.
+    generator = torch.Generator().manual_seed(0)
+    stepped = scans[0].clone()
+    signs = torch.randint(0, 2, (16, 16), generator=generator).float() * 2 - 1
+    stepped[0, 40:56, 40:56] = (stepped[0, 40:56, 40:56] + signs * 8 / 255).clamp(0, 1)
+    assert overlap(fingerprint(stepped), prints[0]) >= 35
+    others = [overlap(prints[0], p) for p in prints[1:]]
+    assert max(others) <= 5, others
+
+
+def test_flat_images_have_no_fingerprint_and_sealed_hashes_depend_on_the_key():
+    assert fingerprint(torch.zeros(1, 64, 64)).size == 0
+    assert fingerprint(torch.full((3, 64, 64), 0.5)).size == 0
+    hashes = fingerprint(_scans()[0])
+    first, second = seal(hashes, b"k" * 32), seal(hashes, b"j" * 32)
+    assert len(first) == hashes.size and all(len(value) == 8 for value in first)
+    assert not set(first) & set(second)
+    assert seal(hashes, b"k" * 32) == first
