@@ -120,7 +120,8 @@ class Settings(BaseSettings):
     fingerprint hashes."""
 
     query_watch_max_hashes: int = 4000
-    """Most fields kept per client and quarter window (about 80 distinct images)."""
+    """Most fields kept per client and half window (about 80 distinct images); past it, a
+    client's new images are still matched but no longer recorded until the next half."""
 
     query_watch_max_clients: int = 1000
     """Most clients tracked at once; past it the least recently seen is forgotten."""

@@ -263,6 +263,7 @@ def test_a_flood_of_clients_and_of_images_stays_bounded(redis_server: RedisServe
 
 
 def test_predict_goes_on_without_the_watch_while_its_redis_is_down(watched, scans, redis_server):
+    watched.app.state.query_watch.retry_after_s = 0  # type: ignore[attr-defined]
     assert predict(watched, _png(scans[2])).json()["verdicts"][0]["query_attack"] is not None
     redis_server.stop()
     try:

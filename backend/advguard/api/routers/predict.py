@@ -146,16 +146,11 @@ async def predict(
         verdicts = await guards.predict(served.id, served.path, decode, len(files))
         checks: Sequence[QueryAttackCheck | None] = [None] * len(files)
     else:
-        images, prints = await guards.compute.run(_decode_and_fingerprint, decode, watch, key)
-        if watch.policy == "refuse":  # refused before the model runs
-            checks = await observe_safely(watch, client, prints)
+        watching = _Watching(watch, key, client, decode, asyncio.get_running_loop())
+        verdicts = await guards.predict(served.id, served.path, watching.decode, len(files))
+        checks = await watching.checks
+        if watch.policy == "refuse":
             _refuse_if_suspected(watch, client, checks)
-            verdicts = await guards.predict(served.id, served.path, lambda: images, len(files))
-        else:  # flag only: Redis answers while the model computes
-            checks, verdicts = await asyncio.gather(
-                observe_safely(watch, client, prints),
-                guards.predict(served.id, served.path, lambda: images, len(files)),
-            )
     return PredictOut(
         detector_id=served.id,
         threshold=served.threshold,
@@ -166,11 +161,40 @@ async def predict(
     )
 
 
-def _decode_and_fingerprint(
-    decode: Callable[[], Tensor], watch: QueryWatch, key: bytes
-) -> tuple[Tensor, Fingerprints]:
-    images = decode()
-    return images, watch.fingerprints(images, key)
+class _Watching:
+    """Decoding for predict that also fingerprints the images for the query watch and,
+    from the compute thread, starts their Redis round trip on the event loop: Redis
+    answers while the model computes, and the request costs no extra thread hop."""
+
+    def __init__(
+        self,
+        watch: QueryWatch,
+        key: bytes,
+        client: str,
+        decode: Callable[[], Tensor],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.watch, self.key, self.client = watch, key, client
+        self._decode, self._loop = decode, loop
+        self.checks: asyncio.Future[Sequence[QueryAttackCheck | None]] = loop.create_future()
+
+    def decode(self) -> Tensor:
+        images = self._decode()
+        prints = self.watch.fingerprints(images, self.key)
+        self._loop.call_soon_threadsafe(self._observe, prints)
+        return images
+
+    def _observe(self, prints: Fingerprints) -> None:
+        task = asyncio.ensure_future(observe_safely(self.watch, self.client, prints))
+        task.add_done_callback(self._answer)
+
+    def _answer(self, task: asyncio.Future[Sequence[QueryAttackCheck | None]]) -> None:
+        if self.checks.done():  # the request went away meanwhile
+            return
+        if task.exception() is not None:
+            self.checks.set_exception(task.exception())  # type: ignore[arg-type]
+        else:
+            self.checks.set_result(task.result())
 
 
 def _refuse_if_suspected(
