@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.guards.close()
         if app.state.query_watch is not None:
-            await app.state.query_watch.close()
+            app.state.query_watch.close()
 
     app = FastAPI(
         title="advguard",

@@ -3,12 +3,11 @@ attacking one image to see the guard catch it."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import functools
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Annotated
 
 import torch
@@ -28,13 +27,7 @@ from advguard.api.deps import (
     require_read,
 )
 from advguard.api.predictor import GuardPool, ServedDetector
-from advguard.api.query_watch import (
-    Fingerprints,
-    QueryAttackCheck,
-    QueryWatch,
-    observe_safely,
-    watch_key,
-)
+from advguard.api.query_watch import QueryAttackCheck, QueryWatch
 from advguard.api.schemas import AttackOut, PredictOut, VerdictOut, errors
 from advguard.attacks import AttackError, attack_class, create_budget_attack
 from advguard.config import Settings
@@ -141,16 +134,11 @@ async def predict(
     payloads = await _read_files(settings, files)
     served = await _served(guards, storage, settings, detector_id)
     decode = functools.partial(_decode, served, settings, payloads)
-    key = await watch_key(watch) if watch is not None else None
-    if watch is None or key is None:
-        verdicts = await guards.predict(served.id, served.path, decode, len(files))
-        checks: Sequence[QueryAttackCheck | None] = [None] * len(files)
-    else:
-        watching = _Watching(watch, key, client, decode, asyncio.get_running_loop())
-        verdicts = await guards.predict(served.id, served.path, watching.decode, len(files))
-        checks = await watching.checks
-        if watch.policy == "refuse":
-            _refuse_if_suspected(watch, client, checks)
+    checks: list[QueryAttackCheck | None] = []
+    if watch is not None:
+        decode = functools.partial(_decode_and_watch, decode, watch, client, checks)
+    verdicts = await guards.predict(served.id, served.path, decode, len(files))
+    checks = checks or [None] * len(files)
     return PredictOut(
         detector_id=served.id,
         threshold=served.threshold,
@@ -161,46 +149,18 @@ async def predict(
     )
 
 
-class _Watching:
-    """Decoding for predict that also fingerprints the images for the query watch and,
-    from the compute thread, starts their Redis round trip on the event loop: Redis
-    answers while the model computes, and the request costs no extra thread hop."""
-
-    def __init__(
-        self,
-        watch: QueryWatch,
-        key: bytes,
-        client: str,
-        decode: Callable[[], Tensor],
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.watch, self.key, self.client = watch, key, client
-        self._decode, self._loop = decode, loop
-        self.checks: asyncio.Future[Sequence[QueryAttackCheck | None]] = loop.create_future()
-
-    def decode(self) -> Tensor:
-        images = self._decode()
-        prints = self.watch.fingerprints(images, self.key)
-        self._loop.call_soon_threadsafe(self._observe, prints)
-        return images
-
-    def _observe(self, prints: Fingerprints) -> None:
-        task = asyncio.ensure_future(observe_safely(self.watch, self.client, prints))
-        task.add_done_callback(self._answer)
-
-    def _answer(self, task: asyncio.Future[Sequence[QueryAttackCheck | None]]) -> None:
-        if self.checks.done():  # the request went away meanwhile
-            return
-        if task.exception() is not None:
-            self.checks.set_exception(task.exception())  # type: ignore[arg-type]
-        else:
-            self.checks.set_result(task.result())
-
-
-def _refuse_if_suspected(
-    watch: QueryWatch, client: str, checks: Sequence[QueryAttackCheck | None]
-) -> None:
-    if any(check is not None and check.suspected for check in checks):
+def _decode_and_watch(
+    decode: Callable[[], Tensor],
+    watch: QueryWatch,
+    client: str,
+    checks: list[QueryAttackCheck | None],
+) -> Tensor:
+    """Decode, then let the query watch see the images, its answers going to ``checks``
+    (on the compute thread, before the model runs: a refused request costs no forward
+    pass)."""
+    images = decode()
+    found = watch.check(client, images)
+    if watch.policy == "refuse" and any(check is not None and check.suspected for check in found):
         raise HTTPException(
             429,
             f"query attack suspected: within the last {watch.window_s} s, {client} sent an "
@@ -210,6 +170,8 @@ def _refuse_if_suspected(
             "on the Live test page or with DELETE /api/v1/query-attacks/{client})",
             headers={"Retry-After": str(watch.window_s)},
         )
+    checks.extend(found)
+    return images
 
 
 def _verdict_out(file: str, verdict: Verdict, check: QueryAttackCheck | None = None) -> VerdictOut:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi.concurrency import run_in_threadpool
 from redis.exceptions import RedisError
 
 from advguard.api.deps import QueryWatchDep, SettingsDep, require_write
@@ -29,7 +30,7 @@ async def list_flagged(watch: QueryWatchDep, settings: SettingsDep) -> QueryAtta
     """Clients flagged within the window, most recently flagged first (empty when the
     watch is off)."""
     try:
-        flagged = await watch.flagged() if watch is not None else []
+        flagged = await run_in_threadpool(watch.flagged) if watch is not None else []
     except (RedisError, OSError) as error:
         raise _unreachable(error) from None
     return QueryAttacksOut(
@@ -61,7 +62,7 @@ async def clear_client(client: str, watch: QueryWatchDep) -> Response:
     if watch is None:
         raise HTTPException(409, "the query watch is off (ADVGUARD_QUERY_WATCH=false)")
     try:
-        cleared = await watch.forget(client)
+        cleared = await run_in_threadpool(watch.forget, client)
     except (RedisError, OSError) as error:
         raise _unreachable(error) from None
     if not cleared:
