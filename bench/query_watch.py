@@ -273,23 +273,32 @@ def service(work: Path, detector_dir: Path, watch: bool, redis_url: str) -> Iter
         yield client
 
 
+def unflagged(run: AttackRun) -> str:
+    """What an unflagged run did."""
+    outcome = "changed the label" if run.label_changed else "failed"
+    rejected = ", final image rejected by the detector" if run.final_rejected else ""
+    return f"{run.queries} queries, {outcome}{rejected}"
+
+
 def summary(runs: list[AttackRun]) -> list[list[str]]:
     rows = []
     for name in ("square", "hopskipjump"):
         mine = [run for run in runs if run.attack == name]
         flagged = [run.flagged_at for run in mine if run.flagged_at is not None]
         long_runs = [run for run in mine if run.queries > QUERIES_TARGET]
-        caught = [run for run in long_runs if run.flagged_at is not None and run.flagged_at <= 50]
-        short = [run for run in mine if run.flagged_at is None]
+        caught = [
+            run
+            for run in long_runs
+            if run.flagged_at is not None and run.flagged_at <= QUERIES_TARGET
+        ]
         rows.append(
             [
                 name,
-                str(len(mine)),
+                f"{len(flagged)}/{len(mine)}",
                 f"{statistics.median(flagged):.0f}" if flagged else "–",
                 str(max(flagged)) if flagged else "–",
                 f"{len(caught)}/{len(long_runs)}",
-                f"{len(short)} ({sum(run.final_rejected for run in short)} of them rejected "
-                "by the detector)",
+                "; ".join(unflagged(run) for run in mine if run.flagged_at is None) or "–",
             ]
         )
     return rows
@@ -353,11 +362,11 @@ def main() -> None:
         predict_bench.print_table(
             [
                 "attack",
-                "runs",
+                "runs flagged",
                 "median queries to flag",
                 "most queries to flag",
                 f"runs > {QUERIES_TARGET} queries flagged by query {QUERIES_TARGET}",
-                "runs never flagged (ended first)",
+                "runs never flagged",
             ],
             summary(runs),
         )

@@ -31,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT, SERVICE_ENV
 from PIL import Image
+from test_query_watch import attack_stream
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 FRONTEND_DIST = REPOSITORY / "frontend" / "dist"
@@ -530,6 +532,29 @@ def live_test(page, tmp_path: Path, detector_name: str) -> None:
             re.compile(rf"attacked with {name}\.|did not flag the {name} image"), timeout=120_000
         )
     assert_fits(page, "Live test")
+    query_attacks(page)
+
+
+def query_attacks(page) -> None:
+    """Query attacks: a client behind the proxy sends a stream of near-copies to predict
+    (as Square does); the Live test page lists it within a poll, and Clear forgets it."""
+    from playwright.sync_api import expect
+
+    scan = torch.from_numpy(pattern("blobs", np.random.default_rng(7)).astype(np.float32) / 255)
+    for body in attack_stream(scan[None], 20, seed=4):
+        answer = page.request.post(
+            "/api/v1/predict",
+            multipart={"files": {"name": "q.png", "mimeType": "image/png", "buffer": body}},
+            headers={"X-Forwarded-For": "10.9.9.9"},
+        )
+        assert answer.ok, answer.text()
+    assert answer.json()["verdicts"][0]["query_attack"]["suspected"] is True
+    flagged = page.get_by_role("table", name="Flagged clients")
+    row = flagged.get_by_role("row", name=re.compile(r"address:10\.9\.9\.9"))
+    expect(row).to_be_visible(timeout=15_000)
+    screenshot(page, "live-test-query-attacks")
+    row.get_by_role("button", name="Clear").click()
+    expect(row).to_have_count(0)
 
 
 def evaluate_robustness(page, dataset_name: str, detector_name: str) -> str:

@@ -29,6 +29,7 @@ export const keys = {
   job: (id: string) => ["jobs", "one", id] as const,
   health: ["health"] as const,
   attacks: ["attacks"] as const,
+  queryAttacks: ["query-attacks"] as const,
 };
 
 export function isActive(state: JobState | undefined): boolean {
@@ -60,6 +61,28 @@ export function useAttacks() {
     queryKey: keys.attacks,
     queryFn: () => unwrap(api.GET("/api/v1/attacks")),
     staleTime: Infinity,
+  });
+}
+
+/** How often the flagged clients are polled. */
+export const QUERY_ATTACKS_POLL_MS = 5000;
+
+/** Clients the query watch flagged within its window (polled: attacks arrive unannounced). */
+export function useQueryAttacks() {
+  return useQuery({
+    queryKey: keys.queryAttacks,
+    queryFn: () => unwrap(api.GET("/api/v1/query-attacks")),
+    refetchInterval: QUERY_ATTACKS_POLL_MS,
+  });
+}
+
+/** Clear a client's flag and query history (a false alarm). */
+export function useClearQueryClient() {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (name: string) =>
+      unwrap(api.DELETE("/api/v1/query-attacks/{client}", { params: { path: { client: name } } })),
+    onSuccess: () => client.invalidateQueries({ queryKey: keys.queryAttacks }),
   });
 }
 

@@ -2,6 +2,7 @@ import type { Verdict } from "../api/client";
 import { percent } from "../lib/format";
 import { namedAttack } from "../lib/verdict";
 import { ProbabilityBars } from "./ProbabilityBars";
+import { formatWindow } from "./QueryAttacks";
 
 /** Below this top-class probability an accepted image's class is called unsure: with four
  * classes, the runner-up can then hold a third or more. */
@@ -47,6 +48,13 @@ export function VerdictCard({ verdict, title }: { verdict: Verdict; title?: stri
           The detector finds the image unusual for the classifier, but its attack-naming part gives its
           attacks only {percent(attack.total)} together: an attack it never trained on, or an image unlike its
           scans.
+        </p>
+      ) : null}
+      {verdict.query_attack?.suspected ? (
+        <p className="warning" role="note" aria-label="Query attack suspected">
+          This client&apos;s recent queries look like a black-box attack in progress: within the last{" "}
+          {formatWindow(verdict.query_attack.window)} it sent images that nearly duplicate many of its earlier
+          ones (this one: {verdict.query_attack.matches}), as Square or HopSkipJump do.
         </p>
       ) : null}
       {unlike.length > 0 ? (

@@ -24,6 +24,10 @@ function setUp() {
     "GET /api/v1/detectors": () => [200, [makeDetector()]],
     "POST /api/v1/predict": () => [200, { detector_id: "d1", threshold: 0.5, verdicts: [makeVerdict()] }],
     "POST /api/v1/attack": () => [200, attacked],
+    "GET /api/v1/query-attacks": () => [
+      200,
+      { enabled: true, policy: "flag", window: 1800, flag_at: 8, clients: [] },
+    ],
   });
   const fetchStub = async (input: RequestInfo | URL, init?: RequestInit) => {
     const request = input instanceof Request ? input : new Request(input, init);

@@ -1,13 +1,14 @@
-import { useMutation } from "@tanstack/react-query";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState, type FormEvent } from "react";
 import { Link } from "react-router";
 import { attackImage, predictImages, type AttackResult } from "../api/client";
-import { useAttacks, useDetectors } from "../api/queries";
+import { keys, useAttacks, useDetectors } from "../api/queries";
 import { AttackSummary } from "../components/AttackSummary";
 import { Field } from "../components/Field";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { FileDrop } from "../components/FileDrop";
 import { Page, Panel } from "../components/Page";
+import { QueryAttacks } from "../components/QueryAttacks";
 import { VerdictCard } from "../components/VerdictCard";
 import { defaultAttacks, defaultBudget, normLabel, takesBudget } from "../lib/attacks";
 import { useRememberedChoice } from "../lib/search";
@@ -134,8 +135,11 @@ export function LiveTestPage() {
     budgetProblem = error instanceof Error ? error.message : String(error);
   }
 
+  const queryClient = useQueryClient();
   const predict = useMutation({
     mutationFn: (image: File) => predictImages([image], chosen || undefined),
+    // every predict is a query the watch records: its list may have changed
+    onSettled: () => queryClient.invalidateQueries({ queryKey: keys.queryAttacks }),
   });
   const attackRun = useMutation({
     mutationFn: () => attackImage(file!, attack!.name, budget, chosen || undefined),
@@ -254,6 +258,9 @@ export function LiveTestPage() {
           {attackRun.data ? <AttackOutcome result={attackRun.data} preview={preview} /> : null}
         </Panel>
       </div>
+      <Panel title="Query attacks">
+        <QueryAttacks />
+      </Panel>
     </Page>
   );
 }
