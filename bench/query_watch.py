@@ -56,7 +56,7 @@ from torch import Tensor, nn
 
 from advguard.attacks import ATTACKS
 from advguard.config import Settings
-from advguard.data import load_dataset, real_mri_path
+from advguard.data import load_dataset, real_mri_path, to_uint8
 from advguard.guard import Guard
 from advguard.runtime import configure_threads
 from advguard.service import start_redis
@@ -96,28 +96,17 @@ def guard_for_model(model_dir: Path, data: str, directory: Path) -> Path:
     return Guard(model, spec, detector).save(directory / "guard")
 
 
-def test_scans() -> list[tuple[Image.Image, int]]:
-    """Every brain-mri-4class test scan (grayscale 128×128) with its class index."""
+def test_scans() -> list[Image.Image]:
+    """Every brain-mri-4class test scan (grayscale 128×128), class by class."""
     root = real_mri_path() / "test"
     if not root.is_dir():
         raise SystemExit(f"the brain-mri-4class test split is not at {root}")
-    classes = sorted(path.name for path in root.iterdir() if path.is_dir())
-    return [
-        (Image.open(file).convert("L"), label)
-        for label, name in enumerate(classes)
-        for file in sorted((root / name).glob("*.png"))
-    ]
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return [Image.open(file).convert("L") for file in sorted(root.glob("*/*.png"))]
 
 
 def tensor_png(image: Tensor) -> bytes:
-    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(0).numpy()
-    return png(Image.fromarray(pixels, mode="L"))
+    """A 1×H×W image in [0, 1] as the 8-bit PNG an attacker would upload."""
+    return predict_bench.png_bytes(Image.fromarray(to_uint8(image).squeeze(0).numpy(), mode="L"))
 
 
 def clinic_variants(scan: Image.Image) -> list[Image.Image]:
@@ -213,16 +202,14 @@ def run_attack(
     )
 
 
-def benign_stream(
-    client: httpx.Client, scans: list[tuple[Image.Image, int]]
-) -> tuple[int, int, int]:
+def benign_stream(client: httpx.Client, scans: list[Image.Image]) -> tuple[int, int, int]:
     """Queries, suspected verdicts and the most matches of one clinic's stream."""
     sent = suspected = most = 0
-    for scan, _ in scans:
+    for scan in scans:
         for image in [scan, *clinic_variants(scan)]:
             answer = client.post(
                 PREDICT_PATH,
-                files=[("files", ("scan.png", png(image), "image/png"))],
+                files=[("files", ("scan.png", predict_bench.png_bytes(image), "image/png"))],
                 headers={"X-Forwarded-For": "10.18.0.1"},
             )
             answer.raise_for_status()
@@ -344,12 +331,12 @@ def main() -> None:
         watched = stack.enter_context(service(work, guard_dir, True, redis_url))
         unwatched = stack.enter_context(service(work, guard_dir, False, redis_url))
 
-        # Attack runs: the first --runs scans of each class in turn.
+        # Attack runs: --runs scans spread evenly over the split (so over its classes).
         chosen = list(range(0, len(scans), len(scans) // args.runs))[: args.runs]
         runs = []
         for name in ("square", "hopskipjump"):
             for index in chosen:
-                scan = torch.from_numpy(np.asarray(scans[index][0], dtype=np.float32) / 255)[None]
+                scan = torch.from_numpy(np.asarray(scans[index], dtype=np.float32) / 255)[None]
                 started = time.perf_counter()
                 run = run_attack(watched, name, scan, index, args.queries)
                 runs.append(run)
@@ -377,10 +364,18 @@ def main() -> None:
             print(f"\nA clinic ({time.perf_counter() - started:.0f} s):")
             predict_bench.print_table(
                 ["queries", "scans", "variants per scan", "suspected verdicts", "most matches"],
-                [[str(sent), str(len(scans)), "9", str(suspected), str(most)]],
+                [
+                    [
+                        str(sent),
+                        str(len(scans)),
+                        str(len(clinic_variants(scans[0]))),
+                        str(suspected),
+                        str(most),
+                    ]
+                ],
             )
 
-        bodies = [png(scan) for scan, _ in scans]
+        bodies = [predict_bench.png_bytes(scan) for scan in scans]
         times = latency({"watch on": watched, "watch off": unwatched}, bodies, args.latency_rounds)
         on, off = (statistics.median(times[name]) for name in ("watch on", "watch off"))
         paired = statistics.median(

@@ -128,6 +128,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_query_watch_url(self) -> str:
+        """The query watch's Redis: its own URL, else the broker's."""
         return self.query_watch_url or self.broker_url
 
     @property

@@ -24,13 +24,14 @@ from PIL import Image
 from advguard.api import create_app
 from advguard.api.query_watch import PREFIX, QueryWatch
 from advguard.config import Settings
+from advguard.data import to_uint8
 from advguard.data.synthetic import make_bundled_dataset
 
 FLAG_AT = 8
 
 
 def _png(image: torch.Tensor) -> bytes:
-    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(0).numpy()
+    pixels = to_uint8(image).squeeze(0).numpy()
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -42,12 +42,7 @@ def get_query_client(request: Request, x_api_key: Annotated[str | None, Header()
     """Who sends this query, for the query watch: the API key when it is the valid one
     (any other value would let a client be someone new at every request), else the
     address."""
-    settings = get_app_settings(request)
-    valid = (
-        bool(settings.api_key)
-        and x_api_key is not None
-        and hmac.compare_digest(x_api_key.encode(), settings.api_key.encode())
-    )
+    valid = _valid_key(get_app_settings(request), x_api_key)
     address = request.client.host if request.client is not None else None
     return client_identity(x_api_key if valid else None, address)
 
@@ -60,10 +55,17 @@ GuardsDep = Annotated[GuardPool, Depends(get_guards)]
 ComputeDep = Annotated[ComputeThreads, Depends(get_compute)]
 
 
+def _valid_key(settings: Settings, key: str | None) -> bool:
+    """Whether ``key`` is the configured API key (false when none is configured)."""
+    return (
+        bool(settings.api_key)
+        and key is not None
+        and hmac.compare_digest(key.encode(), settings.api_key.encode())
+    )
+
+
 def _check_key(settings: Settings, key: str | None) -> None:
-    if not settings.api_key:
-        return
-    if key is None or not hmac.compare_digest(key.encode(), settings.api_key.encode()):
+    if settings.api_key and not _valid_key(settings, key):
         raise HTTPException(401, "missing or wrong API key (send it in the X-API-Key header)")
 
 

@@ -7,7 +7,6 @@ import base64
 import dataclasses
 import functools
 import io
-from collections.abc import Callable
 from typing import Annotated
 
 import torch
@@ -26,7 +25,7 @@ from advguard.api.deps import (
     read_upload,
     require_read,
 )
-from advguard.api.predictor import GuardPool, ServedDetector
+from advguard.api.predictor import Decode, GuardPool, ServedDetector
 from advguard.api.query_watch import QueryAttackCheck, QueryWatch
 from advguard.api.schemas import AttackOut, PredictOut, VerdictOut, errors
 from advguard.attacks import AttackError, attack_class, create_budget_attack
@@ -150,7 +149,7 @@ async def predict(
 
 
 def _decode_and_watch(
-    decode: Callable[[], Tensor],
+    decode: Decode,
     watch: QueryWatch,
     client: str,
     checks: list[QueryAttackCheck | None],
