@@ -3,7 +3,8 @@ import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { makeVerdict, stubFetch } from "../test/fixtures";
 import { renderPage } from "../test/render";
-import { QueryAttacks, formatWindow } from "./QueryAttacks";
+import { formatWindow } from "../lib/format";
+import { QueryAttacks } from "./QueryAttacks";
 import { VerdictCard } from "./VerdictCard";
 
 const FLAGGED = {

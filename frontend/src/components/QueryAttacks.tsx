@@ -1,12 +1,6 @@
 import { useClearQueryClient, useQueryAttacks } from "../api/queries";
+import { formatWindow } from "../lib/format";
 import { ErrorMessage } from "./ErrorMessage";
-
-/** A duration in seconds, in the largest whole unit that fits. */
-export function formatWindow(seconds: number): string {
-  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
-  if (seconds % 60 === 0) return `${seconds / 60} min`;
-  return `${seconds} s`;
-}
 
 function formatTime(iso: string): string {
   return new Date(iso).toLocaleTimeString();

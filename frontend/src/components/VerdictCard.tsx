@@ -1,8 +1,7 @@
 import type { Verdict } from "../api/client";
-import { percent } from "../lib/format";
+import { formatWindow, percent } from "../lib/format";
 import { namedAttack } from "../lib/verdict";
 import { ProbabilityBars } from "./ProbabilityBars";
-import { formatWindow } from "./QueryAttacks";
 
 /** Below this top-class probability an accepted image's class is called unsure: with four
  * classes, the runner-up can then hold a third or more. */

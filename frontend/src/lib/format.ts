@@ -131,6 +131,13 @@ export function formatSeconds(value: number | null | undefined): string {
     : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
+/** A configured window in whole seconds, in the largest whole unit that fits ("30 min"). */
+export function formatWindow(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
 /** The names of a probability map, most likely first. */
 export function ranked(probabilities: Record<string, number>): [string, number][] {
   return Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
