@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     # --- query watch: black-box attacks noticed from each client's stream of queries ------
     query_watch: bool = True
     """Fingerprint every predict image and compare it with the client's recent queries
-    (``advguard.api.query_watch``); state in Redis."""
+    (``advguard.api.query_watch``): matched in each API process's memory, shared between
+    processes through a log in Redis."""
 
     query_watch_url: str = ""
     """Redis for the query watch; empty means the broker's."""
@@ -125,6 +126,10 @@ class Settings(BaseSettings):
 
     query_watch_max_clients: int = 1000
     """Most clients tracked at once; past it the least recently seen is forgotten."""
+
+    query_watch_max_log: int = 20_000
+    """Most queries kept in the shared log in Redis (~0.5 kB each); a process that starts
+    replays the log's last window, so past this many queries the oldest are not replayed."""
 
     @property
     def resolved_query_watch_url(self) -> str:

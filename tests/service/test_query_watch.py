@@ -43,20 +43,26 @@ def scans() -> torch.Tensor:
     return make_bundled_dataset(image_size=32, per_class={"train": 1, "test": 10})["test"].images
 
 
-def attack_stream(scan: torch.Tensor, queries: int, seed: int = 0) -> list[bytes]:
-    """Square-attack-like queries: the scan plus ±8/255 stripes, then one random 4×4
-    square of the perturbation redrawn per query, each query building on the last."""
+def attack_images(scan: torch.Tensor, queries: int, seed: int = 0) -> list[torch.Tensor]:
+    """Square-attack-like queries, as 8-bit images: the scan plus ±8/255 stripes, then one
+    random 4×4 square of the perturbation redrawn per query, each query building on the
+    last."""
     generator = torch.Generator().manual_seed(seed)
     eps = 8 / 255
     delta = eps * (torch.randint(0, 2, (1, 1, scan.shape[-1]), generator=generator) * 2 - 1)
     delta = delta.expand_as(scan).clone().float()
-    stream = []
+    images = []
     for _ in range(queries):
-        stream.append(_png(scan + delta))
+        images.append(to_uint8(scan + delta).float() / 255)
         top, left = torch.randint(0, scan.shape[-1] - 4, (2,), generator=generator).tolist()
         sign = float(torch.randint(0, 2, (1,), generator=generator)) * 2 - 1
         delta[..., top : top + 4, left : left + 4] = sign * eps
-    return stream
+    return images
+
+
+def attack_stream(scan: torch.Tensor, queries: int, seed: int = 0) -> list[bytes]:
+    """:func:`attack_images` as PNG uploads."""
+    return [_png(image) for image in attack_images(scan, queries, seed)]
 
 
 def predict(client: TestClient | httpx.Client, png: bytes, **headers: str) -> httpx.Response:
@@ -210,67 +216,105 @@ def test_two_api_processes_share_what_a_client_sent(two_apis, scans, redis_serve
     # Behind a proxy on this host, the client is the address it forwards.
     address = {"X-Forwarded-For": "10.0.2.1"}
     first.delete("/api/v1/query-attacks/address:10.0.2.1")
-    stream = attack_stream(scans[9], 20, seed=3)
-    matches = [
-        predict(api, png, **address).json()["verdicts"][0]["query_attack"]["matches"]
-        for api, png in zip([first, second] * 10, stream, strict=True)
+    stream = attack_stream(scans[9], 30, seed=3)
+    checks = [
+        predict(api, png, **address).json()["verdicts"][0]["query_attack"]
+        for api, png in zip([first] * 20 + [second] * 10, stream, strict=True)
     ]
-    # Each process sees the queries sent to the other: the count climbs across both.
-    assert matches[1] >= 1 and matches[-1] >= FLAG_AT, matches
-    listed = {client["client"] for client in second.get("/api/v1/query-attacks").json()["clients"]}
-    assert listed == {
-        client["client"] for client in first.get("/api/v1/query-attacks").json()["clients"]
-    }
+    assert checks[19]["suspected"], checks
+    # The second process never saw this client itself: its first answer already counts the
+    # queries the first one logged, and both list the client.
+    assert checks[20]["matches"] >= FLAG_AT and checks[20]["suspected"], checks[20]
+    listed = [client["client"] for client in second.get("/api/v1/query-attacks").json()["clients"]]
     assert "address:10.0.2.1" in listed
+    assert listed == [c["client"] for c in first.get("/api/v1/query-attacks").json()["clients"]]
+
+
+def _watch(redis_url: str, **overrides: int) -> QueryWatch:
+    settings: dict[str, int] = {"max_hashes": 4000, "max_clients": 1000, **overrides}
+    return QueryWatch(
+        redis_url,
+        window_s=1800,
+        policy="flag",
+        flag_at=FLAG_AT,
+        match_hashes=20,
+        max_hashes=settings["max_hashes"],
+        max_clients=settings["max_clients"],
+        max_log=settings.get("max_log", 20_000),
+    )
+
+
+def test_a_restarted_process_replays_the_window_from_the_log(redis_server, scans):
+    forget_everything(redis_server.url)
+    stream = attack_images(scans[8], 16, seed=4)
+    before = _watch(redis_server.url)
+    before.start()
+    for image in stream[:15]:
+        before.check("address:10.0.3.1", image.unsqueeze(0))
+    before.close()  # writes what it saw first
+
+    after = _watch(redis_server.url)
+    after.start()
+    try:
+        (check,) = after.check("address:10.0.3.1", stream[15].unsqueeze(0))
+        assert check is not None and check.matches >= FLAG_AT and check.suspected, check
+        assert [flag.client for flag in after.flagged()] == ["address:10.0.3.1"]
+    finally:
+        after.close()
 
 
 def test_a_flood_of_clients_and_of_images_stays_bounded(redis_server: RedisServer):
     forget_everything(redis_server.url)
     store = redis.Redis.from_url(redis_server.url)
-    watch = QueryWatch(
-        redis_server.url,
-        window_s=1800,
-        policy="flag",
-        flag_at=FLAG_AT,
-        match_hashes=20,
-        max_hashes=300,
-        max_clients=25,
-    )
+    watch = _watch(redis_server.url, max_hashes=300, max_clients=25, max_log=100)
+    watch.start()
     rng = np.random.default_rng(0)
-
     for client in range(200):  # 200 clients, one random image each
         image = torch.from_numpy(rng.random((1, 1, 32, 32), dtype=np.float32))
         assert watch.check(f"address:flood-{client}", image)[0] is not None
     for _ in range(40):  # one client, forty distinct images
         image = torch.from_numpy(rng.random((1, 1, 32, 32), dtype=np.float32))
         assert watch.check("address:busy", image)[0] is not None
+    watch.flush()
+    footprint = watch.footprint()
     watch.close()
-    assert store.zcard(PREFIX + "clients") == 25
-    client_keys = store.keys(PREFIX + "c:*")
-    assert 1 <= len(client_keys) <= 25 * 4
-    busy = [key for key in client_keys if b"address:busy" in key]
-    assert busy and all(store.hlen(key) <= 300 for key in busy)
-    # Hashes only: every field is an 8-byte sealed hash, a 16-byte digest, the counter or
-    # the marker that keeps the hash a hash table.
-    for key in client_keys:
-        assert store.ttl(key) > 0
-        fields = store.hgetall(key)
-        assert fields.pop(b"!") == b"-" * 65
-        for field, value in fields.items():
-            assert len(field) in (8, 17, 1), field
-            assert int(value) >= 1
+    assert footprint.clients == 25 and 250 <= footprint.most_fields <= 300, footprint
+    keys = {PREFIX + "key", PREFIX + "logs", watch.log}
+    assert {key.decode() for key in store.keys(PREFIX + "*")} == keys
+    assert all(0 < store.ttl(key) <= 1800 for key in keys - {PREFIX + "key"})
+    assert store.xlen(watch.log) == 100
+    # Hashes only: each entry is a client, a time, a 16-byte digest, 8-byte sealed hashes
+    # and the match count.
+    for _, fields in store.xrange(watch.log):
+        assert set(fields) == {b"c", b"t", b"d", b"h", b"m"}, fields
+        assert len(fields[b"d"]) == 16 and len(fields[b"h"]) == 8 * 50
+        assert fields[b"c"].startswith(b"address:") and int(fields[b"m"]) >= 0
 
 
-def test_predict_goes_on_without_the_watch_while_its_redis_is_down(watched, scans, redis_server):
-    watched.app.state.query_watch.retry_after_s = 0  # type: ignore[attr-defined]
-    assert predict(watched, _png(scans[2])).json()["verdicts"][0]["query_attack"] is not None
+def test_predict_goes_on_while_its_redis_is_down(watched, scans, redis_server):
+    watch: QueryWatch = watched.app.state.query_watch  # type: ignore[attr-defined]
+    watch.retry_after_s = 0.05
+    stream = attack_stream(scans[2], 24, seed=5)
+    assert predict(watched, stream[0]).json()["verdicts"][0]["query_attack"] is not None
+    watch.flush()
     redis_server.stop()
     try:
-        answer = predict(watched, _png(scans[3]))
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["verdicts"][0]["query_attack"] is None
+        # This process matches what it sees on its own: the stream is still flagged.
+        checks = [
+            predict(watched, png).json()["verdicts"][0]["query_attack"] for png in stream[1:20]
+        ]
+        assert checks[-1]["suspected"] and checks[-1]["matches"] >= FLAG_AT, checks
         listed = watched.get("/api/v1/query-attacks")
-        assert listed.status_code == 503 and "unreachable" in listed.json()["detail"]
+        assert (
+            listed.status_code == 200
+            and listed.json()["clients"][0]["client"] == "address:10.0.0.1"
+        )
+        watch.flush()  # the writer gave up on the outage's entries
     finally:
         redis_server.start()
-    assert predict(watched, _png(scans[4])).json()["verdicts"][0]["query_attack"] is not None
+    watch.sync()  # back in the log (what the follower does on its own within retry_after_s)
+    for png in stream[20:]:
+        assert predict(watched, png).json()["verdicts"][0]["query_attack"]["suspected"]
+    watch.flush()
+    # Shared again after the outage: the log has the query before it and the four after.
+    assert redis.Redis.from_url(redis_server.url).xlen(watch.log) == 1 + 4

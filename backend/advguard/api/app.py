@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_threads(settings.num_threads)
+        if app.state.query_watch is not None:
+            app.state.query_watch.start()
         yield
         app.state.guards.close()
         if app.state.query_watch is not None:
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             match_hashes=settings.query_watch_match_hashes,
             max_hashes=settings.query_watch_max_hashes,
             max_clients=settings.query_watch_max_clients,
+            max_log=settings.query_watch_max_log,
         )
         if settings.query_watch
         else None

@@ -31,6 +31,7 @@ back into an image or matched against fingerprints computed elsewhere.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,13 +62,18 @@ class FingerprintConfig:
 DEFAULT_FINGERPRINT = FingerprintConfig()
 
 
-def _splitmix(values: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """The splitmix64 finaliser, in place: every output bit depends on every input bit."""
-    values ^= values >> np.uint64(30)
-    values *= _MIX_1
-    values ^= values >> np.uint64(27)
-    values *= _MIX_2
-    values ^= values >> np.uint64(31)
+def _splitmix(
+    values: NDArray[np.uint64], scratch: NDArray[np.uint64] | None = None
+) -> NDArray[np.uint64]:
+    """The splitmix64 finaliser, in place: every output bit depends on every input bit
+    (``scratch``: a buffer of the same size, to allocate nothing)."""
+    if scratch is None:
+        scratch = np.empty_like(values)
+    for shift, multiplier in ((30, _MIX_1), (27, _MIX_2), (31, None)):
+        np.right_shift(values, np.uint64(shift), out=scratch)
+        values ^= scratch
+        if multiplier is not None:
+            values *= multiplier
     return values
 
 
@@ -84,27 +90,56 @@ def _powers(size: int) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
 
 def _run_hashes(levels: NDArray[np.uint8], window: int, stride: int) -> NDArray[np.uint64]:
     """Hash of the runs of ``window`` consecutive levels starting every ``stride`` pixels,
-    flat runs left out.
+    flat runs included.
 
     The polynomial hash of the run starting at ``i`` is ``Σ_j levels[i+j]·B^j``; with the
     prefix sums ``P[k] = Σ_{t<k} levels[t]·B^t`` it is ``(P[i+w] − P[i])·B^−i``, so every
     run costs a few integer operations however long the window (wrapping modulo 2**64 is
-    exact here: B is odd, so B^−i exists).
+    exact here: B is odd, so B^−i exists). The work buffers are kept per thread: predict
+    fingerprints every image, and fresh 100 kB arrays each time cost it page faults.
     """
     count = levels.size - window + 1
-    powers, inverse_powers = _powers(levels.size)
-    prefix = np.zeros(levels.size + 1, dtype=np.uint64)
+    powers = _powers(levels.size)[0]
+    runs = (count + stride - 1) // stride
+    prefix, hashes, scratch = _buffers(levels.size, runs)
     with np.errstate(over="ignore"):
         np.multiply(levels, powers, out=prefix[1:])
         np.cumsum(prefix[1:], out=prefix[1:])
-        hashes = prefix[window::stride] - prefix[:count:stride]
-        hashes *= inverse_powers[:count:stride]
-    _splitmix(hashes)
-    # A run is flat when no neighbouring pair inside it differs.
-    changes = np.zeros(levels.size, dtype=np.int32)
-    np.cumsum(levels[1:] != levels[:-1], out=changes[1:])
-    varied = changes[window - 1 :: stride] != changes[:count:stride]
-    return hashes[varied]
+        np.subtract(prefix[window::stride], prefix[:count:stride], out=hashes)
+        hashes *= _run_start_powers(levels.size, window, stride)
+    return _splitmix(hashes, scratch)
+
+
+@functools.lru_cache(maxsize=8)
+def _run_start_powers(size: int, window: int, stride: int) -> NDArray[np.uint64]:
+    """``B^−i`` for every run start, contiguous (a strided view costs a cache miss per run)."""
+    return np.ascontiguousarray(_powers(size)[1][: size - window + 1 : stride])
+
+
+_workspace = threading.local()
+
+
+def _buffers(size: int, runs: int) -> tuple[NDArray[np.uint64], ...]:
+    """This thread's prefix-sum, hash and scratch buffers for images of ``size`` pixels."""
+    buffers: dict[tuple[int, int], tuple[NDArray[np.uint64], ...]]
+    buffers = _workspace.__dict__.setdefault("buffers", {})
+    if (size, runs) not in buffers:
+        if len(buffers) >= 4:  # a few image sizes at a time
+            buffers.clear()
+        buffers[size, runs] = (
+            np.zeros(size + 1, dtype=np.uint64),
+            np.empty(runs, np.uint64),
+            np.empty(runs, np.uint64),
+        )
+    return buffers[size, runs]
+
+
+@functools.lru_cache(maxsize=8)
+def _flat_hashes(window: int, levels: int) -> NDArray[np.uint64]:
+    """The hash of a flat run of each level: a run is flat exactly when its hash is one of
+    these (the polynomial hash of ``v, v, …, v`` does not depend on where it starts)."""
+    flat = [_run_hashes(np.full(window, level, np.uint8), window, 1)[0] for level in range(levels)]
+    return np.sort(np.array(flat, dtype=np.uint64))
 
 
 def to_pixels(image: Tensor) -> NDArray[np.uint8]:
@@ -125,14 +160,25 @@ def fingerprint(
     if levels.size < config.window:
         return np.empty(0, dtype=np.uint64)
     hashes = _run_hashes(levels, config.window, config.stride)
-    shortlist = 4 * config.keep  # a partial sort first: the top few hundred of ~16k runs
+    flat = _flat_hashes(config.window, 255 // config.step + 1)
+    # a partial sort first: the top few hundred of ~8k runs (flat ones dropped after it)
+    shortlist = 4 * config.keep + flat.size
     if hashes.size > shortlist:
-        distinct = np.unique(np.partition(hashes, hashes.size - shortlist)[-shortlist:])
+        distinct = _varied(
+            np.unique(np.partition(hashes, hashes.size - shortlist)[-shortlist:]), flat
+        )
         if distinct.size < config.keep:  # the shortlist held repeats of a few runs
-            distinct = np.unique(hashes)
+            distinct = _varied(np.unique(hashes), flat)
     else:
-        distinct = np.unique(hashes)
+        distinct = _varied(np.unique(hashes), flat)
     return distinct[-config.keep :]
+
+
+def _varied(hashes: NDArray[np.uint64], flat: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """``hashes`` without the hashes of flat runs (``flat`` sorted)."""
+    at = np.searchsorted(flat, hashes)
+    at[at == flat.size] = 0
+    return hashes[flat[at] != hashes]
 
 
 def overlap(first: NDArray[np.uint64], second: NDArray[np.uint64]) -> int:

@@ -134,9 +134,17 @@ async def predict(
     served = await _served(guards, storage, settings, detector_id)
     decode = functools.partial(_decode, served, settings, payloads)
     checks: list[QueryAttackCheck | None] = []
-    if watch is not None:
+    decoded: list[Tensor] = []
+    if watch is not None and watch.policy == "refuse":
         decode = functools.partial(_decode_and_watch, decode, watch, client, checks)
+    elif watch is not None:
+        decode = functools.partial(_decode_and_keep, decode, decoded)
     verdicts = await guards.predict(served.id, served.path, decode, len(files))
+    if decoded and watch is not None:
+        # Flag policy: after the model, which leaves the CPU warm (right after an idle
+        # wait, the fingerprint cost predict twice as much on 2 cores); on the event loop,
+        # since a hop to another thread costs more than the check
+        checks = watch.check(client, decoded[0])
     checks = checks or [None] * len(files)
     return PredictOut(
         detector_id=served.id,
@@ -146,6 +154,13 @@ async def predict(
             for k, (upload, verdict, check) in enumerate(zip(files, verdicts, checks, strict=True))
         ],
     )
+
+
+def _decode_and_keep(decode: Decode, decoded: list[Tensor]) -> Tensor:
+    """Decode, keeping the images for the query watch."""
+    images = decode()
+    decoded.append(images)
+    return images
 
 
 def _decode_and_watch(

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, HTTPException, Response
-from fastapi.concurrency import run_in_threadpool
-from redis.exceptions import RedisError
 
 from advguard.api.deps import QueryWatchDep, SettingsDep, require_write
 from advguard.api.schemas import FlaggedClientOut, QueryAttacksOut, errors
@@ -14,25 +12,16 @@ from advguard.api.schemas import FlaggedClientOut, QueryAttacksOut, errors
 router = APIRouter(prefix="/query-attacks", tags=["query attacks"])
 
 
-def _unreachable(error: Exception) -> HTTPException:
-    return HTTPException(503, f"the query watch's Redis is unreachable ({error})")
-
-
 def _time(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
 # Client addresses are an operator's business: these need the API key whenever one is set.
-@router.get(
-    "", response_model=QueryAttacksOut, dependencies=[Depends(require_write)], responses=errors(503)
-)
+@router.get("", response_model=QueryAttacksOut, dependencies=[Depends(require_write)])
 async def list_flagged(watch: QueryWatchDep, settings: SettingsDep) -> QueryAttacksOut:
     """Clients flagged within the window, most recently flagged first (empty when the
     watch is off)."""
-    try:
-        flagged = await run_in_threadpool(watch.flagged) if watch is not None else []
-    except (RedisError, OSError) as error:
-        raise _unreachable(error) from None
+    flagged = watch.flagged() if watch is not None else []
     return QueryAttacksOut(
         enabled=watch is not None,
         policy=settings.query_watch_policy,
@@ -55,16 +44,13 @@ async def list_flagged(watch: QueryWatchDep, settings: SettingsDep) -> QueryAtta
     "/{client}",
     status_code=204,
     dependencies=[Depends(require_write)],
-    responses=errors(404, 409, 503),
+    responses=errors(404, 409),
 )
 async def clear_client(client: str, watch: QueryWatchDep) -> Response:
     """Clear a client's flag and query history (a false alarm): it starts afresh."""
     if watch is None:
         raise HTTPException(409, "the query watch is off (ADVGUARD_QUERY_WATCH=false)")
-    try:
-        cleared = await run_in_threadpool(watch.forget, client)
-    except (RedisError, OSError) as error:
-        raise _unreachable(error) from None
+    cleared = watch.forget(client)
     if not cleared:
         raise HTTPException(404, f"client {client!r} has no query history or flag")
     return Response(status_code=204)
