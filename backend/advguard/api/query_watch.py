@@ -385,32 +385,40 @@ class QueryWatch:
         """Wait until everything this process saw has been written to the log (or failed)."""
         self._outbox.join()
 
-    def sync(self, block_ms: int | None = None) -> None:
+    def sync(self, block_ms: int | None = None) -> bool:
         """Apply the other processes' log entries up to now (the follower calls this in a
         loop; the first call gets the key, and each process's log is read from the start of
-        the window when it is first seen)."""
+        the window when it is first seen). Whether there was any other process to follow.
+
+        The read (which may wait ``block_ms`` for news) holds no lock, so a caller never
+        waits behind the follower; entries are applied once, whoever reads them."""
         with self._follow_lock:
             if self._key is None or self._down:
                 self._join_log()
             self._find_logs()
-            if not self._positions:  # no other process: nothing to wait for in Redis
-                if block_ms:
-                    self._stopping.wait(block_ms / 1000)
-                return
-            while True:
-                replies = self.redis.xread(
-                    cast(_Positions, dict(self._positions)), count=1000, block=block_ms
-                )
-                self._down = False
-                most = 0
-                for stream, entries in cast(_StreamReply, replies):
+            positions = dict(self._positions)
+        if not positions:
+            return False
+        while True:
+            replies = cast(
+                _StreamReply,
+                self.redis.xread(cast(_Positions, positions), count=1000, block=block_ms),
+            )
+            self._down = False
+            most = 0
+            with self._follow_lock:
+                for stream, entries in replies:
                     for entry_id, fields in entries:
-                        self._positions[stream] = entry_id
-                        self._apply(fields)
+                        known = self._positions.get(stream)
+                        if known is not None and _stream_id(entry_id) > _stream_id(known):
+                            self._positions[stream] = entry_id
+                            self._apply(fields)
+                    if entries:
+                        positions[stream] = entries[-1][0]
                     most = max(most, len(entries))
-                if most < 1000:
-                    return
-                block_ms = None
+            if most < 1000:
+                return True
+            block_ms = None
 
     def _join_log(self) -> None:
         """Take the shared sealing key (making it when Redis has none); with a new key,
@@ -457,7 +465,8 @@ class QueryWatch:
     def _follow(self) -> None:
         while not self._stopping.is_set():
             try:
-                self.sync(block_ms=250)
+                if not self.sync(block_ms=250):  # no other process yet
+                    self._stopping.wait(0.25)
             except (RedisError, OSError) as error:
                 self._failed(error)
                 self._stopping.wait(self.retry_after_s)
@@ -508,6 +517,12 @@ class QueryWatch:
             )
         self._down = True
         self._announced = -math.inf  # list the log again once Redis is back
+
+
+def _stream_id(entry_id: bytes) -> tuple[int, int]:
+    """A stream entry id (``b"<ms>-<seq>"``) in its order."""
+    milliseconds, _, sequence = entry_id.partition(b"-")
+    return int(milliseconds), int(sequence or 0)
 
 
 def _values(hashes: bytes) -> list[int]:
