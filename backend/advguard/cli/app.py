@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     detection.add_build_set(commands)
     detection.add_train_detector(commands)
     detection.add_evaluate(commands)
+    detection.add_export_guard(commands)
     report.add_report(commands)
     demo.add_demo(commands, settings)
     service.add_serve(commands)

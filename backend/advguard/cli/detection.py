@@ -36,6 +36,7 @@ from advguard.jobs.steps import (
     unseen_attacks,
 )
 from advguard.models import ModelSpec, load_classifier
+from advguard.portable import export_guard
 
 
 def build_config(args: argparse.Namespace, model_folder: str | Path) -> BuildConfig:
@@ -165,6 +166,19 @@ def command_evaluate(args: argparse.Namespace) -> None:
     report(guard, load_adversarial_set(args.set), Path(args.out), args)
 
 
+def command_export_guard(args: argparse.Namespace) -> None:
+    guard = Guard.load(args.guard, serving=True)
+    path = export_guard(guard, args.out)
+    print(f"guard exported to {path} ({path.stat().st_size / 1e6:.1f} MB), TorchScript:")
+    print(
+        f'  guard = torch.jit.load("{path}")\n'
+        f"  answer = guard(images)  # N×{guard.spec.in_channels}×{guard.spec.image_size}×"
+        f"{guard.spec.image_size} in [0, 1]\n"
+        "  answer: class_probabilities, score, is_adversarial (threshold "
+        f"{guard.threshold:.4f}), attack_probabilities"
+    )
+
+
 def add_build_set(commands: Subcommands) -> None:
     """``build-set``."""
     build = commands.add_parser(
@@ -202,3 +216,14 @@ def add_evaluate(commands: Subcommands) -> None:
     evaluate.add_argument("--out", required=True, help="report folder")
     add_report_options(evaluate)
     evaluate.set_defaults(handler=command_evaluate)
+
+
+def add_export_guard(commands: Subcommands) -> None:
+    """``export-guard``."""
+    export = commands.add_parser(
+        "export-guard",
+        help="write a guard as one TorchScript file that runs without advguard",
+    )
+    export.add_argument("--guard", required=True, help="guard folder (train-detector)")
+    export.add_argument("--out", required=True, help="the .pt file to write")
+    export.set_defaults(handler=command_export_guard)

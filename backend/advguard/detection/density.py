@@ -36,6 +36,7 @@ class CleanDensity(nn.Module):
     mean: Tensor
     scale: Tensor
     precision: Tensor
+    column_index: Tensor
 
     def __init__(self, columns: list[int]) -> None:
         super().__init__()
@@ -44,6 +45,8 @@ class CleanDensity(nn.Module):
         self.register_buffer("mean", torch.zeros(size))
         self.register_buffer("scale", torch.ones(size))
         self.register_buffer("precision", torch.zeros(size, size))
+        # not saved: the columns are part of the detector's layout, not of what it learned
+        self.register_buffer("column_index", torch.tensor(self.columns), persistent=False)
 
     @property
     def fitted(self) -> bool:
@@ -68,6 +71,13 @@ class CleanDensity(nn.Module):
         return self
 
     def forward(self, features: Tensor) -> Tensor:
-        standardised = (features[:, self.columns] - self.mean) / self.scale
-        distance = ((standardised @ self.precision) * standardised).sum(1)
-        return distance.clamp_min(1e-12).log()
+        return log_distance(features, self.column_index, self.mean, self.scale, self.precision)
+
+
+def log_distance(
+    features: Tensor, columns: Tensor, mean: Tensor, scale: Tensor, precision: Tensor
+) -> Tensor:
+    """:class:`CleanDensity`'s score from its tensors (scriptable, for the exported guard)."""
+    standardised = (features.index_select(1, columns) - mean) / scale
+    distance = ((standardised @ precision) * standardised).sum(1)
+    return distance.clamp_min(1e-12).log()

@@ -153,10 +153,7 @@ class Detector(nn.Module):
         The density alone decides what is unusual, so an attack the head never saw is
         judged as any other; the head can only add (a score it finds clean-looking takes
         nothing away)."""
-        parts = torch.stack([head_log_odds, density_scores], 1)
-        median, tail = self.clean_scale[:, 0], self.clean_scale[:, 1]
-        head, density = ((parts - tail) / (tail - median).clamp_min(1e-6)).unbind(1)
-        return (density + HEAD_WEIGHT * head.clamp_min(0)) * SHARPNESS
+        return combine_scores(head_log_odds, density_scores, self.clean_scale)
 
     def calibrate(self, head_log_odds: Tensor, density_scores: Tensor) -> None:
         """Set each part's clean scale from its out-of-fold scores on clean images."""
@@ -357,6 +354,22 @@ def validation_split(adversarial: AdversarialSet, config: DetectorConfig) -> tup
     sources = torch.tensor([adversarial.rows[i].source_id for i in train_rows.tolist()])
     fit_part, val_part = group_split(sources, config.val_fraction, config.seed)
     return train_rows[fit_part], train_rows[val_part]
+
+
+def combine_scores(
+    head_log_odds: Tensor,
+    density_scores: Tensor,
+    clean_scale: Tensor,
+    head_weight: float = HEAD_WEIGHT,
+    sharpness: float = SHARPNESS,
+) -> Tensor:
+    """:meth:`Detector.combine` with the detector's ``clean_scale`` (scriptable, for the
+    exported guard: the constants are arguments, as TorchScript cannot read globals)."""
+    parts = torch.stack([head_log_odds, density_scores], 1)
+    median, tail = clean_scale[:, 0], clean_scale[:, 1]
+    scaled = (parts - tail) / (tail - median).clamp_min(1e-6)
+    head, density = scaled[:, 0], scaled[:, 1]
+    return (density + head_weight * head.clamp_min(0)) * sharpness
 
 
 def head_log_odds(head_logits: Tensor) -> Tensor:

@@ -80,7 +80,7 @@ def soft_histogram(values: Tensor, low: float, bins: int) -> Tensor:
     lower = position.detach().floor().clamp_(max=bins - 2)
     upper_share = position - lower
     index = lower.long()
-    histogram = values.new_zeros(values.shape[0], bins)
+    histogram = values.new_zeros([values.shape[0], bins])
     histogram.scatter_add_(1, index, 1 - upper_share).scatter_add_(1, index + 1, upper_share)
     return histogram / values.shape[1]
 
@@ -90,7 +90,7 @@ def _median3(images: Tensor) -> Tensor:
     faster): each pixel's three vertical neighbours are sorted once, then the median of
     the 3×3 window is the median of (largest minimum, median of medians, smallest maximum)
     of its three columns."""
-    padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+    padded = F.pad(images, [1, 1, 1, 1], mode="reflect")
     top, middle, bottom = padded[..., :-2, :], padded[..., 1:-1, :], padded[..., 2:, :]
     low, high = torch.minimum(top, middle), torch.maximum(top, middle)
     column_min, column_max = torch.minimum(low, bottom), torch.maximum(high, bottom)
@@ -107,18 +107,98 @@ def _median3(images: Tensor) -> Tensor:
     return _median_of_three(largest_min, median_of_medians, smallest_max)
 
 
-def shifted_neighbour(images: Tensor) -> Tensor:
+def shifted_neighbour(images: Tensor, shift: float = NEIGHBOUR_SHIFT) -> Tensor:
     """``images`` translated by :data:`NEIGHBOUR_SHIFT` of their half-width down and right
     (bilinear, zeros shifted in): a view of the same scan that a clean image's class
     survives and a perturbation tuned to the classifier's exact pixel grid often does not."""
-    n, _, h, w = images.shape
-    theta = images.new_tensor([[1.0, 0.0, NEIGHBOUR_SHIFT], [0.0, 1.0, NEIGHBOUR_SHIFT]])
+    n, h, w = images.shape[0], images.shape[2], images.shape[3]
+    theta = torch.tensor(
+        [[1.0, 0.0, shift], [0.0, 1.0, shift]], dtype=images.dtype, device=images.device
+    )
     grid = F.affine_grid(theta.expand(n, 2, 3), [n, 1, h, w], align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _median_of_three(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     return torch.maximum(torch.minimum(a, b), torch.minimum(torch.maximum(a, b), c))
+
+
+def high_pass(images: Tensor, kernels: Tensor) -> Tensor:
+    """Every residual filter (``kernels``) on every channel, in grey levels: ``N·C×K×H×W``."""
+    n, c, h, w = images.shape[0], images.shape[1], images.shape[2], images.shape[3]
+    levels = images.reshape(n * c, 1, h, w) * 255.0
+    return F.conv2d(F.pad(levels, [2, 2, 2, 2], mode="replicate"), kernels)
+
+
+def pixel_statistics(
+    images: Tensor,
+    residuals: Tensor,
+    residual_range: int = RESIDUAL_RANGE,
+    tail_levels: int = TAIL_LEVELS,
+) -> Tensor:
+    """Residual histograms and dark/bright intensity histograms, averaged over channels
+    (``residuals`` from :func:`high_pass`; the constants are arguments for TorchScript,
+    which cannot read globals)."""
+    n, c, h, w = images.shape[0], images.shape[1], images.shape[2], images.shape[3]
+    k = residuals.shape[1]
+    residual_histograms = soft_histogram(
+        residuals.reshape(n * c * k, h * w), float(-residual_range), 2 * residual_range + 1
+    ).reshape(n * c, -1)
+    flat = images.reshape(n * c, h * w) * 255.0
+    dark = soft_histogram(flat, 0.0, tail_levels + 1)
+    bright = soft_histogram(255.0 - flat, 0.0, tail_levels + 1)
+    per_channel = torch.cat([residual_histograms, dark, bright], dim=1)
+    return per_channel.reshape(n, c, -1).mean(1)
+
+
+def classifier_reaction(
+    logits: Tensor, smoothed_logits: Tensor, neighbour_logits: Tensor
+) -> Tensor:
+    """How far the 3×3 median moves the classifier's probabilities, how much of the
+    predicted class survives it, and the shifted neighbour's log-probability of that class
+    (``N×3``)."""
+    probabilities = logits.softmax(1)
+    predicted = probabilities.argmax(1, keepdim=True)
+    smoothed = smoothed_logits.softmax(1)
+    moves = [
+        (probabilities - smoothed).abs().sum(1),
+        smoothed.gather(1, predicted).squeeze(1),
+        neighbour_logits.log_softmax(1).gather(1, predicted).squeeze(1),
+    ]
+    return torch.stack(moves, 1)
+
+
+def gradient_alignment(
+    kernels: Tensor, residual: Tensor, gradient_sets: list[list[Tensor]]
+) -> Tensor:
+    """How well an image's residual matches the residual of ``sign(∇ log p_k)``.
+
+    A gradient-sign attack adds ``±ε·sign(∇)``, so its high-pass residual carries the
+    residual of the gradient's sign (a matched filter); natural texture and random
+    noise do not. ``residual`` is the image's KV residuals (``N×…``, the last two of
+    ``kernels``); per image and per set of gradients: the cosine for each gradient
+    (likeliest class first), and the log of the mean gradient magnitude. All directions go
+    through one convolution.
+    """
+    gradients: list[Tensor] = []
+    for gradient_set in gradient_sets:
+        for gradient in gradient_set:
+            gradients.append(gradient)
+    directions = torch.cat([g.sign() + g - g.detach() for g in gradients])  # straight-through
+    first = gradients[0]
+    n, h, w = first.shape[0], first.shape[2], first.shape[3]
+    planes = F.pad(directions.reshape(-1, 1, h, w), [2, 2, 2, 2], mode="replicate")
+    direction_residuals = F.conv2d(planes, kernels[-2:]).reshape(len(gradients), n, -1)
+    cosines = F.cosine_similarity(residual.unsqueeze(0), direction_residuals, dim=2, eps=1e-8)
+    columns: list[Tensor] = []
+    start = 0
+    for gradient_set in gradient_sets:
+        end = start + len(gradient_set)
+        magnitude = torch.stack([g.abs().flatten(1).mean(1) for g in gradient_set]).mean(0)
+        columns.append(cosines[start:end].t())
+        columns.append(magnitude.clamp_min(1e-12).log().unsqueeze(1))
+        start = end
+    return torch.cat(columns, 1)
 
 
 class DetectorFeatures(nn.Module):
@@ -159,23 +239,12 @@ class DetectorFeatures(nn.Module):
 
     def residuals(self, images: Tensor) -> Tensor:
         """Every residual filter on every channel, in grey levels: ``N·C×6×H×W``."""
-        n, c, h, w = images.shape
-        levels = images.reshape(n * c, 1, h, w) * 255.0
-        return F.conv2d(F.pad(levels, (2, 2, 2, 2), mode="replicate"), self.kernels)
+        return high_pass(images, self.kernels)
 
     def pixel_features(self, images: Tensor, residuals: Tensor) -> Tensor:
         """Residual histograms and dark/bright intensity histograms, averaged over channels
         (``residuals`` from :meth:`residuals`)."""
-        n, c, h, w = images.shape
-        k = residuals.shape[1]
-        residual_histograms = soft_histogram(
-            residuals.reshape(n * c * k, h * w), -RESIDUAL_RANGE, 2 * RESIDUAL_RANGE + 1
-        ).reshape(n * c, -1)
-        flat = images.reshape(n * c, h * w) * 255.0
-        dark = soft_histogram(flat, 0, TAIL_LEVELS + 1)
-        bright = soft_histogram(255.0 - flat, 0, TAIL_LEVELS + 1)
-        per_channel = torch.cat([residual_histograms, dark, bright], dim=1)
-        return per_channel.reshape(n, c, -1).mean(1)
+        return pixel_statistics(images, residuals)
 
     def class_gradients(
         self, images: Tensor, *, second_order: bool = True, classes: Tensor | None = None
@@ -259,17 +328,10 @@ class DetectorFeatures(nn.Module):
             logits, smoothed_logits, gradients, smoothed_gradients = self._paired_gradients(images)
             with torch.no_grad():
                 neighbour_logits = self.classifier(shifted_neighbour(images))
-        probabilities = logits.softmax(1)
-        predicted = probabilities.argmax(1, keepdim=True)
-        smoothed = smoothed_logits.softmax(1)
-        moves = [
-            (probabilities - smoothed).abs().sum(1),
-            smoothed.gather(1, predicted).squeeze(1),
-            neighbour_logits.log_softmax(1).gather(1, predicted).squeeze(1),
-        ]
         residual = residuals[:, -2:].reshape(n, -1)  # the KV predictors
-        alignment = self.gradient_alignment(residual, [gradients, smoothed_gradients])
-        return torch.cat([torch.stack(moves, 1), alignment], dim=1), logits
+        alignment = gradient_alignment(self.kernels, residual, [gradients, smoothed_gradients])
+        reaction = classifier_reaction(logits, smoothed_logits, neighbour_logits)
+        return torch.cat([reaction, alignment], dim=1), logits
 
     def _paired_gradients(
         self, images: Tensor
@@ -300,29 +362,6 @@ class DetectorFeatures(nn.Module):
             [g[:n] for g in both_gradients],
             [g[n:] for g in both_gradients],
         )
-
-    def gradient_alignment(self, residual: Tensor, gradient_sets: list[list[Tensor]]) -> Tensor:
-        """How well an image's residual matches the residual of ``sign(∇ log p_k)``.
-
-        A gradient-sign attack adds ``±ε·sign(∇)``, so its high-pass residual carries the
-        residual of the gradient's sign (a matched filter); natural texture and random
-        noise do not. ``residual`` is the image's KV residuals (``N×…``); per image and per
-        set of gradients: the cosine for each gradient (likeliest class first), and the log
-        of the mean gradient magnitude. All directions go through one convolution.
-        """
-        gradients = [g for gradient_set in gradient_sets for g in gradient_set]
-        directions = torch.cat([g.sign() + g - g.detach() for g in gradients])  # straight-through
-        n, _, h, w = gradients[0].shape
-        planes = F.pad(directions.reshape(-1, 1, h, w), (2, 2, 2, 2), mode="replicate")
-        direction_residuals = F.conv2d(planes, self.kernels[-2:]).reshape(len(gradients), n, -1)
-        cosines = F.cosine_similarity(residual[None], direction_residuals, dim=2, eps=1e-8)
-        columns, start = [], 0
-        for gradient_set in gradient_sets:
-            end = start + len(gradient_set)
-            magnitude = torch.stack([g.abs().flatten(1).mean(1) for g in gradient_set]).mean(0)
-            columns += [cosines[start:end].T, magnitude.clamp_min(1e-12).log()[:, None]]
-            start = end
-        return torch.cat(columns, 1)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.with_logits(images)[0]

@@ -287,6 +287,16 @@ function DetectorView({ id, onDeleted }: { id: string; onDeleted: () => void }) 
         </button>
       </p>
       <ErrorMessage title="Delete failed" error={remove.error} />
+      <p>
+        <a href={`/api/v1/detectors/${encodeURIComponent(data.id)}/export`} download>
+          Download the guard as one TorchScript file
+        </a>{" "}
+        <span className="muted">
+          (classifier and detector together; runs with plain PyTorch:{" "}
+          <code>torch.jit.load(path)(images)</code> inside <code>torch.enable_grad()</code> gives the class
+          probabilities, the score, the verdict and the attack probabilities)
+        </span>
+      </p>
       <Evaluate detector={data} />
       {report ? (
         <ReportView report={report} artifacts={data.report_artifacts} />

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from advguard.api.deps import StorageDep, not_found, require_read, require_write
 from advguard.api.routers.naming import add_rename_route
 from advguard.api.schemas import DetectorDetailOut, DetectorOut, errors
+from advguard.detection import DetectorLoadError
+from advguard.guard import Guard
+from advguard.models import ModelLoadError
+from advguard.portable import export_guard
 from advguard.storage import DetectorRecord, JobRecord
+
+EXPORT_FILE = "guard-export.pt"
+"""The exported guard, made on the first request and kept beside the guard."""
 
 router = APIRouter(prefix="/detectors", tags=["detectors"])
 
@@ -51,6 +61,44 @@ def get_detector(detector_id: str, storage: StorageDep) -> BaseModel:
                 for name, path in result.get("artifacts", {}).items()
             },
         }
+    )
+
+
+@router.get(
+    "/{detector_id}/export",
+    response_class=FileResponse,
+    dependencies=[Depends(require_read)],
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "The guard as one TorchScript file (see `advguard.portable`).",
+        },
+        **errors(404, 409),
+    },
+)
+def export_detector(detector_id: str, storage: StorageDep) -> FileResponse:
+    """The detector and its classifier as one TorchScript file, to run without advguard:
+    ``torch.jit.load(path)(images)`` gives the class probabilities, the adversarial score,
+    the verdict at the saved threshold and the attack probabilities."""
+    with storage.db.session() as session:
+        record = session.get(DetectorRecord, detector_id)
+        if record is None:
+            raise not_found("detector", detector_id)
+        folder = Path(record.path)
+    exported = folder / EXPORT_FILE
+    if not exported.is_file():
+        try:
+            guard = Guard.load(folder, serving=True)
+        except (ModelLoadError, DetectorLoadError) as error:
+            message = f"detector {detector_id!r} cannot be exported: {error}"
+            raise HTTPException(409, message) from None
+        # written aside, then renamed: a concurrent request never serves half a file
+        partial = exported.with_name(f".{EXPORT_FILE}.{os.getpid()}.{id(guard)}")
+        os.replace(export_guard(guard, partial), exported)
+    return FileResponse(
+        exported,
+        media_type="application/octet-stream",
+        filename=f"advguard-guard-{detector_id}.pt",
     )
 
 

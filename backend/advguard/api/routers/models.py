@@ -87,10 +87,9 @@ def _check(path: Path, declared: ModelSpec | None) -> ModelSpec:
         raise HTTPException(
             422, "this TorchScript archive has no embedded description: send `spec` (JSON)"
         )
-    probe = torch.rand(2, spec.in_channels, spec.image_size, spec.image_size)
+    probe = torch.rand(2, spec.in_channels, spec.image_size, spec.image_size, requires_grad=True)
     try:
-        with torch.no_grad():
-            logits = model(probe)
+        logits = model(probe)
     except Exception as error:  # any failure of user code in the probe is the upload's fault
         raise HTTPException(
             422, f"the model fails on a {tuple(probe.shape)} input: {type(error).__name__}: {error}"
@@ -100,7 +99,28 @@ def _check(path: Path, declared: ModelSpec | None) -> ModelSpec:
         raise HTTPException(
             422, f"the model returns {shape} for 2 images; expected (2, {spec.num_classes}) logits"
         )
+    _check_gradient(model, probe, logits)
     return spec
+
+
+def _check_gradient(model: torch.nn.Module, probe: torch.Tensor, logits: torch.Tensor) -> None:
+    """Every attack but the black-box ones, adversarial training and the detector's features
+    follow the model's input gradient: refuse a model that has none (an argmax, a
+    ``detach`` or a ``no_grad`` inside)."""
+    no_gradient = HTTPException(
+        422,
+        "the model has no gradient with respect to its input (an argmax, detach() or "
+        "no_grad inside its forward?): attacks and the detector need it; export the "
+        "network that returns the logits",
+    )
+    if not logits.requires_grad:
+        raise no_gradient
+    try:
+        (gradient,) = torch.autograd.grad(logits.log_softmax(1)[:, 0].sum(), probe)
+    except RuntimeError:
+        raise no_gradient from None
+    if not bool(torch.isfinite(gradient).all()) or not bool(gradient.abs().sum() > 0):
+        raise no_gradient
 
 
 def _save_checked(
