@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from safetensors.torch import save_file
 from test_dicom import make_dicom
+from test_volumes import brain_like, nifti
 
 from advguard.api import create_app
 from advguard.models import ModelSpec, build_model, export_torchscript, save_model
@@ -82,6 +83,39 @@ def test_dataset_upload_lists_counts_thumbnails_and_skipped_files(client):
     assert dataset["id"] in [d["id"] for d in client.get("/api/v1/datasets").json()]
     assert client.delete(f"/api/v1/datasets/{dataset['id']}").status_code == 204
     assert client.get(f"/api/v1/datasets/{dataset['id']}").status_code == 404
+
+
+def test_a_dataset_of_nifti_volumes_and_dicom_files_records_its_windows(client):
+    entries = {f"lesion/case{k}.nii.gz": nifti(brain_like((16, 16, 10), seed=k)) for k in range(2)}
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        entries[f"normal/scan{k}.dcm"] = make_dicom((rng.random((24, 24)) * 4000).astype(np.uint16))
+    answer = client.post(
+        "/api/v1/datasets",
+        files={"file": ("volumes.zip", dataset_zip(entries), "application/zip")},
+        data={"slice_axis": "2"},
+    )
+    assert answer.status_code == 201, answer.text
+    dataset = answer.json()
+    assert dataset["class_names"] == ["lesion", "normal"]
+    assert sum(split.get("lesion", 0) for split in dataset["counts"].values()) == 2 * 6
+    assert [volume["file"] for volume in dataset["volumes"]] == [
+        "lesion/case0.nii.gz",
+        "lesion/case1.nii.gz",
+    ]
+    for volume in dataset["volumes"]:
+        assert volume["axis"] == 2 and volume["slices"] == [2, 3, 4, 5, 6, 7]
+        low, high = volume["window"]
+        assert 0 < low < high <= 4000
+    # Recorded: the same on a later read, and the volume's slices are what jobs train on.
+    assert client.get(f"/api/v1/datasets/{dataset['id']}").json()["volumes"] == dataset["volumes"]
+    refused = client.post(
+        "/api/v1/datasets",
+        files={"file": ("volumes.zip", dataset_zip(entries), "application/zip")},
+        data={"slice_axis": "3"},
+    )
+    assert "less than or equal to 2" in error_of(refused, 422)
+    assert client.delete(f"/api/v1/datasets/{dataset['id']}").status_code == 204
 
 
 @pytest.mark.parametrize(
@@ -207,6 +241,27 @@ def test_bad_model_description_is_explained(client, tmp_path):
         data={"spec": '{"class_names": ["a", "b"], "image_size": 32}'},
     )
     assert "expected (2, 2) logits" in error_of(answer, 422)
+
+
+class OneHotOfArgmax(torch.nn.Module):
+    """A classifier that answers with a one-hot of its argmax: right shape, no gradient."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.model(images)
+        return torch.nn.functional.one_hot(logits.argmax(1), logits.shape[1]).float()
+
+
+def test_a_model_without_an_input_gradient_is_refused(client, service_settings, tmp_path):
+    before = folders(service_settings.data_dir, "models")
+    model = OneHotOfArgmax(build_model(SPEC).eval())
+    archive = export_torchscript(model, SPEC, tmp_path / "argmax.pt").read_bytes()
+    answer = client.post("/api/v1/models", files={"file": ("argmax.pt", archive)})
+    assert "no gradient with respect to its input" in error_of(answer, 422)
+    assert folders(service_settings.data_dir, "models") == before
 
 
 # --- jobs ----------------------------------------------------------------------------------

@@ -48,9 +48,23 @@ class DatasetOut(BaseModel):
     created_at: datetime
 
 
+class VolumeOut(BaseModel):
+    """A NIfTI volume of the dataset, cut into slices."""
+
+    file: str
+    shape: list[int]
+    axis: int = Field(description="The axis the slices were taken across.")
+    slices: list[int] = Field(description="Indices of the slices kept (the others were empty).")
+    window: list[float] = Field(
+        description="The stored values mapped to 0 and 1: the 0.5th and 99.5th percentiles "
+        "of the volume's non-zero voxels (values beyond are clipped, not wrapped)."
+    )
+
+
 class DatasetDetailOut(DatasetOut):
     thumbnails: list[ThumbnailOut]
     skipped: list[SkippedOut]
+    volumes: list[VolumeOut]
 
 
 class ModelOut(BaseModel):

@@ -21,6 +21,7 @@ from advguard.data.images import (
     save_png,
     to_uint8,
 )
+from advguard.data.volumes import DEFAULT_SLICE_AXIS, VolumeSlices
 
 BUNDLED = "bundled"
 REAL_MRI = "brain-mri-4class"
@@ -40,6 +41,7 @@ def load_dataset(
     test_fraction: float = 0.2,
     seed: int = 0,
     settings: Settings | None = None,
+    slice_axis: int = DEFAULT_SLICE_AXIS,
 ) -> FolderDataset:
     """Load ``bundled``, ``brain-mri-4class`` or a folder/zip path, always with train and test.
 
@@ -66,6 +68,7 @@ def load_dataset(
         channels=channels,
         max_pixels=settings.max_image_pixels,
         max_members=settings.max_archive_members,
+        slice_axis=slice_axis,
     )
     if "train" not in folder.splits or "test" not in folder.splits:
         pooled = (
@@ -86,6 +89,7 @@ __all__ = [
     "ImageDataset",
     "ImageDecodeError",
     "SkippedFile",
+    "VolumeSlices",
     "check_zip_member",
     "decode_dicom",
     "decode_image",

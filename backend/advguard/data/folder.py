@@ -4,6 +4,10 @@ Accepted layouts (an optional single wrapping folder is ignored)::
 
     root/<class>/<image>              -> one split named "all"
     root/<split>/<class>/<image>      -> splits such as "train" and "test"
+
+An image is a PNG, a JPEG or a DICOM file (``.dcm``, any transfer syntax pydicom decodes
+here); a NIfTI volume (``.nii``, ``.nii.gz``) gives one image per non-empty slice
+(:mod:`advguard.data.volumes`), named ``<file>#<axis>=<index>``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,18 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from advguard.data.dataset import ImageDataset
-from advguard.data.images import IMAGE_SUFFIXES, ImageDecodeError, decode_image
+from advguard.data.images import (
+    IMAGE_SUFFIXES,
+    ImageDecodeError,
+    decode_dicom,
+    decode_upload,
+    is_dicom,
+)
+from advguard.data.volumes import DEFAULT_SLICE_AXIS, VolumeSlices, decode_nifti, is_nifti
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+SCAN_SUFFIXES = (*IMAGE_SUFFIXES, *DICOM_SUFFIXES)
+"""Files read as one image each (NIfTI volumes are told by :func:`is_nifti`)."""
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -42,6 +57,8 @@ class FolderDataset:
     splits: dict[str, ImageDataset]
     class_names: list[str]
     skipped: list[SkippedFile] = field(default_factory=list)
+    volumes: list[VolumeSlices] = field(default_factory=list)
+    """The NIfTI volumes read: their slices and the intensity window each got."""
 
 
 MAX_UNPACKED_BYTES = 4 * 2**30
@@ -115,19 +132,21 @@ def load_image_folder(
     channels: int = 1,
     max_pixels: int = 50_000_000,
     max_members: int = 200_000,
+    slice_axis: int = DEFAULT_SLICE_AXIS,
 ) -> FolderDataset:
     """Load a folder-per-class dataset from a directory or a ``.zip`` file.
 
     Images are padded to square, resized to ``image_size`` and converted to ``channels``
-    (1 or 3). Files that cannot be decoded are listed in ``skipped`` with the reason; the
-    import fails only when nothing usable is found.
+    (1 or 3); volumes are cut into slices across ``slice_axis``. Files that cannot be
+    decoded are listed in ``skipped`` with the reason; the import fails only when nothing
+    usable is found.
     """
     source = Path(source)
     if not source.exists():
         raise DatasetImportError(f"{source} does not exist")
     if source.is_dir():
         entries = list(_directory_entries(source))
-        return _build(entries, image_size, channels, max_pixels, str(source))
+        return _build(entries, image_size, channels, max_pixels, str(source), slice_axis)
     if not zipfile.is_zipfile(source):
         with source.open("rb") as handle:
             starts_like_a_zip = handle.read(4) == ZIP_MAGIC
@@ -139,7 +158,7 @@ def load_image_folder(
     try:
         with zipfile.ZipFile(source) as archive:
             entries = list(_zip_entries(archive, max_members))
-            return _build(entries, image_size, channels, max_pixels, str(source))
+            return _build(entries, image_size, channels, max_pixels, str(source), slice_axis)
     except zipfile.BadZipFile as error:
         raise DatasetImportError(f"{source} is a damaged zip archive: {error}") from error
 
@@ -150,10 +169,12 @@ def _build(
     channels: int,
     max_pixels: int,
     source_name: str,
+    slice_axis: int = DEFAULT_SLICE_AXIS,
 ) -> FolderDataset:
     skipped: list[SkippedFile] = []
+    volumes: list[VolumeSlices] = []
     visible = [(path, read) for path, read in entries if not _is_hidden(path)]
-    depth = _strip_wrapper([path for path, _ in visible if path.suffix.lower() in IMAGE_SUFFIXES])
+    depth = _strip_wrapper([path for path, _ in visible if _is_scan(path)])
     has_splits = any(
         len(path.parts) >= depth + 3 and path.parts[depth].lower() in SPLIT_NAMES
         for path, _ in visible
@@ -163,8 +184,8 @@ def _build(
     for path, read in visible:
         parts = path.parts[depth:]
         name = str(path)
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append(SkippedFile(name, "not a PNG or JPEG file"))
+        if not _is_scan(path):
+            skipped.append(SkippedFile(name, "not a PNG, JPEG, DICOM or NIfTI file"))
             continue
         if has_splits and len(parts) == 3 and parts[0].lower() in SPLIT_NAMES:
             split, class_name = parts[0].lower(), parts[1]
@@ -187,15 +208,21 @@ def _build(
         for class_name, members in sorted(classes.items()):
             for name, read in members:
                 try:
-                    image = decode_image(
-                        read(), channels=channels, size=image_size, max_pixels=max_pixels
-                    )
+                    if is_nifti(name):
+                        slices, volume = decode_nifti(
+                            read(), name, axis=slice_axis, channels=channels, size=image_size
+                        )
+                        volumes.append(volume)
+                        names = [f"{name}#{slice_axis}={k}" for k in volume.slices]
+                    else:
+                        slices = [_decode_scan(read(), name, channels, image_size, max_pixels)]
+                        names = [name]
                 except ImageDecodeError as error:
                     skipped.append(SkippedFile(name, str(error)))
                     continue
-                images.append(image)
-                labels.append(class_names.index(class_name))
-                files.append(name)
+                images += slices
+                labels += [class_names.index(class_name)] * len(slices)
+                files += names
         if images:
             splits[split] = ImageDataset(
                 images=torch.stack(images),
@@ -209,4 +236,17 @@ def _build(
         raise DatasetImportError(
             f"{source_name} has one class ({class_names[0]}); need two or more"
         )
-    return FolderDataset(splits=splits, class_names=class_names, skipped=skipped)
+    return FolderDataset(splits=splits, class_names=class_names, skipped=skipped, volumes=volumes)
+
+
+def _is_scan(path: PurePosixPath) -> bool:
+    return path.suffix.lower() in SCAN_SUFFIXES or is_nifti(path.name)
+
+
+def _decode_scan(data: bytes, name: str, channels: int, size: int, max_pixels: int) -> torch.Tensor:
+    """One PNG, JPEG or DICOM file (a ``.dcm`` must be DICOM; others are told by content)."""
+    if name.lower().endswith(DICOM_SUFFIXES):
+        if not is_dicom(data):
+            raise ImageDecodeError("named .dcm but not a DICOM Part 10 file")
+        return decode_dicom(data, channels=channels, size=size, max_pixels=max_pixels)
+    return decode_upload(data, channels=channels, size=size, max_pixels=max_pixels)

@@ -144,6 +144,10 @@ def decode_dicom(
 
     try:
         dataset = pydicom.dcmread(io.BytesIO(data))
+        if not any(
+            tag in dataset for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+        ):
+            raise ImageDecodeError("DICOM file has no pixel data (a report or a structure set?)")
         rows, columns = int(dataset.Rows), int(dataset.Columns)
         frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
         if rows * columns * frames > max_pixels:

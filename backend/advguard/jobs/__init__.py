@@ -356,7 +356,12 @@ def succeeded_set_job(storage: Storage, job_id: str) -> JobRecord:
 
 def _dataset(context: JobContext, dataset_id: str, image_size: int | None = None) -> dict[str, Any]:
     record = find_record(context.storage, DatasetRecord, dataset_id, "dataset")
-    folder = load_dataset(record.source, image_size=image_size, settings=context.settings)
+    folder = load_dataset(
+        record.source,
+        image_size=image_size,
+        settings=context.settings,
+        slice_axis=record.slice_axis,
+    )
     return {"splits": folder.splits, "class_names": folder.class_names, "name": record.name}
 
 

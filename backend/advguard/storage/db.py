@@ -60,6 +60,10 @@ class DatasetRecord(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """Images per split and class: ``{"train": {"glioma": 500, …}, "test": {…}}``."""
     skipped: Mapped[list[Any]] = mapped_column(default=list)
+    volumes: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    """The NIfTI volumes read: file, shape, slices kept and the intensity window each got."""
+    slice_axis: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    """The axis NIfTI volumes are cut across (0, 1 or 2)."""
     image_size: Mapped[int] = mapped_column(Integer, default=128)
     channels: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -17,7 +17,8 @@ export interface paths {
         put?: never;
         /**
          * Upload Dataset
-         * @description Upload a folder-per-class zip (PNG/JPEG). Unreadable images are listed, not fatal.
+         * @description Upload a folder-per-class zip of PNG, JPEG or DICOM images, or NIfTI volumes (one
+         *     image per non-empty slice). Unreadable files are listed, not fatal.
          */
         post: operations["upload_dataset_api_v1_datasets_post"];
         delete?: never;
@@ -240,6 +241,28 @@ export interface paths {
          * @description Give the detector another name (its id and files stay).
          */
         patch: operations["rename_detector_api_v1_detectors__detector_id__patch"];
+        trace?: never;
+    };
+    "/api/v1/detectors/{detector_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Detector
+         * @description The detector and its classifier as one TorchScript file, to run without advguard:
+         *     ``torch.jit.load(path)(images)`` gives the class probabilities, the adversarial score,
+         *     the verdict at the saved threshold and the attack probabilities.
+         */
+        get: operations["export_detector_api_v1_detectors__detector_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/predict": {
@@ -725,6 +748,12 @@ export interface components {
             file: string;
             /** Name */
             name?: string | null;
+            /**
+             * Slice Axis
+             * @description The axis NIfTI volumes are cut across
+             * @default 2
+             */
+            slice_axis?: number;
         };
         /** Body_upload_model_api_v1_models_post */
         Body_upload_model_api_v1_models_post: {
@@ -906,6 +935,8 @@ export interface components {
             thumbnails: components["schemas"]["ThumbnailOut"][];
             /** Skipped */
             skipped: components["schemas"]["SkippedOut"][];
+            /** Volumes */
+            volumes: components["schemas"]["VolumeOut"][];
         };
         /** DatasetOut */
         DatasetOut: {
@@ -2228,6 +2259,31 @@ export interface components {
             /** @description The query watch's view of this client's stream; null when the watch is off or its Redis unreachable (predict answers without it), and on the single-image attack endpoint */
             query_attack?: components["schemas"]["QueryAttackOut"] | null;
         };
+        /**
+         * VolumeOut
+         * @description A NIfTI volume of the dataset, cut into slices.
+         */
+        VolumeOut: {
+            /** File */
+            file: string;
+            /** Shape */
+            shape: number[];
+            /**
+             * Axis
+             * @description The axis the slices were taken across.
+             */
+            axis: number;
+            /**
+             * Slices
+             * @description Indices of the slices kept (the others were empty).
+             */
+            slices: number[];
+            /**
+             * Window
+             * @description The stored values mapped to 0 and 1: the 0.5th and 99.5th percentiles of the volume's non-zero voxels (values beyond are clipped, not wrapped).
+             */
+            window: number[];
+        };
     };
     responses: never;
     parameters: never;
@@ -3094,6 +3150,57 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    export_detector_api_v1_detectors__detector_id__export_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-api-key"?: string | null;
+            };
+            path: {
+                detector_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The guard as one TorchScript file (see `advguard.portable`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflicts with the record's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

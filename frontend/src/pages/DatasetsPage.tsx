@@ -53,8 +53,9 @@ function UploadDataset({ onUploaded }: { onUploaded: (dataset: DatasetDetail) =>
     <form onSubmit={submit} className="form" aria-label="Upload a dataset">
       <p className="muted">
         A zip with one folder per class (<code>class/image.png</code>), or split folders (
-        <code>train/class/…</code>, <code>test/class/…</code>). PNG and JPEG; unreadable files are listed, not
-        fatal.
+        <code>train/class/…</code>, <code>test/class/…</code>). PNG, JPEG or DICOM (<code>.dcm</code>) images,
+        or NIfTI volumes (<code>.nii.gz</code>: one image per non-empty slice, each volume windowed to its own
+        intensity range); unreadable files are listed, not fatal.
       </p>
       <FileDrop
         label="Dataset zip"
@@ -152,6 +153,22 @@ function DatasetDetailView({ id }: { id: string }) {
           );
         })}
       </div>
+      {detail.volumes.length > 0 ? (
+        <details>
+          <summary>
+            {detail.volumes.length} NIfTI volumes, cut into{" "}
+            {detail.volumes.reduce((total, volume) => total + volume.slices.length, 0)} slices
+          </summary>
+          <ul className="small">
+            {detail.volumes.map((volume) => (
+              <li key={volume.file}>
+                <code>{volume.file}</code>: {volume.shape.join("×")}, {volume.slices.length} slices across
+                axis {volume.axis}, window {volume.window.map((value) => value.toPrecision(4)).join(" – ")}
+              </li>
+            ))}
+          </ul>
+        </details>
+      ) : null}
       {detail.skipped.length > 0 ? (
         <details>
           <summary>{detail.skipped.length} files skipped</summary>

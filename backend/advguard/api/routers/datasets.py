@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from typing import Annotated
 
@@ -24,9 +25,11 @@ from advguard.api.schemas import (
     DatasetOut,
     SkippedOut,
     ThumbnailOut,
+    VolumeOut,
     errors,
 )
 from advguard.data import DatasetImportError, FolderDataset, load_dataset, save_png
+from advguard.data.volumes import DEFAULT_SLICE_AXIS
 from advguard.storage import BUNDLED_DATASET_ID, DatasetRecord, Storage, new_id
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -53,6 +56,7 @@ def _describe(storage: Storage, record: DatasetRecord, folder: FolderDataset) ->
         split: dataset.class_counts() for split, dataset in sorted(folder.splits.items())
     }
     record.skipped = [{"path": s.path, "reason": s.reason} for s in folder.skipped[:200]]
+    record.volumes = [volume.to_dict() for volume in folder.volumes[:1000]]
     thumbnails = storage.folder("datasets", record.id) / "thumbnails"
     thumbnails.mkdir(parents=True, exist_ok=True)
     first = folder.splits.get("train") or next(iter(folder.splits.values()))
@@ -75,6 +79,7 @@ def _detail(storage: Storage, record: DatasetRecord) -> DatasetDetailOut:
             for path in files
         ],
         skipped=[SkippedOut(**item) for item in record.skipped],
+        volumes=[VolumeOut(**item) for item in record.volumes],
     )
 
 
@@ -101,8 +106,12 @@ async def upload_dataset(
         UploadFile, File(description="A zip of <class>/<image> or <split>/<class>/<image>")
     ],
     name: Annotated[str | None, Form(max_length=200)] = None,
+    slice_axis: Annotated[
+        int, Form(ge=0, le=2, description="The axis NIfTI volumes are cut across")
+    ] = DEFAULT_SLICE_AXIS,
 ) -> DatasetDetailOut:
-    """Upload a folder-per-class zip (PNG/JPEG). Unreadable images are listed, not fatal."""
+    """Upload a folder-per-class zip of PNG, JPEG or DICOM images, or NIfTI volumes (one
+    image per non-empty slice). Unreadable files are listed, not fatal."""
     dataset_id = new_id()
     folder = storage.folder("datasets", dataset_id)
     archive = folder / "dataset.zip"
@@ -110,7 +119,13 @@ async def upload_dataset(
         await save_upload(file, archive, settings.max_dataset_bytes, "dataset zip")
         try:
             loaded = await run_in_threadpool(
-                load_dataset, archive, image_size=settings.image_size, settings=settings
+                functools.partial(
+                    load_dataset,
+                    archive,
+                    image_size=settings.image_size,
+                    settings=settings,
+                    slice_axis=slice_axis,
+                )
             )
         except DatasetImportError as error:
             raise HTTPException(
@@ -121,6 +136,7 @@ async def upload_dataset(
             name=name or (file.filename or "dataset").removesuffix(".zip"),
             source=str(archive),
             image_size=settings.image_size,
+            slice_axis=slice_axis,
         )
         await run_in_threadpool(_describe, storage, record, loaded)
         with storage.db.session() as session:
@@ -144,7 +160,12 @@ def get_dataset(dataset_id: str, storage: StorageDep, settings: SettingsDep) -> 
         if record is None:
             raise not_found("dataset", dataset_id)
         if not record.counts:  # the bundled set is described the first time it is opened
-            loaded = load_dataset(record.source, image_size=record.image_size, settings=settings)
+            loaded = load_dataset(
+                record.source,
+                image_size=record.image_size,
+                settings=settings,
+                slice_axis=record.slice_axis,
+            )
             _describe(storage, record, loaded)
     return _detail(storage, record)
 
