@@ -29,39 +29,41 @@ export function QueryAttacks() {
       {data.clients.length === 0 ? (
         <p role="status">No client flagged in the last {formatWindow(data.window)}.</p>
       ) : (
-        <table className="data" aria-label="Flagged clients">
-          <thead>
-            <tr>
-              <th>Client</th>
-              <th>First flagged</th>
-              <th>Last flagged</th>
-              <th>Most matches</th>
-              <th>Queries</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {data.clients.map((row) => (
-              <tr key={row.client}>
-                <td>{row.client}</td>
-                <td>{formatTime(row.first_flagged)}</td>
-                <td>{formatTime(row.last_flagged)}</td>
-                <td>{row.matches}</td>
-                <td>{row.queries}</td>
-                <td>
-                  <button
-                    type="button"
-                    className="secondary"
-                    disabled={clear.isPending}
-                    onClick={() => clear.mutate(row.client)}
-                  >
-                    Clear
-                  </button>
-                </td>
+        <div className="table-wrap">
+          <table className="data" aria-label="Flagged clients">
+            <thead>
+              <tr>
+                <th>Client</th>
+                <th>First flagged</th>
+                <th>Last flagged</th>
+                <th>Most matches</th>
+                <th>Queries</th>
+                <th />
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {data.clients.map((row) => (
+                <tr key={row.client}>
+                  <td>{row.client}</td>
+                  <td>{formatTime(row.first_flagged)}</td>
+                  <td>{formatTime(row.last_flagged)}</td>
+                  <td>{row.matches}</td>
+                  <td>{row.queries}</td>
+                  <td>
+                    <button
+                      type="button"
+                      className="secondary"
+                      disabled={clear.isPending}
+                      onClick={() => clear.mutate(row.client)}
+                    >
+                      Clear
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
       <ErrorMessage title="Could not clear the client" error={clear.error} />
       <ErrorMessage title="Could not refresh the query watch" error={flagged.error} />
