@@ -7,7 +7,15 @@ import numpy as np
 import torch
 
 from advguard.data.synthetic import make_bundled_dataset
-from advguard.detection.fingerprint import DEFAULT_FINGERPRINT, fingerprint, overlap, seal
+from advguard.detection.fingerprint import (
+    DEFAULT_FINGERPRINT,
+    FingerprintConfig,
+    fingerprint,
+    overlap,
+    seal,
+    sealed_fingerprints,
+    to_pixels,
+)
 
 
 def _scans() -> torch.Tensor:
@@ -39,3 +47,50 @@ def test_flat_images_have_no_fingerprint_and_sealed_hashes_depend_on_the_key():
     assert len(chunks) == hashes.size
     assert not chunks & {second[k : k + 8] for k in range(0, len(second), 8)}
     assert seal(hashes, b"k" * 32) == first
+
+
+def _reference_fingerprint(pixels: np.ndarray, step: int, window: int, keep: int, stride: int):
+    """The fingerprint as defined, one run at a time in Python integers."""
+    mask = 2**64 - 1
+
+    def splitmix(value: int) -> int:
+        value ^= value >> 30
+        value = value * 0xBF58476D1CE4E5B9 & mask
+        value ^= value >> 27
+        value = value * 0x94D049BB133111EB & mask
+        return value ^ value >> 31
+
+    levels = [int(value) // step for value in pixels]
+    kept = set()
+    for start in range(0, len(levels) - window + 1, stride):
+        run = levels[start : start + window]
+        if len(set(run)) > 1:  # flat runs are dropped
+            kept.add(
+                splitmix(
+                    sum(v * pow(0x9E3779B97F4A7C15, j, 2**64) for j, v in enumerate(run)) & mask
+                )
+            )
+    return sorted(kept)[-keep:]
+
+
+def test_the_compiled_fingerprint_is_the_defined_one():
+    generator = np.random.default_rng(3)
+    image = generator.integers(0, 256, (2, 18, 21)).astype(np.uint8)
+    image[:, :6] = 0  # a flat band: its runs must not count
+    image[1, 10:, :] = 200
+    pixels = image.ravel()
+    for config in (
+        DEFAULT_FINGERPRINT,
+        FingerprintConfig(stride=1, keep=400),
+        FingerprintConfig(step=8, window=5, keep=30, stride=3),
+    ):
+        expected = _reference_fingerprint(
+            pixels, config.step, config.window, config.keep, config.stride
+        )
+        assert fingerprint(pixels, config).tolist() == expected
+    values = torch.from_numpy(image.astype(np.float32) / 255)
+    assert np.array_equal(to_pixels(values), pixels)
+    key = bytes(range(32))
+    [(kept_pixels, sealed)] = sealed_fingerprints(values[None], key)
+    assert np.array_equal(kept_pixels, pixels)
+    assert sealed.astype("<u8").tobytes() == seal(fingerprint(pixels), key)

@@ -49,15 +49,15 @@ from typing import Literal, cast
 
 import numpy as np
 import redis
+import torch
+from numpy.typing import NDArray
 from redis.exceptions import RedisError
 from torch import Tensor
 
 from advguard.detection.fingerprint import (
     DEFAULT_FINGERPRINT,
     FingerprintConfig,
-    fingerprint,
-    seal,
-    to_pixels,
+    sealed_fingerprints,
 )
 
 logger = logging.getLogger("advguard.api.query_watch")
@@ -112,8 +112,29 @@ class Fingerprints:
 
     digests: list[bytes]
     """A keyed digest of each whole image, to know an image sent again."""
-    hashes: list[bytes]
-    """Each image's sealed fingerprint hashes, 8 bytes each, joined."""
+    hashes: list[NDArray[np.uint64]]
+    """Each image's sealed fingerprint hashes."""
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A query this process answered, as its log entry will say (made into the entry's
+    fields by the writer thread, off predict's path)."""
+
+    client: str
+    at: float
+    digest: bytes
+    hashes: NDArray[np.uint64]
+    matches: int
+
+    def fields(self) -> dict[bytes, bytes]:
+        return {
+            b"c": self.client.encode(),
+            b"t": repr(self.at).encode(),
+            b"d": self.digest,
+            b"h": self.hashes.astype("<u8").tobytes(),
+            b"m": str(self.matches).encode(),
+        }
 
 
 @dataclass(frozen=True)
@@ -285,7 +306,7 @@ class QueryWatch:
         self._index = _Index(window_s, match_hashes, flag_at, max_hashes, max_clients)
         self._lock = threading.Lock()
         self._follow_lock = threading.Lock()
-        self._outbox: queue.Queue[dict[bytes, bytes] | None] = queue.Queue(maxsize=10_000)
+        self._outbox: queue.Queue[_Query | dict[bytes, bytes] | None] = queue.Queue(maxsize=10_000)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._down = False
@@ -297,6 +318,9 @@ class QueryWatch:
     def start(self) -> None:
         """Join the shared log (sealing key, the last window replayed) if Redis answers,
         then follow it and write to it from two daemon threads."""
+        # load the compiled fingerprint now, not on the first predict (compiled on the
+        # first start after an install, ~5 s; then read from numba's cache)
+        sealed_fingerprints(torch.zeros(1, 1, 32, 32), bytes(16), self.config)
         try:
             self.sync()
         except (RedisError, OSError) as error:
@@ -320,10 +344,9 @@ class QueryWatch:
     def fingerprints(self, images: Tensor, key: bytes) -> Fingerprints:
         """Sealed fingerprints of ``N×C×H×W`` images (CPU work: run it off the event loop)."""
         digests, hashes = [], []
-        for image in images:
-            pixels = to_pixels(image)
+        for pixels, sealed in sealed_fingerprints(images, key, self.config):
             digests.append(hashlib.blake2b(pixels.data, key=key, digest_size=16).digest())
-            hashes.append(seal(fingerprint(pixels, self.config), key))
+            hashes.append(sealed)
         return Fingerprints(digests, hashes)
 
     def check(self, client: str, images: Tensor) -> list[QueryAttackCheck | None]:
@@ -337,22 +360,14 @@ class QueryWatch:
         now = self.clock()
         with self._lock:
             matches = [
-                self._index.add(client, now, now, digest, _values(hashes))
+                self._index.add(client, now, now, digest, hashes.tolist())
                 for digest, hashes in zip(found.digests, found.hashes, strict=True)
             ]
             suspected = client in self._index.flags and bool(
                 self._index.flags[client].last_flagged > now - self.window_s
             )
         for digest, hashes, count in zip(found.digests, found.hashes, matches, strict=True):
-            self._share(
-                {
-                    b"c": client.encode(),
-                    b"t": repr(now).encode(),
-                    b"d": digest,
-                    b"h": hashes,
-                    b"m": str(count).encode(),
-                }
-            )
+            self._share(_Query(client, now, digest, hashes, count))
         return [QueryAttackCheck(suspected, count, self.window_s) for count in matches]
 
     def flagged(self) -> list[FlaggedClient]:
@@ -375,7 +390,7 @@ class QueryWatch:
 
     # --- the shared log -------------------------------------------------------------------
 
-    def _share(self, entry: dict[bytes, bytes]) -> None:
+    def _share(self, entry: _Query | dict[bytes, bytes]) -> None:
         try:
             self._outbox.put_nowait(entry)
         except queue.Full:  # Redis far behind: this process keeps matching on its own
@@ -489,8 +504,9 @@ class QueryWatch:
                 if entries:
                     pipeline = self.redis.pipeline(transaction=False)
                     for entry in entries:
+                        fields = entry.fields() if isinstance(entry, _Query) else entry
                         pipeline.xadd(
-                            self.log, cast(_Fields, entry), maxlen=self.max_log, approximate=False
+                            self.log, cast(_Fields, fields), maxlen=self.max_log, approximate=False
                         )
                     now = self.clock()
                     if now - self._announced >= 1:  # once a second is enough for these

@@ -31,14 +31,22 @@ back into an image or matched against fingerprints computed elsewhere.
 from __future__ import annotations
 
 import functools
-import threading
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from numba import njit
 from numpy.typing import NDArray
 from torch import Tensor
 
+# Compiled with numba: predict fingerprints every image, and as ~40 numpy calls the
+# fingerprint cost 0.7 ms in the server (each call pays a few microseconds of overhead
+# with the processor cold after the model or an idle wait); as one compiled loop it costs
+# a fraction of that. ``cache=True`` keeps the machine code beside the module (compiled
+# once, ~5 s), ``nogil`` lets other threads run meanwhile.
+
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: invertible modulo 2**64
+_INVERSE = np.uint64(pow(0x9E3779B97F4A7C15, -1, 2**64))
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 
@@ -58,95 +66,164 @@ class FingerprintConfig:
     """Hash the runs starting at every ``stride``-th pixel (2 halves the work and matched
     as well as 1 on the measured streams)."""
 
+    def __post_init__(self) -> None:
+        for name in ("step", "window", "keep", "stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"fingerprint {name} must be at least 1")
+
 
 DEFAULT_FINGERPRINT = FingerprintConfig()
 
 
-def _splitmix(
-    values: NDArray[np.uint64], scratch: NDArray[np.uint64] | None = None
+@njit(cache=True, nogil=True)
+def _splitmix(value: np.uint64) -> np.uint64:
+    """The splitmix64 finaliser: every output bit depends on every input bit."""
+    value ^= value >> np.uint64(30)
+    value *= _MIX_1
+    value ^= value >> np.uint64(27)
+    value *= _MIX_2
+    return value ^ (value >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def _is_flat(value: np.uint64, flat: NDArray[np.uint64]) -> bool:
+    for flat_value in flat:  # noqa: SIM110 (numba compiles loops, not generators)
+        if flat_value == value:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _insert_at(top: NDArray[np.uint64], filled: int, value: np.uint64) -> int:
+    """Where ``value`` goes in the sorted ``top[:filled]``; −1 when it is there already."""
+    low, high = 0, filled
+    while low < high:
+        middle = (low + high) // 2
+        if top[middle] < value:
+            low = middle + 1
+        else:
+            high = middle
+    return -1 if low < filled and top[low] == value else low
+
+
+@njit(cache=True, nogil=True)
+def _top_hashes(
+    pixels: NDArray[np.uint8],
+    config: tuple[int, int, int],
+    tables: tuple[NDArray[np.uint64], NDArray[np.uint64]],
 ) -> NDArray[np.uint64]:
-    """The splitmix64 finaliser, in place: every output bit depends on every input bit
-    (``scratch``: a buffer of the same size, to allocate nothing)."""
-    if scratch is None:
-        scratch = np.empty_like(values)
-    for shift, multiplier in ((30, _MIX_1), (27, _MIX_2), (31, None)):
-        np.right_shift(values, np.uint64(shift), out=scratch)
-        values ^= scratch
-        if multiplier is not None:
-            values *= multiplier
-    return values
-
-
-@functools.lru_cache(maxsize=8)
-def _powers(size: int) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
-    """``B^t`` for every position and ``B^−i`` for every run start (cached per image size)."""
-    inverse = np.uint64(pow(int(_MULTIPLIER), -1, 2**64))
-    with np.errstate(over="ignore"):
-        powers = np.cumprod(np.full(size, _MULTIPLIER, dtype=np.uint64), dtype=np.uint64)
-        inverse_powers = np.cumprod(np.full(size, inverse, dtype=np.uint64), dtype=np.uint64)
-    one = np.ones(1, dtype=np.uint64)
-    return np.concatenate((one, powers[:-1])), np.concatenate((one, inverse_powers[:-1]))
-
-
-def _run_hashes(levels: NDArray[np.uint8], window: int, stride: int) -> NDArray[np.uint64]:
-    """Hash of the runs of ``window`` consecutive levels starting every ``stride`` pixels,
-    flat runs included.
+    """The ``keep`` largest distinct mixed hashes of the image's varied runs, ascending
+    (``config``: window, stride, keep; ``tables``: :func:`_tables`).
 
     The polynomial hash of the run starting at ``i`` is ``Σ_j levels[i+j]·B^j``; with the
-    prefix sums ``P[k] = Σ_{t<k} levels[t]·B^t`` it is ``(P[i+w] − P[i])·B^−i``, so every
-    run costs a few integer operations however long the window (wrapping modulo 2**64 is
-    exact here: B is odd, so B^−i exists). The work buffers are kept per thread: predict
-    fingerprints every image, and fresh 100 kB arrays each time cost it page faults.
+    running sums ``P[k] = Σ_{t<k} levels[t]·B^t`` it is ``(P[i+w] − P[i])·B^−i`` (modulo
+    2**64, exact: B is odd, so B^−i exists): two running sums and one product per run, the
+    powers carried along in registers (from arrays, reading them cold cost more). The
+    largest hashes are kept in a small sorted array: after the first few hundred runs
+    almost every hash is below its smallest and costs one comparison.
     """
-    count = levels.size - window + 1
-    powers = _powers(levels.size)[0]
-    runs = (count + stride - 1) // stride
-    prefix, hashes, scratch = _buffers(levels.size, runs)
-    with np.errstate(over="ignore"):
-        np.multiply(levels, powers, out=prefix[1:])
-        np.cumsum(prefix[1:], out=prefix[1:])
-        np.subtract(prefix[window::stride], prefix[:count:stride], out=hashes)
-        hashes *= _run_start_powers(levels.size, window, stride)
-    return _splitmix(hashes, scratch)
+    window, stride, keep = config
+    lookup, flat = tables
+    ahead = np.uint64(1)  # B^w
+    for _ in range(window):
+        ahead *= _MULTIPLIER
+    back = np.uint64(1)  # B^−stride
+    for _ in range(stride):
+        back *= _INVERSE
+    top = np.empty(keep, np.uint64)
+    filled = 0
+    count = pixels.size - window + 1
+    lagging = np.uint64(0)  # P[start]
+    leading = np.uint64(0)  # P[start + window]
+    power = np.uint64(1)  # B^start
+    for k in range(min(window, pixels.size)):
+        leading += lookup[pixels[k]] * power
+        power *= _MULTIPLIER
+    power = np.uint64(1)
+    inverse = np.uint64(1)  # B^−start at each start
+    next_start = 0
+    for start in range(count):  # one flat loop: a nested one per start cost twice as much
+        if start == next_start:
+            next_start += stride
+            value = _splitmix((leading - lagging) * inverse)
+            inverse *= back
+            if (filled < keep or value > top[0]) and not _is_flat(value, flat):
+                at = _insert_at(top, filled, value)
+                if at >= 0 and filled < keep:  # shift the larger ones up one place
+                    for k in range(filled, at, -1):
+                        top[k] = top[k - 1]
+                    top[at] = value
+                    filled += 1
+                elif at >= 0:  # full: drop the smallest, shift the smaller ones down
+                    for k in range(at - 1):
+                        top[k] = top[k + 1]
+                    top[at - 1] = value
+        if start + 1 < count:
+            lagging += lookup[pixels[start]] * power
+            leading += lookup[pixels[start + window]] * (power * ahead)
+            power *= _MULTIPLIER
+    return top[:filled].copy()
+
+
+@njit(cache=True, nogil=True)
+def _to_pixels(values: NDArray[np.float32]) -> NDArray[np.uint8]:
+    pixels = np.empty(values.size, np.uint8)
+    scale = np.float32(255.0)
+    for k in range(values.size):
+        value = min(max(values[k], np.float32(0.0)), np.float32(1.0))
+        pixels[k] = np.uint8(np.rint(value * scale))
+    return pixels
+
+
+@njit(cache=True, nogil=True)
+def _seal(hashes: NDArray[np.uint64], key: tuple[np.uint64, np.uint64]) -> NDArray[np.uint64]:
+    sealed = np.empty(hashes.size, np.uint64)
+    for k in range(hashes.size):
+        sealed[k] = _splitmix(hashes[k] ^ key[0]) + key[1]
+    return sealed
+
+
+@njit(cache=True, nogil=True)
+def _sealed_fingerprint(
+    values: NDArray[np.float32],
+    config: tuple[int, int, int],
+    tables: tuple[NDArray[np.uint64], NDArray[np.uint64]],
+    key: tuple[np.uint64, np.uint64],
+) -> tuple[NDArray[np.uint8], NDArray[np.uint64]]:
+    pixels = _to_pixels(values)
+    return pixels, _seal(_top_hashes(pixels, config, tables), key)
 
 
 @functools.lru_cache(maxsize=8)
-def _run_start_powers(size: int, window: int, stride: int) -> NDArray[np.uint64]:
-    """``B^−i`` for every run start, contiguous (a strided view costs a cache miss per run)."""
-    return np.ascontiguousarray(_powers(size)[1][: size - window + 1 : stride])
+def _settings(
+    config: FingerprintConfig,
+) -> tuple[tuple[int, int, int], tuple[NDArray[np.uint64], NDArray[np.uint64]]]:
+    """The kernel's arguments for ``config``: window, stride and keep; each 8-bit value's
+    level, and the mixed hash of a flat run of each level (a run is flat exactly when its
+    hash is one of these: the hash of ``v, v, …, v`` does not depend on where it starts)."""
+    lookup = (np.arange(256) // config.step).astype(np.uint64)
+    ones = sum(pow(int(_MULTIPLIER), j, 2**64) for j in range(config.window)) % 2**64
+    flat = [_splitmix(np.uint64(level * ones % 2**64)) for level in range(255 // config.step + 1)]
+    tables = (lookup, np.array(flat, dtype=np.uint64))
+    return (config.window, config.stride, config.keep), tables
 
 
-_workspace = threading.local()
+@functools.lru_cache(maxsize=4)
+def _key_words(key: bytes) -> tuple[np.uint64, np.uint64]:
+    if len(key) < 16:
+        raise ValueError("the sealing key needs at least 16 bytes")
+    before, after = np.frombuffer(key[:16], dtype=np.uint64)
+    return before, after
 
 
-def _buffers(size: int, runs: int) -> tuple[NDArray[np.uint64], ...]:
-    """This thread's prefix-sum, hash and scratch buffers for images of ``size`` pixels."""
-    buffers: dict[tuple[int, int], tuple[NDArray[np.uint64], ...]]
-    buffers = _workspace.__dict__.setdefault("buffers", {})
-    if (size, runs) not in buffers:
-        if len(buffers) >= 4:  # a few image sizes at a time
-            buffers.clear()
-        buffers[size, runs] = (
-            np.zeros(size + 1, dtype=np.uint64),
-            np.empty(runs, np.uint64),
-            np.empty(runs, np.uint64),
-        )
-    return buffers[size, runs]
-
-
-@functools.lru_cache(maxsize=8)
-def _flat_hashes(window: int, levels: int) -> NDArray[np.uint64]:
-    """The hash of a flat run of each level: a run is flat exactly when its hash is one of
-    these (the polynomial hash of ``v, v, …, v`` does not depend on where it starts)."""
-    flat = [_run_hashes(np.full(window, level, np.uint8), window, 1)[0] for level in range(levels)]
-    return np.sort(np.array(flat, dtype=np.uint64))
+def _values(images: Tensor) -> NDArray[np.float32]:
+    """``N×…`` images as one float32 row of values per image (one conversion per batch)."""
+    return images.detach().to("cpu", torch.float32).contiguous().numpy().reshape(len(images), -1)
 
 
 def to_pixels(image: Tensor) -> NDArray[np.uint8]:
-    """A ``C×H×W`` image in [0, 1] as its 8-bit values, flattened."""
-    # numpy, not torch: torch's intra-op threads make these small ops ~8× slower
-    values = image.detach().float().cpu().numpy().ravel()
-    return np.rint(np.clip(values, 0.0, 1.0) * 255).astype(np.uint8)
+    """A ``C×H×W`` image in [0, 1] as its 8-bit values (rounded to nearest), flattened."""
+    return _to_pixels(_values(image[None])[0])  # type: ignore[no-any-return]
 
 
 def fingerprint(
@@ -155,30 +232,17 @@ def fingerprint(
     """The fingerprint of one ``C×H×W`` image in [0, 1] (or its :func:`to_pixels`): up to
     ``config.keep`` distinct 64-bit hashes, sorted (fewer for an image with few varied
     runs, none for a flat one)."""
-    pixels = to_pixels(image) if isinstance(image, Tensor) else image
-    levels = pixels // np.uint8(config.step)
-    if levels.size < config.window:
-        return np.empty(0, dtype=np.uint64)
-    hashes = _run_hashes(levels, config.window, config.stride)
-    flat = _flat_hashes(config.window, 255 // config.step + 1)
-    # a partial sort first: the top few hundred of ~8k runs (flat ones dropped after it)
-    shortlist = 4 * config.keep + flat.size
-    if hashes.size > shortlist:
-        distinct = _varied(
-            np.unique(np.partition(hashes, hashes.size - shortlist)[-shortlist:]), flat
-        )
-        if distinct.size < config.keep:  # the shortlist held repeats of a few runs
-            distinct = _varied(np.unique(hashes), flat)
-    else:
-        distinct = _varied(np.unique(hashes), flat)
-    return distinct[-config.keep :]
+    pixels = to_pixels(image) if isinstance(image, Tensor) else np.ascontiguousarray(image)
+    return _top_hashes(pixels, *_settings(config))  # type: ignore[no-any-return]
 
 
-def _varied(hashes: NDArray[np.uint64], flat: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """``hashes`` without the hashes of flat runs (``flat`` sorted)."""
-    at = np.searchsorted(flat, hashes)
-    at[at == flat.size] = 0
-    return hashes[flat[at] != hashes]
+def sealed_fingerprints(
+    images: Tensor, key: bytes, config: FingerprintConfig = DEFAULT_FINGERPRINT
+) -> list[tuple[NDArray[np.uint8], NDArray[np.uint64]]]:
+    """For each of ``N×C×H×W`` images, ``(to_pixels(image), sealed hashes)``: the values
+    of :func:`seal` as integers, from one compiled call per image (what predict pays)."""
+    settings, words = _settings(config), _key_words(key)
+    return [_sealed_fingerprint(row, *settings, words) for row in _values(images)]
 
 
 def overlap(first: NDArray[np.uint64], second: NDArray[np.uint64]) -> int:
@@ -189,11 +253,5 @@ def overlap(first: NDArray[np.uint64], second: NDArray[np.uint64]) -> int:
 def seal(hashes: NDArray[np.uint64], key: bytes) -> bytes:
     """The hashes as stored, joined: mixed with a secret 128-bit ``key`` (a keyed
     splitmix64, 8 bytes each), so that stored values cannot be matched against hashes
-    computed offline without the key. Vectorised: a BLAKE2b per hash cost a tenth of a
-    millisecond more per image, on predict's path."""
-    if len(key) < 16:
-        raise ValueError("the sealing key needs at least 16 bytes")
-    before, after = np.frombuffer(key[:16], dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        sealed = _splitmix(hashes ^ before) + after
-    return sealed.astype("<u8").tobytes()
+    computed offline without the key."""
+    return _seal(hashes, _key_words(key)).astype("<u8").tobytes()  # type: ignore[no-any-return]
