@@ -12,7 +12,8 @@ install: $(STAMP)
 $(STAMP): backend/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e 'backend[dev]'
+	$(PY) -m pip install --quiet -e 'backend[dev,onnx]'
+	$(PY) -m pip install --quiet --no-deps onnx2torch==1.5.15
 	touch $(STAMP)
 
 # Debian packages the project uses when present (jemalloc: ~2-3x faster attacks on CPU).

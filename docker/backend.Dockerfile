@@ -19,7 +19,8 @@ RUN apt-get update \
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
 COPY backend /src/backend
-RUN pip install /src/backend && rm -rf /src
+# onnx2torch without its torchvision requirement (see backend/pyproject.toml's onnx extra)
+RUN pip install '/src/backend[onnx]' && pip install --no-deps onnx2torch==1.5.15 && rm -rf /src
 
 # Unprivileged user; /data is created owned by it so a fresh named volume mounted there
 # inherits that ownership (SQLite database + artifacts live there).

@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     max_model_bytes: int = 200 * 1024 * 1024
     """Largest model file accepted by upload."""
 
-    max_predict_images: int = 64
-    """Most images in one predict request."""
+    max_predict_images: int = 256
+    """Most images in one predict request (a NIfTI volume counts each non-empty slice: a
+    brain volume has ~150)."""
 
     predict_batching: bool = True
     """Gather concurrent predict requests into one batch (micro-batching)."""

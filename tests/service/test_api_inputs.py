@@ -19,6 +19,7 @@ from test_dicom import make_dicom
 from test_volumes import brain_like, nifti
 
 from advguard.api import create_app
+from advguard.data.volumes import decode_nifti
 from advguard.models import ModelSpec, build_model, export_torchscript, save_model
 
 
@@ -264,6 +265,37 @@ def test_a_model_without_an_input_gradient_is_refused(client, service_settings, 
     assert folders(service_settings.data_dir, "models") == before
 
 
+def test_onnx_uploads_are_converted_or_refused_saying_why(client, service_settings):
+    pytest.importorskip("onnx")
+    from onnx import helper
+    from test_onnx_import import linear_graph
+
+    spec = '{"class_names": ["a", "b", "c", "d"], "in_channels": 1, "image_size": 16}'
+    before = folders(service_settings.data_dir, "models")
+    good = linear_graph(size=16).SerializeToString()
+    answer = client.post("/api/v1/models", files={"file": ("model.onnx", good)})
+    assert "an ONNX model needs `spec`" in error_of(answer, 422)
+    strange = linear_graph(
+        helper.make_node("Magic", ["logits"], ["spell"], domain="com.example"),
+        output="spell",
+        size=16,
+    )
+    strange.opset_import.append(helper.make_opsetid("com.example", 1))
+    answer = client.post(
+        "/api/v1/models",
+        files={"file": ("strange.onnx", strange.SerializeToString())},
+        data={"spec": spec},
+    )
+    assert "cannot convert to PyTorch: com.example.Magic (opset 1)" in error_of(answer, 422)
+    assert folders(service_settings.data_dir, "models") == before
+
+    answer = client.post(
+        "/api/v1/models", files={"file": ("model.onnx", good)}, data={"spec": spec}
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["origin"] == "onnx"
+
+
 # --- jobs ----------------------------------------------------------------------------------
 
 
@@ -330,6 +362,39 @@ def test_predict_accepts_png_jpeg_dicom_16bit_and_rgba(client, pipeline):
     # The same pixels as 8-bit PNG, 16-bit PNG and opaque RGBA give the same answer.
     assert verdicts[0]["score"] == pytest.approx(verdicts[3]["score"], abs=1e-5)
     assert verdicts[0]["score"] == pytest.approx(verdicts[4]["score"], abs=1e-5)
+
+
+def test_predict_judges_each_slice_of_a_nifti_volume(client, pipeline, service_settings):
+    volume = brain_like((24, 20, 12), seed=4)  # slices 0, 1, 10, 11 of the last axis empty
+    files = [
+        ("files", ("head.nii.gz", nifti(volume))),
+        ("files", ("a.png", png_bytes(volume[:, :, 5].astype(np.uint8)))),
+    ]
+    answer = predict(client, pipeline.detector_id, files)
+    assert answer.status_code == 200, answer.text
+    names = [verdict["file"] for verdict in answer.json()["verdicts"]]
+    assert names == [f"head.nii.gz [slice {k}]" for k in range(2, 10)] + ["a.png"]
+    across = client.post(
+        "/api/v1/predict",
+        params={"detector_id": pipeline.detector_id, "slice_axis": 0},
+        files=[("files", ("head.nii", nifti(volume, compress=False)))],
+    )  # no .gz and read by its content; slices across the first axis, as a dataset's
+    _, made = decode_nifti(nifti(volume, compress=False), "head.nii", axis=0)
+    assert [v["file"] for v in across.json()["verdicts"]] == [
+        f"head.nii [slice {k}]" for k in made.slices
+    ]
+    flat = predict(client, pipeline.detector_id, [("files", ("x.nii.gz", nifti(volume[:, :, 4])))])
+    assert "expected 3-D" in error_of(flat, 415)
+    tight = service_settings.model_copy(update={"max_predict_images": 5})
+    with TestClient(create_app(tight)) as small:
+        answer = predict(small, pipeline.detector_id, [("files", ("head.nii.gz", nifti(volume)))])
+        assert "one per non-empty slice" in error_of(answer, 413)
+    answer = client.post(
+        "/api/v1/attack",
+        params={"detector_id": pipeline.detector_id},
+        files={"file": ("head.nii.gz", nifti(volume))},
+    )
+    assert "attack one image" in error_of(answer, 422)
 
 
 def test_predict_refuses_bad_images(client, pipeline, service_settings, redis_server):

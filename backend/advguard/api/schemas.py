@@ -70,7 +70,7 @@ class DatasetDetailOut(DatasetOut):
 class ModelOut(BaseModel):
     id: str
     name: str
-    origin: Literal["torchscript", "safetensors", "trained", "adversarial_training"]
+    origin: Literal["torchscript", "onnx", "safetensors", "trained", "adversarial_training"]
     class_names: list[str]
     image_size: int
     channels: int

@@ -136,7 +136,12 @@ def report_skipped(skipped: Sequence[SkippedFile]) -> None:
 
 def load_splits(data: str, model_spec: ModelSpec | None, seed: int) -> dict[str, ImageDataset]:
     """A dataset's train and test splits, checked against the model's classes."""
-    folder = load_dataset(data, image_size=model_spec.image_size if model_spec else None, seed=seed)
+    folder = load_dataset(
+        data,
+        image_size=model_spec.image_size if model_spec else None,
+        channels=model_spec.in_channels if model_spec else 1,
+        seed=seed,
+    )
     report_skipped(folder.skipped)
     if model_spec is not None and model_spec.class_names != folder.class_names:
         raise CommandError(

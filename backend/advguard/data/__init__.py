@@ -56,6 +56,8 @@ def load_dataset(
         from advguard.data.synthetic import BUNDLED_CLASS_NAMES, make_bundled_dataset
 
         splits = make_bundled_dataset(image_size=size, seed=seed)
+        if channels != 1:  # grey scans for an RGB model: the grey value in every channel
+            splits = {name: split.with_channels(channels) for name, split in splits.items()}
         return FolderDataset(splits=splits, class_names=list(BUNDLED_CLASS_NAMES))
     path = real_mri_path(settings) if str(source) == REAL_MRI else Path(source)
     if str(source) == REAL_MRI and not path.exists():

@@ -43,6 +43,13 @@ class ImageDataset:
     def channels(self) -> int:
         return int(self.images.shape[1])
 
+    def with_channels(self, channels: int) -> ImageDataset:
+        """The same grey images with their value repeated in ``channels`` channels."""
+        if self.channels != 1:
+            raise ValueError(f"only grey images can be repeated, these have {self.channels}")
+        images = self.images.expand(-1, channels, -1, -1).contiguous()
+        return replace(self, images=images)
+
     @property
     def image_size(self) -> int:
         return int(self.images.shape[-1])

@@ -210,7 +210,12 @@ def _build(
                 try:
                     if is_nifti(name):
                         slices, volume = decode_nifti(
-                            read(), name, axis=slice_axis, channels=channels, size=image_size
+                            read(),
+                            name,
+                            axis=slice_axis,
+                            channels=channels,
+                            size=image_size,
+                            max_voxels=max_pixels,
                         )
                         volumes.append(volume)
                         names = [f"{name}#{slice_axis}={k}" for k in volume.slices]

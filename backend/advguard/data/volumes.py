@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -48,6 +49,17 @@ class VolumeSlices:
 def is_nifti(name: str) -> bool:
     """True for a ``.nii`` or ``.nii.gz`` file name."""
     return name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def is_nifti_data(data: bytes) -> bool:
+    """True for the bytes of a NIfTI-1 or NIfTI-2 file, gzipped or not (by its magic)."""
+    head = data[:1024]
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:4096], 1024)
+        except zlib.error:
+            return False
+    return head[344:348] in (b"n+1\x00", b"ni1\x00") or head[4:8] in (b"n+2\x00", b"ni2\x00")
 
 
 def decode_nifti(

@@ -354,11 +354,16 @@ def succeeded_set_job(storage: Storage, job_id: str) -> JobRecord:
     return record
 
 
-def _dataset(context: JobContext, dataset_id: str, image_size: int | None = None) -> dict[str, Any]:
+def _dataset(
+    context: JobContext, dataset_id: str, image_size: int | None = None, channels: int = 1
+) -> dict[str, Any]:
+    """The dataset's splits at the model's input shape (grey scans repeated into RGB for an
+    RGB model), its class names and name."""
     record = find_record(context.storage, DatasetRecord, dataset_id, "dataset")
     folder = load_dataset(
         record.source,
         image_size=image_size,
+        channels=channels,
         settings=context.settings,
         slice_axis=record.slice_axis,
     )
@@ -513,7 +518,7 @@ def plan_set_job(
     """Check the inputs and split the build into chunks of consecutive parts (the manifest
     is their concatenation); each chunk's progress slot starts at 0 of its image count."""
     record = find_record(context.storage, ModelRecord, params.model_id, "model")
-    data = _dataset(context, params.dataset_id, record.image_size)
+    data = _dataset(context, params.dataset_id, record.image_size, record.channels)
     check_same_classes(record.class_names, data["class_names"])
     config = build_config(params, record)
     try:
@@ -542,8 +547,8 @@ def build_set_chunk(
     context: JobContext, params: BuildSetParams, chunk: int, parts: list[int]
 ) -> int:
     """Make one chunk of the set's parts (a chunk task); return its image count."""
-    model, spec, record = _model(context.storage, params.model_id)
-    data = _dataset(context, params.dataset_id, spec.image_size if spec else None)
+    model, _, record = _model(context.storage, params.model_id)
+    data = _dataset(context, params.dataset_id, record.image_size, record.channels)
     out = context.storage.folder("jobs", context.job_id) / "set"
     made = build_parts(
         model,
@@ -708,7 +713,7 @@ def _test_sample(
 ) -> tuple[ImageDataset, str]:
     """The seeded random sample of the dataset's test split a robustness job measures on,
     and the dataset's name."""
-    data = _dataset(context, params.dataset_id, record.image_size)
+    data = _dataset(context, params.dataset_id, record.image_size, record.channels)
     check_same_classes(record.class_names, data["class_names"])
     if "test" not in data["splits"]:
         raise JobInputError(f"dataset {params.dataset_id} has no test split")
@@ -757,7 +762,12 @@ def adversarial_training_job(
                 f"model {params.model_id} is a TorchScript archive; adversarial training needs "
                 "a built-in-architecture model (safetensors + JSON) to train"
             )
-    data = _dataset(context, params.dataset_id, spec.image_size if spec else None)
+    data = _dataset(
+        context,
+        params.dataset_id,
+        spec.image_size if spec else None,
+        spec.in_channels if spec else 1,
+    )
     splits: dict[str, ImageDataset] = data["splits"]
     if spec is None:
         model, spec = new_model(splits["train"], params.seed)

@@ -90,7 +90,9 @@ export interface paths {
         put?: never;
         /**
          * Upload Model
-         * @description Upload a classifier. It is loaded without unpickling and probed with one batch.
+         * @description Upload a classifier. It is loaded without unpickling and probed with one batch; an
+         *     ONNX model is converted to differentiable TorchScript first (an operator that cannot
+         *     be converted is named in the 422).
          */
         post: operations["upload_model_api_v1_models_post"];
         delete?: never;
@@ -278,6 +280,8 @@ export interface paths {
          * Predict
          * @description Detect, then classify: a clean image gets the classifier's class and probabilities;
          *     an adversarial one is rejected (``label`` null) with the attack named. Each verdict
+         *     A NIfTI volume gets one verdict per non-empty slice (``"<file> [slice k]"``), windowed
+         *     as datasets are. Each verdict
          *     also says whether this client's stream of queries looks like a black-box attack
          *     (``query_attack``); with ``ADVGUARD_QUERY_WATCH_POLICY=refuse`` a flagged client gets
          *     429 instead.
@@ -735,7 +739,7 @@ export interface components {
         Body_predict_api_v1_predict_post: {
             /**
              * Files
-             * @description PNG, JPEG or DICOM images
+             * @description PNG, JPEG or DICOM images, or NIfTI volumes (.nii, .nii.gz)
              */
             files: string[];
         };
@@ -759,7 +763,7 @@ export interface components {
         Body_upload_model_api_v1_models_post: {
             /**
              * File
-             * @description TorchScript archive or .safetensors weights
+             * @description TorchScript archive, ONNX model or .safetensors weights
              */
             file: string;
             /**
@@ -1443,7 +1447,7 @@ export interface components {
              * Origin
              * @enum {string}
              */
-            origin: "torchscript" | "safetensors" | "trained" | "adversarial_training";
+            origin: "torchscript" | "onnx" | "safetensors" | "trained" | "adversarial_training";
             /** Class Names */
             class_names: string[];
             /** Image Size */
@@ -3210,6 +3214,8 @@ export interface operations {
             query?: {
                 /** @description Detector to use; the newest one when omitted */
                 detector_id?: string | null;
+                /** @description A NIfTI volume's slices are taken across this axis */
+                slice_axis?: number;
             };
             header?: {
                 "x-api-key"?: string | null;

@@ -131,12 +131,13 @@ function UploadModel() {
   return (
     <form className="form" onSubmit={submit} aria-label="Upload a classifier">
       <p className="muted">
-        A TorchScript archive (<code>torch.jit.save</code>), or <code>safetensors</code> weights of the
+        A TorchScript archive (<code>torch.jit.save</code>), an ONNX model (converted to differentiable
+        PyTorch on upload; export it with a dynamic batch axis), or <code>safetensors</code> weights of the
         built-in architecture with its description. Pickles are refused.
       </p>
       <FileDrop
         label="Model file"
-        accept=".pt,.pth,.ts,.zip,.jit,.safetensors"
+        accept=".pt,.pth,.ts,.zip,.jit,.onnx,.safetensors"
         key={uploads}
         hint="Drop the model file here or choose one"
         onFiles={([chosen]) => setFile(chosen ?? null)}
@@ -144,7 +145,7 @@ function UploadModel() {
       />
       <Field
         label="Model description (JSON)"
-        hint="class_names, in_channels, image_size, …; needed for safetensors weights, optional for TorchScript"
+        hint="class_names, in_channels, image_size, …; needed for ONNX and safetensors, optional for TorchScript"
       >
         <textarea
           rows={3}

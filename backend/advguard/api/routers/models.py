@@ -25,6 +25,7 @@ from advguard.api.routers.naming import add_rename_route
 from advguard.api.schemas import ModelOut, errors
 from advguard.models import ARCHITECTURE, ModelLoadError, ModelSpec, load_classifier
 from advguard.models.io import SPEC_FILE, WEIGHTS_FILE
+from advguard.models.onnx_import import convert_onnx, is_onnx
 from advguard.storage import ModelRecord, Storage, new_id
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -126,16 +127,15 @@ def _check_gradient(model: torch.nn.Module, probe: torch.Tensor, logits: torch.T
 def _save_checked(
     folder: Path, upload_path: Path, spec: ModelSpec | None
 ) -> tuple[str, Path, ModelSpec]:
-    """Tell TorchScript from safetensors by content and check the model works."""
-    head = upload_path.open("rb").read(8)
+    """Tell TorchScript, safetensors and ONNX apart by content and check the model works."""
+    with upload_path.open("rb") as upload:
+        head = upload.read(9)
     if head[:2] == b"PK":  # TorchScript archives are zip files
         target = folder / TORCHSCRIPT_FILE
         upload_path.rename(target)
-        checked = _check(target, spec)
-        # Stored beside the archive whatever it embeds, so that jobs read what was declared.
-        (folder / SPEC_FILE).write_text(json.dumps(checked.to_dict()))
-        return "torchscript", target, checked
-    if len(head) == 8 and int.from_bytes(head, "little") < 100_000_000:
+        return "torchscript", target, _check_torchscript(target, spec)
+    # safetensors: an 8-byte little-endian header length, then the JSON header
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
         if spec is None:
             raise HTTPException(
                 422, "safetensors weights need `spec` (JSON) describing the built-in architecture"
@@ -143,9 +143,32 @@ def _save_checked(
         upload_path.rename(folder / WEIGHTS_FILE)
         (folder / SPEC_FILE).write_text(json.dumps(spec.to_dict()))
         return "safetensors", folder, _check(folder, None)
+    if is_onnx(head):
+        if spec is None:
+            raise HTTPException(
+                422, "an ONNX model needs `spec` (JSON): its class_names, in_channels, image_size"
+            )
+        target = folder / TORCHSCRIPT_FILE
+        example = torch.rand(2, spec.in_channels, spec.image_size, spec.image_size)
+        try:
+            converted = convert_onnx(upload_path, example)
+        except ModelLoadError as error:
+            raise HTTPException(422, str(error)) from None
+        torch.jit.save(converted, str(target))
+        upload_path.unlink()
+        return "onnx", target, _check_torchscript(target, spec)
     raise HTTPException(
-        415, "not a model file: send a TorchScript archive (torch.jit.save) or safetensors weights"
+        415,
+        "not a model file: send a TorchScript archive (torch.jit.save), an ONNX model or "
+        "safetensors weights",
     )
+
+
+def _check_torchscript(target: Path, spec: ModelSpec | None) -> ModelSpec:
+    checked = _check(target, spec)
+    # Stored beside the archive whatever it embeds, so that jobs read what was declared.
+    (target.parent / SPEC_FILE).write_text(json.dumps(checked.to_dict()))
+    return checked
 
 
 @router.get("", response_model=list[ModelOut], dependencies=[Depends(require_read)])
@@ -167,14 +190,18 @@ async def upload_model(
     storage: StorageDep,
     settings: SettingsDep,
     compute: ComputeDep,
-    file: Annotated[UploadFile, File(description="TorchScript archive or .safetensors weights")],
+    file: Annotated[
+        UploadFile, File(description="TorchScript archive, ONNX model or .safetensors weights")
+    ],
     spec: Annotated[
         str | None,
         Form(description="Model description as JSON (class_names, in_channels, image_size, …)"),
     ] = None,
     name: Annotated[str | None, Form(max_length=200)] = None,
 ) -> ModelOut:
-    """Upload a classifier. It is loaded without unpickling and probed with one batch."""
+    """Upload a classifier. It is loaded without unpickling and probed with one batch; an
+    ONNX model is converted to differentiable TorchScript first (an operator that cannot
+    be converted is named in the 422)."""
     declared = _parse_spec(spec)
     model_id = new_id()
     folder = storage.folder("models", model_id)

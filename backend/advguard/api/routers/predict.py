@@ -1,4 +1,5 @@
-"""Predict: synchronous detect-then-classify for uploaded images (PNG, JPEG, DICOM), and
+"""Predict: synchronous detect-then-classify for uploaded images (PNG, JPEG, DICOM) and
+volumes (NIfTI, one verdict per slice), and
 attacking one image to see the guard catch it."""
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from advguard.api.schemas import AttackOut, PredictOut, VerdictOut, errors
 from advguard.attacks import AttackError, attack_class, create_budget_attack
 from advguard.config import Settings
 from advguard.data import ImageDecodeError, decode_upload, to_uint8
+from advguard.data.volumes import DEFAULT_SLICE_AXIS, decode_nifti, is_nifti, is_nifti_data
 from advguard.guard import Guard, Verdict
 from advguard.jobs import Budget
 from advguard.storage import DetectorRecord, ModelRecord, Storage
@@ -76,25 +78,59 @@ async def _served(
     return served
 
 
+@dataclasses.dataclass
+class _Decoded:
+    """What ``decode()`` made of a request's uploads: the images the guard judges (a
+    volume gives one per non-empty slice) and a name for each verdict."""
+
+    images: Tensor | None = None
+    names: list[str] = dataclasses.field(default_factory=list)
+
+
 def _decode(
-    served: ServedDetector, settings: Settings, payloads: list[tuple[str, bytes]]
+    served: ServedDetector,
+    settings: Settings,
+    payloads: list[tuple[str, bytes]],
+    slice_axis: int,
+    decoded: _Decoded,
 ) -> Tensor:
     """The uploads decoded to the detector's input size (on the compute thread: resizing a
-    large upload is a parallel torch op, see ``ComputeThreads``)."""
-    images = []
+    large upload is a parallel torch op, see ``ComputeThreads``); kept in ``decoded``."""
+    images: list[Tensor] = []
+    names: list[str] = []
     for name, data in payloads:
         try:
-            images.append(
-                decode_upload(
+            if is_nifti(name) or is_nifti_data(data):
+                slices, volume = decode_nifti(
                     data,
+                    name,
+                    axis=slice_axis,
                     channels=served.channels,
                     size=served.image_size,
-                    max_pixels=settings.max_image_pixels,
+                    max_voxels=settings.max_image_pixels,
                 )
-            )
+                images.extend(slices)
+                names.extend(f"{name} [slice {index}]" for index in volume.slices)
+            else:
+                images.append(
+                    decode_upload(
+                        data,
+                        channels=served.channels,
+                        size=served.image_size,
+                        max_pixels=settings.max_image_pixels,
+                    )
+                )
+                names.append(name)
         except ImageDecodeError as error:
             raise HTTPException(415, f"{name!r}: {error}") from None
-    return torch.stack(images)
+        if len(images) > settings.max_predict_images:
+            raise HTTPException(
+                413,
+                f"{len(images)} images (a volume gives one per non-empty slice) in one "
+                f"request; the limit is {settings.max_predict_images}",
+            )
+    decoded.images, decoded.names = torch.stack(images), names
+    return decoded.images
 
 
 async def _read_files(settings: Settings, files: list[UploadFile]) -> list[tuple[str, bytes]]:
@@ -116,51 +152,50 @@ async def predict(
     settings: SettingsDep,
     watch: QueryWatchDep,
     client: QueryClientDep,
-    files: Annotated[list[UploadFile], File(description="PNG, JPEG or DICOM images")],
+    files: Annotated[
+        list[UploadFile],
+        File(description="PNG, JPEG or DICOM images, or NIfTI volumes (.nii, .nii.gz)"),
+    ],
     detector_id: Annotated[
         str | None, Query(description="Detector to use; the newest one when omitted")
     ] = None,
+    slice_axis: Annotated[
+        int, Query(ge=0, le=2, description="A NIfTI volume's slices are taken across this axis")
+    ] = DEFAULT_SLICE_AXIS,
 ) -> PredictOut:
     """Detect, then classify: a clean image gets the classifier's class and probabilities;
     an adversarial one is rejected (``label`` null) with the attack named. Each verdict
+    A NIfTI volume gets one verdict per non-empty slice (``"<file> [slice k]"``), windowed
+    as datasets are. Each verdict
     also says whether this client's stream of queries looks like a black-box attack
     (``query_attack``); with ``ADVGUARD_QUERY_WATCH_POLICY=refuse`` a flagged client gets
     429 instead."""
     if len(files) > settings.max_predict_images:
         raise HTTPException(
-            413, f"{len(files)} images in one request; the limit is {settings.max_predict_images}"
+            413, f"{len(files)} files in one request; the limit is {settings.max_predict_images}"
         )
     payloads = await _read_files(settings, files)
     served = await _served(guards, storage, settings, detector_id)
-    decode = functools.partial(_decode, served, settings, payloads)
+    decoded = _Decoded()
+    decode = functools.partial(_decode, served, settings, payloads, slice_axis, decoded)
     checks: list[QueryAttackCheck | None] = []
-    decoded: list[Tensor] = []
     if watch is not None and watch.policy == "refuse":
         decode = functools.partial(_decode_and_watch, decode, watch, client, checks)
-    elif watch is not None:
-        decode = functools.partial(_decode_and_keep, decode, decoded)
     verdicts = await guards.predict(served.id, served.path, decode, len(files))
-    if decoded and watch is not None:
+    if watch is not None and watch.policy == "flag" and decoded.images is not None:
         # Flag policy: after the model, which leaves the CPU warm (right after an idle
         # wait, the fingerprint cost predict twice as much on 2 cores); on the event loop,
         # since a hop to another thread costs more than the check
-        checks = watch.check(client, decoded[0])
-    checks = checks or [None] * len(files)
+        checks = watch.check(client, decoded.images)
+    checks = checks or [None] * len(verdicts)
     return PredictOut(
         detector_id=served.id,
         threshold=served.threshold,
         verdicts=[
-            _verdict_out(upload.filename or f"image {k}", verdict, check)
-            for k, (upload, verdict, check) in enumerate(zip(files, verdicts, checks, strict=True))
+            _verdict_out(name, verdict, check)
+            for name, verdict, check in zip(decoded.names, verdicts, checks, strict=True)
         ],
     )
-
-
-def _decode_and_keep(decode: Decode, decoded: list[Tensor]) -> Tensor:
-    """Decode, keeping the images for the query watch."""
-    images = decode()
-    decoded.append(images)
-    return images
 
 
 def _decode_and_watch(
@@ -174,7 +209,7 @@ def _decode_and_watch(
     pass)."""
     images = decode()
     found = watch.check(client, images)
-    if watch.policy == "refuse" and any(check is not None and check.suspected for check in found):
+    if any(check is not None and check.suspected for check in found):
         raise HTTPException(
             429,
             f"query attack suspected: within the last {watch.window_s} s, {client} sent an "
@@ -254,7 +289,11 @@ async def attack_image(
         raise HTTPException(422, str(error)) from None
     payloads = await _read_files(settings, [file])
     served = await _served(guards, storage, settings, detector_id)
-    image = await guards.compute.run(_decode, served, settings, payloads)
+    image = await guards.compute.run(
+        _decode, served, settings, payloads, DEFAULT_SLICE_AXIS, _Decoded()
+    )
+    if len(image) != 1:
+        raise HTTPException(422, f"a volume of {len(image)} slices: attack one image (a slice)")
     guard = await guards.compute.run(guards.guard, served.id, served.path)
     try:
         return await guards.compute.run(_attack_one, guard, image, attack, eps)
