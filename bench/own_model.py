@@ -2,17 +2,20 @@
 
 Starts the whole service (``advguard up``: Redis, a worker, the API) in a fresh data folder,
 then, over HTTP as a user would: uploads real brain-mri-4class scans as a dataset (a zip of
-``--per-class`` test scans per class), uploads a MONAI DenseNet121 (2-D, ``--channels``
-channels at ``--size`` px) as ONNX (converted by the service) and as traced TorchScript,
+``--per-class`` test scans per class), uploads a MONAI network (``--network``: ResNet-18
+or DenseNet121, 2-D, ``--channels`` channels at ``--size`` px) as ONNX (converted by the
+service) and as traced TorchScript,
 and for each: builds an adversarial set (FGSM and PGD at 8/255), trains a detector on it,
-evaluates robustness (FGSM and PGD, ε 0 and 8/255, ``--limit`` scans, with the adaptive
-attack on the detector), times one-image predict (p50 of 20) and the live test's one-image
-PGD attack. The network's weights are MONAI's initialisation: every step runs the same
-passes whatever the weights, and the times are what this machine's cores spend on them.
+evaluates robustness (FGSM and PGD, ε 0 and 8/255, ``--limit`` scans, and the adaptive
+attack on the detector, the slowest part by far), times one-image predict
+(p50 of 20) and the live test's one-image PGD attack. The network's weights are MONAI's
+initialisation: every step runs the same passes whatever the weights, and the times are
+what this machine's cores spend on them.
 
 Needs ``monai`` and ``onnx`` (the test environment has them).
 
 Usage: python bench/own_model.py [--size 128] [--channels 1] [--per-class 40] [--limit 32]
+       [--network resnet18|densenet121] [--forms onnx,torchscript]
 """
 
 from __future__ import annotations
@@ -52,15 +55,27 @@ def scans_zip(per_class: int) -> tuple[bytes, list[bytes]]:
     return buffer.getvalue(), scans[:: max(len(scans) // 20, 1)][:20]
 
 
-def densenet(channels: int) -> torch.nn.Module:
-    from monai.networks.nets import DenseNet121
+def monai_network(name: str, channels: int) -> torch.nn.Module:
+    """MONAI's DenseNet121 or ResNet-18 (2-D, ``channels`` in, one logit per class)."""
+    from monai.networks.nets import DenseNet121, ResNet
 
     torch.manual_seed(0)
-    return DenseNet121(spatial_dims=2, in_channels=channels, out_channels=len(CLASSES)).eval()
+    if name == "densenet121":
+        network = DenseNet121(spatial_dims=2, in_channels=channels, out_channels=len(CLASSES))
+    else:
+        network = ResNet(
+            block="basic",
+            layers=[2, 2, 2, 2],
+            block_inplanes=[64, 128, 256, 512],
+            spatial_dims=2,
+            n_input_channels=channels,
+            num_classes=len(CLASSES),
+        )
+    return network.eval()
 
 
-def model_files(channels: int, size: int) -> dict[str, bytes]:
-    network = densenet(channels)
+def model_files(name: str, channels: int, size: int) -> dict[str, bytes]:
+    network = monai_network(name, channels)
     example = torch.rand(2, channels, size, size)
     onnx, script = io.BytesIO(), io.BytesIO()
     with warnings.catch_warnings():
@@ -90,6 +105,7 @@ def job(client: httpx.Client, request: dict) -> tuple[dict, float]:
         time.sleep(0.5)
     if record["state"] != "succeeded":
         raise SystemExit(f"{request['type']} {record['state']}: {record.get('error')}")
+    print(f"  {request['type']}: {time.perf_counter() - started:.0f} s")
     return record, time.perf_counter() - started
 
 
@@ -112,8 +128,8 @@ def pipeline(
     model, upload_s = timed(
         lambda: client.post(
             "/api/v1/models",
-            files={"file": (f"densenet121.{form}", data)},
-            data={"spec": json.dumps(spec), "name": f"DenseNet121 {form}"},
+            files={"file": (f"{args.network}.{form}", data)},
+            data={"spec": json.dumps(spec), "name": f"{args.network} {form}"},
         )
     )
     built, set_s = job(
@@ -169,16 +185,20 @@ def pipeline(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--network", choices=("densenet121", "resnet18"), default="resnet18")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--channels", type=int, choices=(1, 3), default=1)
     parser.add_argument("--per-class", type=int, default=40, help="test scans per class")
     parser.add_argument("--limit", type=int, default=32, help="scans the robustness job attacks")
+    parser.add_argument(
+        "--forms", default="onnx,torchscript", help="how the network is uploaded (both)"
+    )
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     archive, samples = scans_zip(args.per_class)
-    files = model_files(args.channels, args.size)
+    files = model_files(args.network, args.channels, args.size)
     print(
-        f"MONAI DenseNet121, {args.channels} channel(s) at {args.size} px; "
+        f"MONAI {args.network}, {args.channels} channel(s) at {args.size} px; "
         f"{args.per_class * len(CLASSES)} brain-mri-4class test scans; {os.cpu_count()} cores"
     )
     with tempfile.TemporaryDirectory(prefix="advguard-bench-own-") as temporary:
@@ -207,6 +227,7 @@ def main() -> None:
                 rows = [
                     pipeline(client, form, data, args, dataset.json()["id"], samples)
                     for form, data in files.items()
+                    if form in args.forms.split(",")
                 ]
         finally:
             service.terminate()
