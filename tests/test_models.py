@@ -21,6 +21,7 @@ from advguard.models import (
     fold_batchnorm,
     load_classifier,
     load_model,
+    predict_labels,
     read_holdout_files,
     save_model,
     train_classifier,
@@ -183,3 +184,15 @@ def test_fit_classifier_names_its_held_out_images_and_saves_them(small_bundled, 
     (tmp_path / "bare" / "holdout.json").write_text('{"files": [1, 2]}')
     with pytest.raises(ModelLoadError, match="hold-out"):
         read_holdout_files(tmp_path / "bare")
+
+
+def test_predicted_labels_of_no_images_are_empty_without_calling_the_model():
+    class Refuses(torch.nn.Module):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            raise AssertionError("an empty split must not reach the model")
+
+    labels = predict_labels(Refuses(), torch.empty(0, 1, 8, 8))
+    assert labels.dtype == torch.long and labels.shape == (0,)
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    images = torch.rand(5, 1, 8, 8)
+    assert torch.equal(predict_labels(linear, images), linear(images).argmax(1))

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from advguard.attacks.base import Attack
 from advguard.data.dataset import ImageDataset
 from advguard.data.images import save_png, to_uint8
-from advguard.models.training import predict_logits
+from advguard.models.training import predict_labels
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -137,8 +137,8 @@ def run_attack(
     seconds = time.perf_counter() - start
     adversarial = torch.cat(batches) if batches else dataset.images.clone()
     if predicted_before is None:
-        predicted_before = predict_logits(model, dataset.images).argmax(1)
-    predicted_after = predict_logits(model, adversarial).argmax(1)
+        predicted_before = predict_labels(model, dataset.images)
+    predicted_after = predict_labels(model, adversarial)
     success = predicted_after == goals if attack.targeted else predicted_after != goals
     perturbation = (adversarial - dataset.images).flatten(1)
     return AttackOutcome(

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from advguard.attacks import ATTACKS, create_attack, format_eps, run_attack
 from advguard.data.dataset import ImageDataset
 from advguard.data.images import decode_image, save_png, to_uint8
-from advguard.models.training import augment_batch, predict_logits
+from advguard.models.training import augment_batch, predict_labels
 
 CLEAN = "clean"
 NOISE_RICIAN = "noise_rician"
@@ -428,7 +428,7 @@ def build_parts(
         dataset = splits[part.split]
         if part.split not in sources:
             images = _quantised(dataset.images)
-            predicted = predict_logits(model, images).argmax(1)
+            predicted = predict_labels(model, images)
             sources[part.split] = _Source(
                 part.split,
                 images,
@@ -476,7 +476,7 @@ def build_parts(
                 outcome.predicted_after,
             )
             continue
-        after = predict_logits(model, made).argmax(1)
+        after = predict_labels(model, made)
         writer.add(source, part.label, part.kind, params, index, made, after)
     writer.bar.close()
     attack_names = list(dict.fromkeys(spec.name for spec in config.specs))

@@ -39,7 +39,7 @@ from advguard.data.dataset import ImageDataset
 from advguard.detection.detector import Detector
 from advguard.evaluation.metrics import Finite
 from advguard.evaluation.robustness import DEMO_EPSILONS, json_ready
-from advguard.models.training import predict_logits
+from advguard.models.training import predict_labels, predict_logits
 
 LEVELS = 255
 """Uploads are 8-bit: every image the attack returns, and every iterate it judges, lies on
@@ -346,7 +346,7 @@ def _judge(
         nothing = torch.zeros(0, dtype=torch.bool)
         return _Judgement(nothing, nothing)
     if detector is None:
-        predictions = predict_logits(classifier, images, batch_size).argmax(1)
+        predictions = predict_labels(classifier, images, batch_size)
         return _Judgement(predictions == labels, torch.zeros(len(images), dtype=torch.bool))
     detection, logits = detector.detect_and_classify(images, batch_size)
     if detector.features.classifier is not classifier:

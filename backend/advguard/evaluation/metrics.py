@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from advguard.data.dataset import ImageDataset
-from advguard.models.training import EpochResult, TrainHistory, predict_logits
+from advguard.models.training import EpochResult, TrainHistory, predict_labels
 
 Finite = Annotated[float, "finite"]
 """A float that is never NaN (a budget, a duration, a threshold, a point of a curve): the
@@ -45,7 +45,7 @@ class ClassifierMetrics:
 
 def evaluate_classifier(model: nn.Module, dataset: ImageDataset) -> ClassifierMetrics:
     """Top-1 accuracy and confusion matrix of ``model`` on ``dataset``."""
-    predictions = predict_logits(model, dataset.images).argmax(1)
+    predictions = predict_labels(model, dataset.images)
     return ClassifierMetrics(
         accuracy=float((predictions == dataset.labels).float().mean()),
         confusion_matrix=confusion_matrix(dataset.labels, predictions, dataset.num_classes),

@@ -28,7 +28,7 @@ from advguard.data.dataset import ImageDataset
 from advguard.defenses.preprocessing import PREPROCESSORS, PreprocessingDefense
 from advguard.detection.builder import DEFAULT_EPSILONS, DETECTOR_ATTACKS
 from advguard.evaluation.metrics import Finite
-from advguard.models.training import predict_logits
+from advguard.models.training import predict_labels
 
 DEMO_ATTACKS = DETECTOR_ATTACKS
 DEMO_EPSILONS = DEFAULT_EPSILONS
@@ -322,7 +322,7 @@ def evaluate_robustness(
     worst_cases: dict[str, dict[str, list[float]]] = {"linf": {}, "l2": {}}
     for setting in defenses:
         model = setting.wrap(classifier)
-        clean_predictions = predict_logits(model, dataset.images).argmax(1)
+        clean_predictions = predict_labels(model, dataset.images)
         clean_correct = clean_predictions == labels
         clean_accuracy[setting.label] = float(clean_correct.float().mean())
         # Per grid, budgets × images: correct under every attack so far.

@@ -23,6 +23,7 @@ from advguard.models.training import (
     TrainHistory,
     fit_classifier,
     new_model,
+    predict_labels,
     predict_logits,
     train_classifier,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "load_model",
     "load_torchscript",
     "new_model",
+    "predict_labels",
     "predict_logits",
     "read_holdout_files",
     "save_model",

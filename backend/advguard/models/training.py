@@ -131,6 +131,14 @@ def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 256) -> T
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
+def predict_labels(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
+    """The class each image is given (``int64``); empty for no images, whatever the model
+    does with an empty batch (a split can be empty in a small dataset)."""
+    if len(images) == 0:
+        return torch.empty(0, dtype=torch.long)
+    return predict_logits(model, images, batch_size).argmax(1)
+
+
 def accuracy(logits: Tensor, labels: Tensor) -> float:
     """Share of rows whose largest logit is at their label."""
     return float((logits.argmax(1) == labels).float().mean())
