@@ -156,6 +156,7 @@ def _unsupported(proto: Any, registry: dict[Any, Any]) -> set[str]:
     its converter is registered under the newer version.
     """
     from onnx import defs
+    from onnx2torch.node_converters.registry import OperationDescription  # imported already
 
     opsets = {entry.domain or "": entry.version for entry in proto.opset_import}
     known: dict[tuple[str, str], list[int]] = {}
@@ -175,7 +176,7 @@ def _unsupported(proto: Any, registry: dict[Any, Any]) -> set[str]:
             version = defs.get_schema(op, max_inclusive_version=opset, domain=domain).since_version
         except defs.SchemaError:
             version = opset
-        wanted = type(next(iter(registry)))(domain=domain, operation_type=op, version=version)
+        wanted = OperationDescription(domain=domain, operation_type=op, version=version)
         if wanted in registry:
             continue
         older = [v for v in known.get((domain, op), []) if v < version]
