@@ -342,7 +342,8 @@ class QueryWatch:
     # --- the predict path: memory only ----------------------------------------------------
 
     def fingerprints(self, images: Tensor, key: bytes) -> Fingerprints:
-        """Sealed fingerprints of ``N×C×H×W`` images (CPU work: run it off the event loop)."""
+        """Sealed fingerprints and digests of ``N×C×H×W`` images (~0.3 ms an image: cheap
+        enough for the event loop, where the flag policy runs it after the model)."""
         digests, hashes = [], []
         for pixels, sealed in sealed_fingerprints(images, key, self.config):
             digests.append(hashlib.blake2b(pixels.data, key=key, digest_size=16).digest())
