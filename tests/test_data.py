@@ -96,6 +96,42 @@ def test_bad_files_are_reported_by_name_not_fatal(tmp_path):
     assert len(folder.splits["all"]) == 2
 
 
+def colour(seed: int, size=(16, 16)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+
+
+def test_colour_and_grey_scans_in_one_dataset_are_refused_naming_the_rarer(tmp_path):
+    """Sizes may differ (padded and resized), but a dataset is all grey or all colour: a
+    grey JPEG stored in three channels is grey; two colour photos among grey scans are
+    named in the error."""
+    make_folder(
+        tmp_path / "mixed",
+        {
+            "a/grey.png": png_bytes(gray(40)),
+            "a/grey-as-rgb.jpg": jpeg_bytes(np.repeat(gray(90)[..., None], 3, axis=-1)),
+            "a/photo.png": png_bytes(colour(1)),
+            "b/grey.png": png_bytes(gray(200, (40, 12))),
+            "b/photo.jpg": jpeg_bytes(colour(2)),
+        },
+    )
+    with pytest.raises(DatasetImportError) as refused:
+        load_image_folder(tmp_path / "mixed", image_size=8)
+    assert str(refused.value).startswith(
+        f"{tmp_path / 'mixed'} mixes colour and grey scans: 2 colour (a/photo.png, "
+        "b/photo.jpg) among 3 grey."
+    )
+    # All colour is a dataset: kept in colour for an RGB model, made grey for a grey one.
+    make_folder(
+        tmp_path / "photos",
+        {"a/1.png": png_bytes(colour(3)), "b/2.png": png_bytes(colour(4))},
+    )
+    rgb = load_image_folder(tmp_path / "photos", image_size=16, channels=3).splits["all"]
+    grey = load_image_folder(tmp_path / "photos", image_size=16, channels=1).splits["all"]
+    assert rgb.images.shape == (2, 3, 16, 16) and grey.images.shape == (2, 1, 16, 16)
+    pil_grey = np.asarray(Image.fromarray(colour(3)).convert("L"), dtype=np.float32) / 255
+    assert np.abs(grey.images[0, 0].numpy() - pil_grey).max() <= 1 / 255
+
+
 @pytest.mark.parametrize("member", ["../evil.png", "/abs/evil.png", "a/../../evil.png"])
 def test_zip_path_traversal_is_refused(tmp_path, member):
     archive = tmp_path / "bad.zip"

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     num_threads: int = 0
     """Torch intra-op threads; 0 means one per available core."""
 
+    batch_memory_mb: int = 1024
+    """Activations one batch may keep for its backward pass; batches of a large network
+    (a DenseNet at 224 px) are cut to fit (``advguard.models.memory``)."""
+
     # --- service -------------------------------------------------------------------------
     frontend_dir: Path = REPOSITORY_ROOT / "frontend" / "dist"
     """The built web app, served by the API at ``/`` when the folder exists."""

@@ -129,8 +129,29 @@ def test_a_dataset_of_nifti_volumes_and_dicom_files_records_its_windows(client):
         (dataset_zip({"a/b.png": b"x"}, links=("a/link.png",)), 422, "symbolic link"),
         (dataset_zip({"a/readme.txt": b"x"}), 422, "no images found"),
         (dataset_zip(small_dataset())[:300], 422, "is a corrupt zip archive"),
+        (
+            dataset_zip(
+                {
+                    **small_dataset(),
+                    "scans/dark/photo.png": png_bytes(
+                        np.random.default_rng(1).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+                    ),
+                }
+            ),
+            422,
+            "'upload.zip' mixes colour and grey scans: 1 colour (scans/dark/photo.png) among 12",
+        ),
     ],
-    ids=["empty", "not-zip", "traversal", "absolute", "symlink", "no-images", "truncated"],
+    ids=[
+        "empty",
+        "not-zip",
+        "traversal",
+        "absolute",
+        "symlink",
+        "no-images",
+        "truncated",
+        "colour-among-grey",
+    ],
 )
 def test_bad_dataset_uploads_are_refused_and_leave_nothing(
     client, service_settings, payload, status, message

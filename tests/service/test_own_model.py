@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import run_job
+from exported_guard import run_without_advguard
 from PIL import Image
 from torch import nn
 
@@ -100,18 +102,22 @@ def torchscript_bytes(network: nn.Module, channels: int) -> bytes:
     return archive.getvalue()
 
 
-def test_an_outside_torchscript_network_goes_through_the_whole_service(client, worker):
+def test_an_outside_torchscript_network_goes_through_the_whole_service(client, worker, tmp_path):
     archive = io.BytesIO()
     torch.jit.save(outside_network(), archive)
-    through_the_service(client, archive.getvalue(), "outside.pt", "torchscript", channels=1)
+    through_the_service(
+        client, archive.getvalue(), "outside.pt", "torchscript", channels=1, work=tmp_path
+    )
 
 
 @pytest.mark.parametrize(("form", "channels"), [("torchscript", 1), ("onnx", 1), ("onnx", 3)])
-def test_a_monai_network_goes_through_the_whole_service(client, worker, form, channels):
+def test_a_monai_network_goes_through_the_whole_service(client, worker, form, channels, tmp_path):
     pytest.importorskip("monai")
     network = monai_network(channels)
     data = (onnx_bytes if form == "onnx" else torchscript_bytes)(network, channels)
-    scans, verdicts = through_the_service(client, data, f"resnet.{form}", form, channels)
+    scans, verdicts = through_the_service(
+        client, data, f"resnet.{form}", form, channels, work=tmp_path
+    )
     # What the service's classifier answered is what the network itself computes.
     with torch.no_grad():
         expected = network(scans.expand(-1, channels, -1, -1)).softmax(1)
@@ -122,10 +128,11 @@ def test_a_monai_network_goes_through_the_whole_service(client, worker, form, ch
 
 
 def through_the_service(
-    client, data: bytes, filename: str, origin: str, channels: int
+    client, data: bytes, filename: str, origin: str, channels: int, work: Path
 ) -> tuple[torch.Tensor, list[dict]]:
-    """Upload the model, then set, detector, robustness, predict and the live test's
-    attack over HTTP; return the grey scans sent to predict and its verdicts."""
+    """Upload the model, then set, detector, robustness, predict, the guard exported and
+    run without advguard, and the live test's attack, over HTTP; return the grey scans sent
+    to predict and its verdicts."""
     spec = {"class_names": BUNDLED_CLASS_NAMES, "in_channels": channels, "image_size": IMAGE_SIZE}
     answer = client.post(
         "/api/v1/models",
@@ -191,6 +198,19 @@ def through_the_service(
         assert set(verdict["class_probabilities"]) == set(BUNDLED_CLASS_NAMES)
         assert (verdict["label"] in BUNDLED_CLASS_NAMES) != verdict["is_adversarial"]
 
+    # Taken home: the exported guard, run without advguard, answers what predict answered.
+    exported = work / "guard.pt"
+    exported.write_bytes(client.get(f"/api/v1/detectors/{detector_id}/export").content)
+    grey = torch.stack(scans)
+    outputs, _ = run_without_advguard(
+        exported, grey.expand(-1, channels, -1, -1).contiguous(), len(scans), work / "run"
+    )
+    for k, verdict in enumerate(verdicts):
+        served = torch.tensor([verdict["class_probabilities"][c] for c in BUNDLED_CLASS_NAMES])
+        assert torch.allclose(outputs["class_probabilities"][k], served, atol=1e-4)
+        assert abs(float(outputs["score"][k]) - verdict["score"]) <= 1e-4
+        assert bool(outputs["is_adversarial"][k]) == verdict["is_adversarial"]
+
     # The live test: one scan attacked against the guard's classifier, both verdicts shown.
     answer = client.post(
         "/api/v1/attack",
@@ -202,4 +222,4 @@ def through_the_service(
     attacked = answer.json()
     assert attacked["linf"] <= 8 / 255 + 1e-6 and attacked["l2"] > 0
     assert set(attacked["adversarial"]["class_probabilities"]) == set(BUNDLED_CLASS_NAMES)
-    return torch.stack(scans), verdicts
+    return grey, verdicts

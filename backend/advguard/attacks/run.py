@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from advguard.attacks.base import Attack
 from advguard.data.dataset import ImageDataset
 from advguard.data.images import save_png, to_uint8
+from advguard.models.memory import fitting_batch_size
 from advguard.models.training import predict_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -115,13 +116,15 @@ def run_attack(
     describes what a PNG file of the result would hold.
     """
     goals = dataset.labels
+    total = len(dataset)
+    if total:
+        batch_size = fitting_batch_size(model, dataset.images.shape[1:], batch_size)
     if attack.targeted:
         if targets is None:
             raise ValueError("a targeted attack needs one target class per image")
         goals = targets
     start = time.perf_counter()
     batches = []
-    total = len(dataset)
     bar = tqdm(total=total, desc=attack.name, unit="img", disable=not show_progress, leave=False)
     for begin in range(0, total, batch_size):
         images = dataset.images[begin : begin + batch_size]

@@ -7,7 +7,8 @@ Accepted layouts (an optional single wrapping folder is ignored)::
 
 An image is a PNG, a JPEG or a DICOM file (``.dcm``, any transfer syntax pydicom decodes
 here); a NIfTI volume (``.nii``, ``.nii.gz``) gives one image per non-empty slice
-(:mod:`advguard.data.volumes`), named ``<file>#<axis>=<index>``.
+(:mod:`advguard.data.volumes`), named ``<file>#<axis>=<index>``. Scans of any size are
+padded to square and resized; a dataset is all grey or all colour.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from advguard.data.images import (
     ImageDecodeError,
     decode_dicom,
     decode_upload,
+    is_colour,
     is_dicom,
+    to_channels,
 )
 from advguard.data.volumes import DEFAULT_SLICE_AXIS, VolumeSlices, decode_nifti, is_nifti
 
@@ -138,8 +141,9 @@ def load_image_folder(
 
     Images are padded to square, resized to ``image_size`` and converted to ``channels``
     (1 or 3); volumes are cut into slices across ``slice_axis``. Files that cannot be
-    decoded are listed in ``skipped`` with the reason; the import fails only when nothing
-    usable is found.
+    decoded are listed in ``skipped`` with the reason; the import fails when nothing usable
+    is found, and when colour and grey scans are mixed (naming the files of the rarer kind):
+    sizes may differ, but grey turned colour or colour turned grey would differ by class.
     """
     source = Path(source)
     if not source.exists():
@@ -203,6 +207,8 @@ def _build(
             "<split>/<class>/<image> with PNG or JPEG files"
         )
     splits: dict[str, ImageDataset] = {}
+    colour: list[str] = []
+    grey: list[str] = []
     for split, classes in sorted(found.items()):
         images, labels, files = [], [], []
         for class_name, members in sorted(classes.items()):
@@ -219,8 +225,12 @@ def _build(
                         )
                         volumes.append(volume)
                         names = [f"{name}#{slice_axis}={k}" for k in volume.slices]
+                        grey.append(name)
                     else:
-                        slices = [_decode_scan(read(), name, channels, image_size, max_pixels)]
+                        # Decoded in colour, so that colour is seen before it is converted.
+                        scan = _decode_scan(read(), name, 3, image_size, max_pixels)
+                        (colour if is_colour(scan) else grey).append(name)
+                        slices = [to_channels(scan, channels)]
                         names = [name]
                 except ImageDecodeError as error:
                     skipped.append(SkippedFile(name, str(error)))
@@ -237,11 +247,26 @@ def _build(
             )
     if not splits:
         raise DatasetImportError(f"none of the image files in {source_name} could be read")
+    if colour and grey:
+        raise DatasetImportError(_mixed_message(source_name, colour, grey))
     if len(class_names) < 2:
         raise DatasetImportError(
             f"{source_name} has one class ({class_names[0]}); need two or more"
         )
     return FolderDataset(splits=splits, class_names=class_names, skipped=skipped, volumes=volumes)
+
+
+def _mixed_message(source_name: str, colour: list[str], grey: list[str]) -> str:
+    """Why a dataset of colour and grey scans is refused, with the files of the rarer kind."""
+    few, few_kind, many_kind = (
+        (colour, "colour", "grey") if len(colour) <= len(grey) else (grey, "grey", "colour")
+    )
+    shown = ", ".join(few[:5]) + (f" and {len(few) - 5} more" if len(few) > 5 else "")
+    return (
+        f"{source_name} mixes colour and grey scans: {len(few)} {few_kind} ({shown}) among "
+        f"{len(colour) + len(grey) - len(few)} {many_kind}. A model trained on such a mix can "
+        "learn the colour instead of the scan; make them one kind before zipping"
+    )
 
 
 def _is_scan(path: PurePosixPath) -> bool:

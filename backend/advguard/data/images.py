@@ -109,6 +109,32 @@ def decode_image(
     return resize_square(tensor, size) if size is not None else tensor
 
 
+COLOUR_TOLERANCE = 8 / 255
+"""Channels that differ by no more than this are grey: a grey scan saved as a colour JPEG
+differs by a level or two."""
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+"""ITU-R 601-2 luma, the weights of PIL's conversion to grey."""
+
+
+def is_colour(image: Tensor) -> bool:
+    """Whether a ``C×H×W`` image has colour in it, not just grey stored in three channels."""
+    if image.shape[0] == 1:
+        return False
+    return bool((image.amax(0) - image.amin(0)).max() > COLOUR_TOLERANCE)
+
+
+def to_channels(image: Tensor, channels: int) -> Tensor:
+    """A ``C×H×W`` image with ``channels`` (1 or 3) channels: grey repeated into three, or
+    colour turned grey with :data:`LUMA_WEIGHTS`."""
+    if image.shape[0] == channels:
+        return image
+    if channels == 3:
+        return image.expand(3, -1, -1).contiguous()
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=image.dtype).view(3, 1, 1)
+    return (image * weights).sum(0, keepdim=True).clamp_(0.0, 1.0)
+
+
 def to_uint8(images: Tensor) -> Tensor:
     """Quantise [0, 1] images to 8-bit the way a PNG writer does (round to nearest)."""
     return (images.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from advguard.detection.builder import CLEAN, AdversarialSet, ProgressCallback, silent_if_none
 from advguard.detection.density import CleanDensity
 from advguard.detection.features import DetectorFeatures
+from advguard.models.memory import fitting_batch_size
 
 WEIGHTS_FILE = "detector.safetensors"
 CONFIG_FILE = "detector.json"
@@ -177,6 +178,8 @@ class Detector(nn.Module):
         self.eval()
         device = next(self.parameters()).device
         outputs, class_logits, log_odds = [], [], []
+        if len(images):
+            batch_size = fitting_batch_size(self.features.classifier, images.shape[1:], batch_size)
         try:
             for start in range(0, len(images), batch_size):
                 features, logits = self.features.with_logits(
@@ -265,6 +268,8 @@ def extract_features(
 ) -> Tensor:
     """Features of ``images`` (uint8 or float in [0, 1]), batched, with a progress bar."""
     features.classifier.eval()
+    if len(images):
+        batch_size = fitting_batch_size(features.classifier, images.shape[1:], batch_size)
     outputs = []
     bar = tqdm(
         total=len(images), desc="features", unit="img", disable=not show_progress, leave=False

@@ -39,6 +39,7 @@ from advguard.data.dataset import ImageDataset
 from advguard.detection.detector import Detector
 from advguard.evaluation.metrics import Finite
 from advguard.evaluation.robustness import DEMO_EPSILONS, json_ready
+from advguard.models.memory import fitting_batch_size
 from advguard.models.training import predict_labels, predict_logits
 
 LEVELS = 255
@@ -386,6 +387,8 @@ def protected_accuracy(
         raise ValueError("no budgets to evaluate")
     check_count("batch_size", batch_size)
     images, labels = dataset.images, dataset.labels
+    if len(images):
+        batch_size = fitting_batch_size(classifier, images.shape[1:], batch_size)
     clean = _judge(classifier, detector, images, labels, batch_size)
     total = len(epsilons) * len(dataset)
     bar = tqdm(total=total, desc="adaptive", unit="img", disable=not show_progress, leave=False)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from advguard.data.dataset import ImageDataset, split_holdout
 from advguard.models.cnn import ModelSpec, build_model
+from advguard.models.memory import fitting_batch_size
 
 HOLDOUT_FRACTION = 0.2
 """Share of the training split that :func:`fit_classifier` holds out: the classifier never
@@ -117,7 +118,11 @@ def augment_batch(images: Tensor, generator: torch.Generator, strength: float = 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
-    """Logits for ``images`` in evaluation mode, batched, on the model's device."""
+    """Logits for ``images`` in evaluation mode, batched (``batch_size`` at most, fewer if
+    the network is large: :func:`fitting_batch_size`), on the model's device."""
+    if len(images) == 0:
+        return torch.empty(0)
+    batch_size = fitting_batch_size(model, images.shape[1:], batch_size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -128,7 +133,7 @@ def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 256) -> T
         ]
     finally:
         model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0)
+    return torch.cat(outputs)
 
 
 def predict_labels(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
