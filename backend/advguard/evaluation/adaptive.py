@@ -35,12 +35,14 @@ from tqdm.auto import tqdm
 from advguard.attacks import ProgressCallback, format_eps
 from advguard.attacks.base import Attack, attack_mode, check_count, check_positive
 from advguard.attacks.linf import PGD
+from advguard.config import get_settings
 from advguard.data.dataset import ImageDataset
 from advguard.detection.detector import Detector
 from advguard.evaluation.metrics import Finite
 from advguard.evaluation.robustness import DEMO_EPSILONS, json_ready
 from advguard.models.memory import fitting_batch_size
 from advguard.models.training import predict_labels, predict_logits
+from advguard.runtime import ResidentCeiling
 
 LEVELS = 255
 """Uploads are 8-bit: every image the attack returns, and every iterate it judges, lies on
@@ -186,7 +188,9 @@ class AdaptiveAttack(Attack):
         classes = None if self.detector is None else self.detector.features.likeliest_classes(x)
         best = x.clone()
         best_margin = torch.full((len(x),), -math.inf, device=x.device)
+        ceiling = ResidentCeiling(2 * get_settings().batch_memory_mb << 20)
         for step in range(self.steps + 1):
+            ceiling.check()
             rounded = round_into(x_adv.detach(), grid_lower, grid_upper)
             if step == self.steps:  # the last iterate is only judged: no graph to build
                 with torch.no_grad():
