@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.elements import TextClause
 
 BUNDLED_DATASET_ID = "bundled"
 
@@ -175,7 +176,8 @@ class Database:
 def add_missing_columns(engine: Engine) -> None:
     """Add the columns a newer version of a table has to a database made by an older one
     (``create_all`` makes missing tables only). Every added column has a server default,
-    so the rows already there stay valid; nothing is ever dropped or changed."""
+    so the rows already there stay valid; nothing is ever dropped, and only values that
+    cannot be read (see below) are changed."""
     existing = inspect(engine)
     with engine.begin() as connection:
         for table in Base.metadata.sorted_tables:
@@ -189,13 +191,35 @@ def add_missing_columns(engine: Engine) -> None:
                     raise RuntimeError(f"column {table.name}.{column.name} needs a server default")
                 kind = column.type.compile(dialect=engine.dialect)
                 default = (
-                    f" DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+                    f" DEFAULT {_sql_literal(column.server_default.arg)}"  # type: ignore[attr-defined]
                     if column.server_default is not None
                     else ""
                 )
                 connection.exec_driver_sql(
                     f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{default}'
                 )
+            # Earlier versions of this function stored '' in SQLite for a JSON default (on
+            # PostgreSQL they failed outright); '' is never JSON: it becomes that default.
+            for column in table.columns:
+                if (
+                    engine.dialect.name == "sqlite"
+                    and isinstance(column.type, JSON)
+                    and column.server_default is not None
+                ):
+                    literal = _sql_literal(column.server_default.arg)  # type: ignore[attr-defined]
+                    connection.exec_driver_sql(
+                        f'UPDATE "{table.name}" SET "{column.name}" = {literal} '
+                        f"WHERE \"{column.name}\" = ''"
+                    )
+
+
+def _sql_literal(value: object) -> str:
+    """A server default as ``CREATE TABLE`` writes it: SQL text as it is, any other value
+    as a quoted string (unquoted, SQLite read the JSON default ``[]`` as an empty name and
+    stored ``''``, which no JSON reader takes)."""
+    if isinstance(value, TextClause):
+        return value.text
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
