@@ -313,7 +313,8 @@ def test_demo_runs_the_whole_pipeline_on_a_folder(folder_dataset, tmp_path):
         "demo", "--data", str(folder_dataset), "--image-size", "32", "--epochs", "3",
         "--attacks", "fgsm,pgd", "--eps", "8/255", "--fraction", "0.3", "--skip-baselines",
         "--skip-leave-one-out", "--unseen-attacks", "", "--robustness-images", "6",
-        "--adversarial-epochs", "1", "--adaptive-images", "4", "--out", str(out), cwd=tmp_path,
+        "--adversarial-epochs", "1", "--adaptive-images", "4", "--adaptive-steps", "10",
+        "--out", str(out), cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "demo took" in result.stdout
@@ -335,6 +336,7 @@ def test_demo_runs_the_whole_pipeline_on_a_folder(folder_dataset, tmp_path):
     assert [m["name"] for m in comparison["models"]] == ["standard", "PGD-AT"]
     adaptive = json.loads((out / "report" / "adaptive" / "adaptive.json").read_text())["rows"]
     assert len(adaptive) == 2 * 3 * 3  # two classifiers × three settings × three budgets
+    assert {row["steps"] for row in adaptive} == {10}
 
 
 def test_demo_trains_the_classifier_exactly_as_train_does():

@@ -61,7 +61,7 @@ def command_demo(args: argparse.Namespace) -> None:
             sample.sample(args.adaptive_images, args.seed),
             guard.detector,
             DEMO_EPSILONS,
-            ADAPTIVE_STEPS,
+            args.adaptive_steps,
             args.seed,
             out / "report" / "adaptive",
         )
@@ -120,5 +120,11 @@ def add_demo(commands: Subcommands, settings: Settings) -> None:
         type=int,
         default=50,
         help="test images attacked adaptively, per setting and budget (default: 50)",
+    )
+    demo.add_argument(
+        "--adaptive-steps",
+        type=int,
+        default=ADAPTIVE_STEPS,
+        help=f"steps of the adaptive attack (default: {ADAPTIVE_STEPS})",
     )
     demo.set_defaults(handler=command_demo)
