@@ -310,11 +310,12 @@ def our_attacks(model: nn.Module, norm: str, eps: float) -> dict:
 
 @pytest.mark.parametrize(("norm", "eps"), [("Linf", 3 / 255), ("L2", 0.4)])
 def test_autoattack_and_its_components_against_torchattacks(trained_small, torchattacks, norm, eps):
-    """On the same model and images, each attack leaves at most 1 point more images robust
-    than its torchattacks 3.5.1 counterpart, AutoAttack included (ours at least as strong),
-    and never leaves its ball."""
+    """On the same model and images (64 the model gets right), each attack leaves at most
+    one image more robust than its torchattacks 3.5.1 counterpart, AutoAttack included
+    (ours at least as strong), and never leaves its ball."""
     model = trained_small.model
-    x, y = trained_small.correct.images, trained_small.correct.labels
+    x, y = trained_small.correct.images[:64], trained_small.correct.labels[:64]
+    assert len(x) == 64
     theirs = reference_attacks(torchattacks, model, norm, eps)
     rows = []
     for name, attack in our_attacks(model, norm, eps).items():
@@ -331,7 +332,7 @@ def test_autoattack_and_its_components_against_torchattacks(trained_small, torch
         )
     )
     for name, ours, reference in rows:
-        assert ours <= reference + 0.01, (name, ours, reference)
+        assert ours <= reference + 1 / len(x) + 1e-9, (name, ours, reference)
     # Its first part runs on the same images with the same seed: it can only add to it.
     robust = {name: ours for name, ours, _ in rows}
     assert robust["autoattack"] <= robust["apgd"]

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -157,51 +158,45 @@ def test_targeted_attack_uses_the_named_class(trained_model_dir, folder_dataset,
     assert all(row["success"] == str(row["predicted_after"] == "notumor") for row in rows)
 
 
+REFUSALS = [
+    (["attack", "--model", "nowhere", "--attack", "pgd", "--out", "x"], "does not exist"),
+    (["attack", "--model", "MODEL", "--attack", "pgd", "--eps", "-0.1", "--out", "x"], "budget '-0.1' must be 0 or more"),
+    (["attack", "--model", "MODEL", "--attack", "pgd", "--param", "nonsense=1", "--out", "x"], "bad parameter for pgd"),
+    (["attack", "--model", "MODEL", "--attack", "pgd", "--eps", "abc", "--out", "x"], "not a number"),
+    (["attack", "--model", "MODEL", "--attack", "cw", "--eps", "0.5", "--out", "x"], "cw is a minimal-perturbation attack"),
+    (["attack", "--model", "MODEL", "--attack", "pgd-l2", "--eps", "-1", "--out", "x"], "an L2 budget must be between 0 and 100"),
+    (["robustness", "--model", "MODEL", "--l2-eps", "0,5e3", "--out", "x"], "an L2 budget must be between 0 and 100"),
+    (["robustness", "--model", "MODEL", "--attacks", "pgd,zap", "--out", "r"], "unknown attack(s) zap"),
+    (["robustness", "--model", "MODEL", "--eps", "300", "--out", "r"], "more than the whole pixel range"),
+    (["robustness", "--model", "MODEL", "--defenses", "blur", "--out", "r"], "unknown defense 'blur'"),
+    (["train", "--data", "/no/such/folder"], "does not exist"),
+    (["build-set", "--model", "MODEL", "--attacks", "fgsm,zap", "--out", "x"], "unknown attack"),
+    (["build-set", "--model", "MODEL", "--fraction", "0", "--out", "x"], "fraction must be"),
+    (["train-detector", "--model", "MODEL", "--set", "nowhere", "--guard", "g"], "not an adversarial set"),
+    (["evaluate", "--guard", "nowhere", "--set", "nowhere", "--out", "r"], "does not exist"),
+]  # fmt: skip
+"""Bad command lines (``MODEL``: a trained model) and what the one-line error must say."""
+
+
+@pytest.fixture(scope="module")
+def refused(trained_model_dir, tmp_path_factory) -> list[subprocess.CompletedProcess[str]]:
+    """Every command line of :data:`REFUSALS` run, each in its own folder, as many at once
+    as there are cores: each is a fresh process that imports torch before it can refuse."""
+    model = str(trained_model_dir / "model")
+    runs = [
+        ([model if arg == "MODEL" else arg for arg in args], tmp_path_factory.mktemp("refused"))
+        for args, _ in REFUSALS
+    ]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(lambda run: advguard(*run[0], cwd=run[1]), runs))
+
+
 @pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["attack", "--model", "nowhere", "--attack", "pgd", "--out", "x"], "does not exist"),
-        (
-            ["attack", "--model", "MODEL", "--attack", "pgd", "--eps", "-0.1", "--out", "x"],
-            "budget '-0.1' must be 0 or more",
-        ),
-        (
-            [
-                "attack",
-                "--model",
-                "MODEL",
-                "--attack",
-                "pgd",
-                "--param",
-                "nonsense=1",
-                "--out",
-                "x",
-            ],
-            "bad parameter for pgd",
-        ),
-        (
-            ["attack", "--model", "MODEL", "--attack", "pgd", "--eps", "abc", "--out", "x"],
-            "not a number",
-        ),
-        (
-            ["attack", "--model", "MODEL", "--attack", "cw", "--eps", "0.5", "--out", "x"],
-            "cw is a minimal-perturbation attack",
-        ),
-        (
-            ["attack", "--model", "MODEL", "--attack", "pgd-l2", "--eps", "-1", "--out", "x"],
-            "an L2 budget must be between 0 and 100",
-        ),
-        (
-            ["robustness", "--model", "MODEL", "--l2-eps", "0,5e3", "--out", "x"],
-            "an L2 budget must be between 0 and 100",
-        ),
-        (["train", "--data", "/no/such/folder"], "does not exist"),
-    ],
+    "case", range(len(REFUSALS)), ids=[f"{args[0]}: {message}" for args, message in REFUSALS]
 )
-def test_errors_are_one_line_without_traceback(args, message, trained_model_dir, tmp_path):
-    args = [str(trained_model_dir / "model") if a == "MODEL" else a for a in args]
-    result = advguard(*args, cwd=tmp_path)
-    assert result.returncode == 2
+def test_bad_input_is_refused_in_one_line_without_traceback(case, refused):
+    message, result = REFUSALS[case][1], refused[case]
+    assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -256,23 +251,6 @@ def test_build_set_train_detector_evaluate(trained_model_dir, folder_dataset, tm
     assert (report / "adaptive" / "adaptive.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["build-set", "--model", "MODEL", "--attacks", "fgsm,zap", "--out", "x"], "unknown attack"),
-        (["build-set", "--model", "MODEL", "--fraction", "0", "--out", "x"], "fraction must be"),
-        (["train-detector", "--model", "MODEL", "--set", "nowhere", "--guard", "g"], "not an adversarial set"),
-        (["evaluate", "--guard", "nowhere", "--set", "nowhere", "--out", "r"], "does not exist"),
-    ],
-)  # fmt: skip
-def test_detection_commands_refuse_bad_input(args, message, trained_model_dir, tmp_path):
-    args = [str(trained_model_dir / "model") if a == "MODEL" else a for a in args]
-    result = advguard(*args, cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-
-
 def test_robustness_command_writes_curves(trained_model_dir, folder_dataset, tmp_path):
     out = tmp_path / "robustness"
     result = advguard(
@@ -287,22 +265,6 @@ def test_robustness_command_writes_curves(trained_model_dir, folder_dataset, tmp
     assert data["images"] == 20
     assert [len(curve["accuracy"]) for curve in data["curves"]] == [2] * 6
     assert (out / "robustness.png").stat().st_size > 0
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--attacks", "pgd,zap"], "unknown attack(s) zap"),
-        (["--eps", "300"], "more than the whole pixel range"),
-        (["--defenses", "blur"], "unknown defense 'blur'"),
-    ],
-)
-def test_robustness_command_refuses_bad_input(args, message, trained_model_dir, tmp_path):
-    model = str(trained_model_dir / "model")
-    result = advguard("robustness", "--model", model, "--out", "r", *args, cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_demo_runs_the_whole_pipeline_on_a_folder(folder_dataset, tmp_path):

@@ -263,6 +263,13 @@ def test_bad_model_description_is_explained(client, tmp_path):
         data={"spec": '{"class_names": ["a", "b"], "image_size": 32}'},
     )
     assert "expected (2, 2) logits" in error_of(answer, 422)
+    # A one-channel network declared as taking RGB: its first convolution refuses.
+    answer = client.post(
+        "/api/v1/models",
+        files={"file": ("model.pt", archive)},
+        data={"spec": '{"class_names": ["a", "b", "c"], "in_channels": 3, "image_size": 32}'},
+    )
+    assert "the model fails on a (2, 3, 32, 32) input: RuntimeError" in error_of(answer, 422)
 
 
 class OneHotOfArgmax(torch.nn.Module):
@@ -425,6 +432,12 @@ def test_predict_refuses_bad_images(client, pipeline, service_settings, redis_se
         (good[: len(good) // 2], 415, "corrupt or truncated"),
         (b"%PDF-1.4 a document, not a scan", 415, "not an image this service reads"),
         (make_dicom(np.ones((32, 32)))[:300], 415, "DICOM"),
+        # A DICOM whose pixel data element is renamed away: a report, not an image.
+        (
+            make_dicom(np.ones((4, 4))).replace(b"\xe0\x7f\x10\x00", b"\xe0\x7f\x11\x00"),
+            415,
+            "DICOM file has no pixel data",
+        ),
     ]
     for payload, status, message in cases:
         answer = predict(client, pipeline.detector_id, [("files", ("x.png", payload, "image/png"))])

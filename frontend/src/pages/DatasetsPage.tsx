@@ -55,7 +55,8 @@ function UploadDataset({ onUploaded }: { onUploaded: (dataset: DatasetDetail) =>
         A zip with one folder per class (<code>class/image.png</code>), or split folders (
         <code>train/class/…</code>, <code>test/class/…</code>). PNG, JPEG or DICOM (<code>.dcm</code>) images,
         or NIfTI volumes (<code>.nii.gz</code>: one image per non-empty slice, each volume windowed to its own
-        intensity range); unreadable files are listed, not fatal.
+        intensity range); unreadable files are listed, not fatal. Sizes may differ (padded to square and
+        resized); colour and grey scans may not be mixed.
       </p>
       <FileDrop
         label="Dataset zip"
