@@ -164,14 +164,20 @@ def test_bad_dataset_uploads_are_refused_and_leave_nothing(
     assert folders(service_settings.data_dir, "datasets") == before
 
 
-def test_upload_limits_and_bundled_set_protection(service_settings, redis_server):
-    tight = service_settings.model_copy(update={"max_dataset_bytes": 2000})
+def test_upload_limits_and_bundled_set_protection(service_settings, redis_server, tmp_path):
+    tight = service_settings.model_copy(update={"max_dataset_bytes": 2000, "max_model_bytes": 2000})
     with TestClient(create_app(tight)) as client:
         answer = client.post(
             "/api/v1/datasets",
             files={"file": ("big.zip", dataset_zip(small_dataset()), "application/zip")},
         )
         assert "larger than the limit" in error_of(answer, 413)
+        models_before = folders(tight.data_dir, "models")
+        archive = export_torchscript(build_model(SPEC).eval(), SPEC, tmp_path / "model.pt")
+        assert archive.stat().st_size > 2000
+        answer = client.post("/api/v1/models", files={"file": ("model.pt", archive.read_bytes())})
+        assert "larger than the limit" in error_of(answer, 413)
+        assert folders(tight.data_dir, "models") == models_before
         assert "cannot be deleted" in error_of(client.delete("/api/v1/datasets/bundled"), 409)
         assert "does not exist" in error_of(client.get("/api/v1/datasets/nope"), 404)
 
