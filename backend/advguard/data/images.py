@@ -192,16 +192,14 @@ def decode_dicom(
     values = apply_modality_lut(pixels, dataset)
     if "WindowCenter" in dataset or "VOILUTSequence" in dataset:
         values = apply_voi_lut(values, dataset)
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim == 3:  # RGB DICOM
-        values = values.mean(axis=-1) if channels == 1 else values
-    scaled = _stretch(values)
+    scaled = _stretch(np.asarray(values, dtype=np.float64))
     if getattr(dataset, "PhotometricInterpretation", "") == "MONOCHROME1":
         scaled = 1.0 - scaled
-    array = scaled[..., None] if scaled.ndim == 2 else scaled
-    if array.shape[-1] != channels:
-        array = np.repeat(array, channels, axis=-1)
+    array = scaled[..., None] if scaled.ndim == 2 else scaled  # H×W×3 for an RGB DICOM
     tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))
+    # Converted as datasets convert (they decode in colour, then call to_channels), so that
+    # predict sees a colour DICOM as the detector's training scans did.
+    tensor = to_channels(tensor, channels)
     return resize_square(tensor, size) if size is not None else tensor
 
 
