@@ -206,11 +206,15 @@ def add_missing_columns(engine: Engine) -> None:
                     and isinstance(column.type, JSON)
                     and column.server_default is not None
                 ):
-                    literal = _sql_literal(column.server_default.arg)  # type: ignore[attr-defined]
-                    connection.exec_driver_sql(
-                        f'UPDATE "{table.name}" SET "{column.name}" = {literal} '
-                        f"WHERE \"{column.name}\" = ''"
-                    )
+                    empty = f"\"{column.name}\" = ''"
+                    # Looked for first: every process opens the database, and an UPDATE
+                    # would take SQLite's write lock at each start even with nothing to mend.
+                    found = f'SELECT 1 FROM "{table.name}" WHERE {empty} LIMIT 1'
+                    if connection.exec_driver_sql(found).first():
+                        literal = _sql_literal(column.server_default.arg)  # type: ignore[attr-defined]
+                        connection.exec_driver_sql(
+                            f'UPDATE "{table.name}" SET "{column.name}" = {literal} WHERE {empty}'
+                        )
 
 
 def _sql_literal(value: object) -> str:
